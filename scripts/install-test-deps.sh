@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the QEMU guest tests need, when they are missing:
+# qemu-system-x86 (QEMU 7.2), a guest kernel (linux-image-amd64), busybox-static for the
+# initramfs, sg3-utils for SCSI checks inside the guest, qemu-utils (qemu-storage-daemon).
+set -euo pipefail
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx mkfs.ext2 || need+=(busybox-static)
+command -v sg_inq >/dev/null 2>&1 || need+=(sg3-utils)
+command -v qemu-storage-daemon >/dev/null 2>&1 || need+=(qemu-utils)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "install-test-deps: installing ${need[*]}"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"

@@ -1,0 +1,92 @@
+package io.jvhost.bdev;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A reusable I/O request: operation, byte range on the device, and a scatter-gather list of
+ * buffers given as (segment, offset, length) triples so that filling it allocates nothing.
+ * Owned by whoever pooled it (a virtqueue task); the block layer only reads it and calls
+ * {@link #complete(int)} once.
+ */
+public final class BlockRequest {
+    public enum Op { READ, WRITE, FLUSH, UNMAP, WRITE_ZEROES }
+
+    /** Receives the single completion of a submitted request. */
+    @FunctionalInterface
+    public interface Completion {
+        /** @param status 0 on success, -errno on failure */
+        void onComplete(BlockRequest request, int status);
+    }
+
+    private final MemorySegment[] segs;
+    private final long[] offsets;
+    private final long[] lengths;
+    private int count;
+
+    public Op op;
+    /** Device byte offset. */
+    public long offset;
+    /** Bytes covered on the device (for READ/WRITE the sum of the buffer lengths). */
+    public long length;
+    /** Owner's context, e.g. the task index. */
+    public int tag;
+    private Completion completion;
+
+    public BlockRequest(int maxSegments) {
+        segs = new MemorySegment[maxSegments];
+        offsets = new long[maxSegments];
+        lengths = new long[maxSegments];
+    }
+
+    public void completion(Completion c) {
+        this.completion = c;
+    }
+
+    public void reset(Op op, long offset) {
+        this.op = op;
+        this.offset = offset;
+        this.length = 0;
+        this.count = 0;
+    }
+
+    /** Appends a buffer; returns false when the list is full. */
+    public boolean addBuffer(MemorySegment seg, long off, long len) {
+        if (count == segs.length) return false;
+        segs[count] = seg;
+        offsets[count] = off;
+        lengths[count] = len;
+        count++;
+        length += len;
+        return true;
+    }
+
+    public int bufferCount() {
+        return count;
+    }
+
+    public int maxBuffers() {
+        return segs.length;
+    }
+
+    public MemorySegment bufferSegment(int i) {
+        return segs[i];
+    }
+
+    public long bufferOffset(int i) {
+        return offsets[i];
+    }
+
+    public long bufferLength(int i) {
+        return lengths[i];
+    }
+
+    /** Drops buffer references so a pooled request does not pin old guest mappings. */
+    public void clearBuffers() {
+        for (int i = 0; i < count; i++) segs[i] = null;
+        count = 0;
+    }
+
+    public void complete(int status) {
+        completion.onComplete(this, status);
+    }
+}

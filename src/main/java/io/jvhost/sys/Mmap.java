@@ -1,0 +1,71 @@
+package io.jvhost.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A shared mapping of (part of) a file descriptor, as a bounded {@link MemorySegment}. The
+ * segment belongs to its own shared arena: {@link #close()} unmaps and invalidates it, so a
+ * stale access fails with an exception instead of touching unmapped memory.
+ */
+public final class Mmap implements AutoCloseable {
+    public static final int PROT_READ = 1;
+    public static final int PROT_WRITE = 2;
+    public static final int MAP_SHARED = 1;
+
+    private final Arena arena;
+    private final MemorySegment segment;
+    private final long length;
+
+    private Mmap(Arena arena, MemorySegment segment, long length) {
+        this.arena = arena;
+        this.segment = segment;
+        this.length = length;
+    }
+
+    /**
+     * Maps {@code size} bytes of {@code fd} starting at file offset {@code offset} (any value:
+     * the mapping starts at the page below it and the returned segment starts exactly at it).
+     */
+    public static Mmap map(int fd, long offset, long size, boolean writable) {
+        if (size <= 0) throw new IllegalArgumentException("mapping size must be positive: " + size);
+        if (offset < 0) throw new IllegalArgumentException("negative mmap offset: " + offset);
+        long pageOff = offset & (Native.PAGE_SIZE - 1);
+        long mapLen = Math.addExact(size, pageOff);
+        int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+        MemorySegment addr;
+        try {
+            addr = (MemorySegment) Native.MMAP.invokeExact(Native.capture(), MemorySegment.NULL, mapLen, prot,
+                    MAP_SHARED, fd, offset - pageOff);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+        if (addr.address() == -1L) throw Native.fail("mmap(fd " + fd + ", offset " + offset + ", size " + size + ")");
+        Arena arena = Arena.ofShared();
+        final long base = addr.address();
+        MemorySegment whole = MemorySegment.ofAddress(base).reinterpret(mapLen, arena, s -> unmap(base, mapLen));
+        return new Mmap(arena, whole.asSlice(pageOff, size), size);
+    }
+
+    /** Anonymous-memory-like mapping backed by a new memfd (used by tests and the initiator). */
+    public static void unmap(long address, long length) {
+        try {
+            int r = (int) Native.MUNMAP.invokeExact(Native.capture(), MemorySegment.ofAddress(address), length);
+        } catch (Throwable t) {
+            // unmapping failure leaves a mapping behind; nothing else to do
+        }
+    }
+
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    public long length() {
+        return length;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

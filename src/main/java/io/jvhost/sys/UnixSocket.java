@@ -1,0 +1,330 @@
+package io.jvhost.sys;
+
+import java.io.EOFException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * An AF_UNIX stream socket with SCM_RIGHTS fd passing (recvmsg/sendmsg), as vhost-user needs.
+ * One thread reads and one thread writes at a time (each direction has its own buffers);
+ * {@link #shutdown()} may be called from any thread to unblock a reader.
+ *
+ * <pre>
+ * struct msghdr (x86_64, 56 bytes)          struct cmsghdr (16 bytes + data)
+ *   0 void*  msg_name                          0 size_t cmsg_len
+ *   8 u32    msg_namelen                       8 int    cmsg_level  (SOL_SOCKET = 1)
+ *  16 iovec* msg_iov                          12 int    cmsg_type   (SCM_RIGHTS = 1)
+ *  24 size_t msg_iovlen                       16 int    fds[]
+ *  32 void*  msg_control
+ *  40 size_t msg_controllen
+ *  48 int    msg_flags
+ * </pre>
+ */
+public final class UnixSocket implements AutoCloseable {
+    public static final int AF_UNIX = 1;
+    public static final int SOCK_STREAM = 1;
+    public static final int SOCK_CLOEXEC = 0x80000;
+    private static final int MSG_CTRUNC = 0x8;
+    private static final int MSG_NOSIGNAL = 0x4000;
+    private static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int SUN_PATH_MAX = 107;
+
+    /** Room for this many fds in one received message; more is treated as a protocol error. */
+    public static final int MAX_RECV_FDS = 16;
+    private static final long CMSG_SPACE_RECV = 16 + ((MAX_RECV_FDS * 4L + 7) & ~7L);
+
+    private final int fd;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment rxMsg, rxIov, rxControl;
+    private final MemorySegment txMsg, txIov, txControl;
+    private volatile boolean closed;
+
+    public UnixSocket(int fd) {
+        this.fd = fd;
+        rxMsg = arena.allocate(56, 8);
+        rxIov = arena.allocate(16, 8);
+        rxControl = arena.allocate(CMSG_SPACE_RECV, 8);
+        txMsg = arena.allocate(56, 8);
+        txIov = arena.allocate(16, 8);
+        txControl = arena.allocate(CMSG_SPACE_RECV, 8);
+    }
+
+    public int fd() {
+        return fd;
+    }
+
+    /** Result of one {@link #recv}: bytes read (0 at end of stream) and the fds that came with them. */
+    public record Received(int bytes, int[] fds) {}
+
+    private static final int[] NO_FDS = new int[0];
+
+    /**
+     * One recvmsg into {@code buf[0, len)}: returns what arrived (maybe fewer bytes) and any fds
+     * (already close-on-exec; the caller owns them). A truncated control message (too many fds)
+     * closes what did arrive and throws.
+     */
+    public Received recv(MemorySegment buf, long len) throws EOFException {
+        rxIov.set(ValueLayout.ADDRESS, 0, buf);
+        rxIov.set(ValueLayout.JAVA_LONG, 8, len);
+        rxMsg.fill((byte) 0);
+        rxMsg.set(ValueLayout.ADDRESS, 16, rxIov);
+        rxMsg.set(ValueLayout.JAVA_LONG, 24, 1L);
+        rxMsg.set(ValueLayout.ADDRESS, 32, rxControl);
+        rxMsg.set(ValueLayout.JAVA_LONG, 40, CMSG_SPACE_RECV);
+        rxControl.fill((byte) 0);
+        long n;
+        while (true) {
+            try {
+                n = (long) Native.RECVMSG.invokeExact(Native.capture(), fd, rxMsg, MSG_CMSG_CLOEXEC);
+            } catch (Throwable t) {
+                throw Native.rethrow(t);
+            }
+            if (n >= 0) break;
+            int e = Native.errno();
+            if (e == Errno.EINTR) continue;
+            if (closed) throw new EOFException("socket shut down");
+            throw new NativeException("recvmsg", e);
+        }
+        int[] fds = NO_FDS;
+        long controlLen = rxMsg.get(ValueLayout.JAVA_LONG, 40);
+        if (controlLen >= 16) {
+            long cmsgLen = rxControl.get(ValueLayout.JAVA_LONG, 0);
+            int level = rxControl.get(ValueLayout.JAVA_INT, 8);
+            int type = rxControl.get(ValueLayout.JAVA_INT, 12);
+            if (level == 1 && type == 1 && cmsgLen >= 16 && cmsgLen <= CMSG_SPACE_RECV) {
+                int count = (int) ((cmsgLen - 16) / 4);
+                fds = new int[count];
+                for (int i = 0; i < count; i++) fds[i] = rxControl.get(ValueLayout.JAVA_INT, 16 + 4L * i);
+            }
+        }
+        int flags = rxMsg.get(ValueLayout.JAVA_INT, 48);
+        if ((flags & MSG_CTRUNC) != 0) {
+            for (int f : fds) Fd.closeQuietly(f);
+            throw new ProtocolFdException("more than " + MAX_RECV_FDS + " file descriptors in one message (control data truncated)");
+        }
+        if (n == 0 && fds.length == 0) throw new EOFException("peer closed the connection");
+        return new Received((int) n, fds);
+    }
+
+    /** Reads exactly {@code len} bytes (no fds expected; fds arriving here are closed and reported). */
+    public void recvFully(MemorySegment buf, long len) throws EOFException {
+        long done = 0;
+        while (done < len) {
+            Received r = recv(buf.asSlice(done), len - done);
+            if (r.fds().length > 0) {
+                for (int f : r.fds()) Fd.closeQuietly(f);
+                throw new ProtocolFdException("file descriptors arrived in the middle of a message");
+            }
+            if (r.bytes() == 0) throw new EOFException("peer closed the connection mid-message");
+            done += r.bytes();
+        }
+    }
+
+    /** Sends {@code buf[0, len)} with {@code fds} attached (SCM_RIGHTS) to the first byte. */
+    public synchronized void send(MemorySegment buf, long len, int[] fds) {
+        if (fds.length > MAX_RECV_FDS) throw new IllegalArgumentException("too many fds: " + fds.length);
+        long sent = 0;
+        boolean first = true;
+        while (sent < len || (first && len == 0)) {
+            txIov.set(ValueLayout.ADDRESS, 0, buf.asSlice(sent));
+            txIov.set(ValueLayout.JAVA_LONG, 8, len - sent);
+            txMsg.fill((byte) 0);
+            txMsg.set(ValueLayout.ADDRESS, 16, txIov);
+            txMsg.set(ValueLayout.JAVA_LONG, 24, 1L);
+            if (first && fds.length > 0) {
+                long cmsgLen = 16 + 4L * fds.length;
+                txControl.fill((byte) 0);
+                txControl.set(ValueLayout.JAVA_LONG, 0, cmsgLen);
+                txControl.set(ValueLayout.JAVA_INT, 8, 1);
+                txControl.set(ValueLayout.JAVA_INT, 12, 1);
+                for (int i = 0; i < fds.length; i++) txControl.set(ValueLayout.JAVA_INT, 16 + 4L * i, fds[i]);
+                txMsg.set(ValueLayout.ADDRESS, 32, txControl);
+                txMsg.set(ValueLayout.JAVA_LONG, 40, (cmsgLen + 7) & ~7L);
+            }
+            long n;
+            try {
+                n = (long) Native.SENDMSG.invokeExact(Native.capture(), fd, txMsg, MSG_NOSIGNAL);
+            } catch (Throwable t) {
+                throw Native.rethrow(t);
+            }
+            if (n < 0) {
+                int e = Native.errno();
+                if (e == Errno.EINTR) continue;
+                throw new NativeException("sendmsg", e);
+            }
+            first = false;
+            sent += n;
+            if (len == 0) break;
+        }
+    }
+
+    public void send(MemorySegment buf, long len) {
+        send(buf, len, NO_FDS);
+    }
+
+    /** Shuts both directions down: a blocked {@link #recv} returns end of stream. Any thread. */
+    public void shutdown() {
+        closed = true;
+        try {
+            int r = (int) Native.SHUTDOWN.invokeExact(Native.capture(), fd, 2 /* SHUT_RDWR */);
+        } catch (Throwable t) {
+            // ignore
+        }
+    }
+
+    @Override
+    public void close() {
+        shutdown();
+        Fd.closeQuietly(fd);
+        arena.close();
+    }
+
+    // ---- creation ----
+
+    private static int newSocket() {
+        try {
+            int s = (int) Native.SOCKET.invokeExact(Native.capture(), AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (s < 0) throw Native.fail("socket(AF_UNIX)");
+            return s;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    private static MemorySegment sockaddr(Arena a, String path) {
+        byte[] p = path.getBytes(StandardCharsets.UTF_8);
+        if (p.length > SUN_PATH_MAX) {
+            throw new IllegalArgumentException("socket path is " + p.length + " bytes, longer than the "
+                    + SUN_PATH_MAX + " a Unix socket allows: " + path + " (use a shorter --socket-dir)");
+        }
+        MemorySegment sa = a.allocate(110, 8);
+        sa.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
+        MemorySegment.copy(p, 0, sa, ValueLayout.JAVA_BYTE, 2, p.length);
+        return sa;
+    }
+
+    /** Connects to a listening socket at {@code path}. */
+    public static UnixSocket connect(String path) {
+        int s = newSocket();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sa = sockaddr(a, path);
+            int r = (int) Native.CONNECT.invokeExact(Native.capture(), s, sa, 110);
+            if (r < 0) throw Native.fail("connect(" + path + ")");
+            return new UnixSocket(s);
+        } catch (Throwable t) {
+            Fd.closeQuietly(s);
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** A connected pair (socketpair(2)), used by tests and in-process peers. */
+    public static UnixSocket[] pair() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sv = a.allocate(8, 4);
+            int r = (int) Native.SOCKETPAIR.invokeExact(Native.capture(), AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+            if (r < 0) throw Native.fail("socketpair");
+            return new UnixSocket[] {new UnixSocket(sv.get(ValueLayout.JAVA_INT, 0)), new UnixSocket(sv.get(ValueLayout.JAVA_INT, 4))};
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** A listening socket bound to a filesystem path. */
+    public static final class Listener implements AutoCloseable {
+        private final int fd;
+        private final String path;
+        private volatile boolean closed;
+
+        private Listener(int fd, String path) {
+            this.fd = fd;
+            this.path = path;
+        }
+
+        /**
+         * Binds and listens at {@code path}. An existing socket file at the path is replaced only
+         * when nothing accepts connections on it (a stale socket from a dead process).
+         */
+        public static Listener bind(String path) {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment sa = sockaddr(a, path);
+                java.nio.file.Path p = java.nio.file.Path.of(path);
+                if (java.nio.file.Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    boolean live;
+                    try (UnixSocket probe = connect(path)) {
+                        live = true;
+                    } catch (RuntimeException e) {
+                        live = false;
+                    }
+                    if (live) throw new IllegalStateException("socket " + path + " is in use by another process");
+                    if (!java.nio.file.Files.isDirectory(p)) unlink(path);
+                }
+                int s = newSocket();
+                int r = (int) Native.BIND.invokeExact(Native.capture(), s, sa, 110);
+                if (r < 0) {
+                    NativeException e = Native.fail("bind(" + path + ")");
+                    Fd.closeQuietly(s);
+                    throw e;
+                }
+                r = (int) Native.LISTEN.invokeExact(Native.capture(), s, 16);
+                if (r < 0) {
+                    NativeException e = Native.fail("listen(" + path + ")");
+                    Fd.closeQuietly(s);
+                    throw e;
+                }
+                return new Listener(s, path);
+            } catch (Throwable t) {
+                throw Native.rethrow(t);
+            }
+        }
+
+        public String path() {
+            return path;
+        }
+
+        /** Blocks for the next connection; throws {@link EOFException} once closed. */
+        public UnixSocket accept() throws EOFException {
+            while (true) {
+                int c;
+                try {
+                    c = (int) Native.ACCEPT4.invokeExact(Native.capture(), fd, MemorySegment.NULL, MemorySegment.NULL, SOCK_CLOEXEC);
+                } catch (Throwable t) {
+                    throw Native.rethrow(t);
+                }
+                if (c >= 0) return new UnixSocket(c);
+                int e = Native.errno();
+                if (closed) throw new EOFException("listener closed");
+                if (e == Errno.EINTR || e == 103 /* ECONNABORTED */) continue;
+                throw new NativeException("accept4(" + path + ")", e);
+            }
+        }
+
+        /** Stops accepting (wakes a blocked {@link #accept}) and removes the socket file. */
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            try {
+                int r = (int) Native.SHUTDOWN.invokeExact(Native.capture(), fd, 2);
+            } catch (Throwable t) {
+                // ignore
+            }
+            Fd.closeQuietly(fd);
+            try {
+                unlink(path);
+            } catch (RuntimeException e) {
+                // already gone
+            }
+        }
+    }
+
+    static void unlink(String path) {
+        try (Arena a = Arena.ofConfined()) {
+            int r = (int) Native.UNLINK.invokeExact(Native.capture(), a.allocateFrom(path));
+            if (r < 0) throw Native.fail("unlink(" + path + ")");
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+}
