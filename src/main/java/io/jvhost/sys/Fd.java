@@ -44,6 +44,18 @@ public final class Fd {
         }
     }
 
+    /** Sets O_NONBLOCK on {@code fd} so a hostile peer's fd can never block a reactor. */
+    public static void setNonBlocking(int fd) {
+        try {
+            int fl = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 3 /* F_GETFL */, 0);
+            if (fl < 0) throw Native.fail("fcntl(F_GETFL, fd " + fd + ")");
+            int r = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 4 /* F_SETFL */, fl | 04000 /* O_NONBLOCK */);
+            if (r < 0) throw Native.fail("fcntl(F_SETFL, fd " + fd + ")");
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
     public static int open(String path, int flags, int mode) {
         try (Arena a = Arena.ofConfined()) {
             int r = (int) Native.OPEN.invokeExact(Native.capture(), a.allocateFrom(path), flags | O_CLOEXEC, mode);

@@ -1,0 +1,21 @@
+package io.jvhost.cli;
+
+import java.util.Set;
+
+/** Configures slf4j-simple before the first logger is created. */
+final class Logging {
+    private Logging() {}
+
+    static void configure(String level) {
+        String l = level.toLowerCase();
+        if (!Set.of("trace", "debug", "info", "warn", "error").contains(l)) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(new Main()),
+                    "unknown log level '" + level + "' (trace, debug, info, warn, error)");
+        }
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", l);
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+        System.setProperty("org.slf4j.simpleLogger.showShortLogName", "true");
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+    }
+}

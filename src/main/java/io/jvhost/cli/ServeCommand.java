@@ -1,0 +1,145 @@
+package io.jvhost.cli;
+
+import io.jvhost.rpc.JsonConfig;
+import io.jvhost.rpc.Methods;
+import io.jvhost.rpc.RpcException;
+import io.jvhost.runtime.IdleStrategy;
+import io.jvhost.target.Controller;
+import io.jvhost.target.VhostTarget;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code jvhost serve}: start the target. */
+@Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Start the vhost-user target and serve until SIGINT/SIGTERM.", "",
+                "With no options: a 256 MiB RAM disk (Malloc0) exposed as vhost-user-blk controller",
+                "'vhost.0', its socket in the current directory, and the QEMU command line to use it.",
+                "With --json: an SPDK-style JSON config (subsystems bdev / vhost_blk, SPDK method names).", ""})
+final class ServeCommand implements Callable<Integer> {
+    static volatile boolean keepRunning;
+
+    @Option(names = {"-S", "--socket-dir"}, paramLabel = "DIR", description = "Directory for controller sockets (named after the controller). Default: current directory.")
+    Path socketDir = Path.of(".");
+
+    @Option(names = {"-c", "--json"}, paramLabel = "FILE", description = "Load an SPDK-style JSON config (bdev_malloc_create, bdev_null_create, bdev_aio_create, vhost_create_blk_controller).")
+    Path json;
+
+    @Option(names = "--malloc", paramLabel = "SIZE", description = "Without --json: RAM disk size, e.g. 256M, 2G (default 256M).")
+    String mallocSize;
+
+    @Option(names = "--file", paramLabel = "PATH", description = "Without --json: serve this file or block device instead of a RAM disk.")
+    Path file;
+
+    @Option(names = "--null", paramLabel = "SIZE", description = "Without --json: serve a null disk of this size (no data kept; for benchmarks).")
+    String nullSize;
+
+    @Option(names = "--block-size", paramLabel = "BYTES", description = "Without --json: logical block size (default 512).")
+    int blockSize = 512;
+
+    @Option(names = "--ctrlr", paramLabel = "NAME", description = "Without --json: controller (and socket) name (default vhost.0).")
+    String ctrlr = "vhost.0";
+
+    @Option(names = "--readonly", description = "Without --json: expose the disk read-only.")
+    boolean readonly;
+
+    @Option(names = "--num-queues", paramLabel = "N", description = "Without --json: queues offered (GET_QUEUE_NUM, default 16); QEMU uses num-queues of them.")
+    int numQueues = 16;
+
+    @Option(names = {"-r", "--reactors"}, paramLabel = "N", description = "Reactor (poll) threads (default 1). Controllers pick one with cpumask.")
+    int reactors = 1;
+
+    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100% per reactor). Default: back off and sleep on kicks.")
+    boolean busyPoll;
+
+    @Option(names = {"-L", "--log-level"}, paramLabel = "LEVEL", description = "trace, debug, info (default), warn, error.")
+    String logLevel = "info";
+
+    @Override
+    public Integer call() throws Exception {
+        Logging.configure(logLevel);
+        if (!Files.isDirectory(socketDir)) {
+            System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it or pass -S DIR)");
+            return 2;
+        }
+        Path dir = socketDir.toAbsolutePath().normalize();
+        VhostTarget target = new VhostTarget(dir, reactors, busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF);
+        Methods methods = new Methods(target);
+        try {
+            if (json != null) {
+                int n = JsonConfig.load(json, methods);
+                System.err.println("jvhost: loaded " + n + " config entr" + (n == 1 ? "y" : "ies") + " from " + json);
+            } else {
+                defaultSetup(methods);
+            }
+        } catch (JsonConfig.ConfigException e) {
+            System.err.println("jvhost: bad config: " + e.getMessage());
+            target.close();
+            return 2;
+        } catch (RpcException e) {
+            System.err.println("jvhost: " + e.getMessage());
+            target.close();
+            return 2;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.err.println("jvhost: shutting down");
+            target.close();
+            stopped.countDown();
+        }, "shutdown"));
+        printQuickStart(target.controllers());
+        keepRunning = true;
+        stopped.await();
+        return 0;
+    }
+
+    private void defaultSetup(Methods methods) {
+        JsonNodeFactory f = JsonNodeFactory.instance;
+        String bdev;
+        int given = (file != null ? 1 : 0) + (nullSize != null ? 1 : 0) + (mallocSize != null ? 1 : 0);
+        if (given > 1) throw RpcException.invalidParams("choose one of --malloc, --file, --null");
+        if (file != null) {
+            bdev = "AIO0";
+            ObjectNode p = f.objectNode().put("name", bdev).put("filename", file.toString()).put("block_size", blockSize).put("readonly", readonly);
+            methods.call("bdev_aio_create", p);
+        } else if (nullSize != null) {
+            bdev = "Null0";
+            methods.call("bdev_null_create", f.objectNode().put("name", bdev).put("num_blocks", Sizes.parse(nullSize) / blockSize).put("block_size", blockSize));
+        } else {
+            bdev = "Malloc0";
+            long size = Sizes.parse(mallocSize == null ? "256M" : mallocSize);
+            methods.call("bdev_malloc_create", f.objectNode().put("name", bdev).put("num_blocks", size / blockSize).put("block_size", blockSize));
+        }
+        methods.call("vhost_create_blk_controller", f.objectNode().put("ctrlr", ctrlr).put("dev_name", bdev)
+                .put("readonly", readonly).put("num_queues", numQueues));
+    }
+
+    private static void printQuickStart(List<Controller> controllers) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("jvhost ").append(Main.VERSION).append(" serving ").append(controllers.size()).append(" controller(s):\n");
+        for (Controller c : controllers) sb.append("  ").append(c.name()).append("  ").append(c.socketPath()).append('\n');
+        if (!controllers.isEmpty()) {
+            sb.append("\nAttach a QEMU guest (guest RAM must be shared memory; the backend size must equal -m):\n");
+            sb.append("  qemu-system-x86_64 -machine q35,accel=kvm:tcg -smp 2 -m 1G \\\n");
+            sb.append("    -object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem \\\n");
+            int i = 0;
+            for (Controller c : controllers) {
+                sb.append("    -chardev socket,id=vhost").append(i).append(",path=").append(c.socketPath()).append(" \\\n");
+                sb.append("    -device vhost-user-blk-pci,chardev=vhost").append(i).append(",num-queues=2 \\\n");
+                i++;
+            }
+            sb.append("    ...your kernel/disk options...\n");
+        }
+        sb.append("\nStop with Ctrl-C (sockets are removed).");
+        System.out.println(sb);
+        System.out.flush();
+    }
+}

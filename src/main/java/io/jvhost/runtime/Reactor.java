@@ -1,0 +1,211 @@
+package io.jvhost.runtime;
+
+import io.jvhost.sys.Epoll;
+import io.jvhost.sys.EventFd;
+import io.jvhost.sys.Fd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A poll-mode reactor: one thread that runs its {@link Pollable}s in a loop. Other threads never
+ * touch a reactor's pollables; they {@link #call} commands that run on the reactor thread.
+ *
+ * <p>When a loop finds no work the reactor follows its {@link IdleStrategy}: spin, yield, then
+ * (if allowed) ask every pollable to re-enable notifications and sleep in epoll on the wake fds
+ * (virtqueue kick eventfds and its own command eventfd), so an idle target costs ~no CPU.
+ */
+public final class Reactor implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Reactor.class);
+    private static final long COMMAND_TAG = -1L;
+
+    private final int id;
+    private final IdleStrategy idle;
+    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
+    private final int commandFd = EventFd.create(true);
+    private final Epoll epoll = new Epoll(64);
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment scratch = EventFd.scratch(arena);
+    private final List<Pollable> pollables = new ArrayList<>();
+    private Pollable[] active = new Pollable[0];
+    private final AtomicBoolean sleeping = new AtomicBoolean();
+    private volatile boolean running = true;
+    private final Thread thread;
+
+    // statistics (written by the reactor thread)
+    private long busyLoops;
+    private long idleLoops;
+    private long sleeps;
+    private long wakeups;
+
+    public Reactor(int id, IdleStrategy idle) {
+        this.id = id;
+        this.idle = idle;
+        epoll.add(commandFd, Epoll.EPOLLIN, COMMAND_TAG);
+        thread = Thread.ofPlatform().name("reactor-" + id).daemon(true).unstarted(this::run);
+        thread.start();
+    }
+
+    public int id() {
+        return id;
+    }
+
+    public IdleStrategy idleStrategy() {
+        return idle;
+    }
+
+    public boolean onReactorThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    /** Runs {@code c} on the reactor thread; the future completes with its result or exception. */
+    public <T> CompletableFuture<T> call(Callable<T> c) {
+        CompletableFuture<T> f = new CompletableFuture<>();
+        if (!running) {
+            f.completeExceptionally(new IllegalStateException("reactor " + id + " is stopped"));
+            return f;
+        }
+        commands.add(() -> {
+            try {
+                f.complete(c.call());
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        });
+        wake();
+        return f;
+    }
+
+    /** Adds a pollable (reactor thread only; use {@link #call} from elsewhere). */
+    public void add(Pollable p) {
+        checkThread();
+        pollables.add(p);
+        active = pollables.toArray(new Pollable[0]);
+    }
+
+    public void remove(Pollable p) {
+        checkThread();
+        pollables.remove(p);
+        active = pollables.toArray(new Pollable[0]);
+    }
+
+    /** Registers an eventfd that should wake this reactor from sleep (reactor thread only). */
+    public void addWakeFd(int fd) {
+        checkThread();
+        epoll.add(fd, Epoll.EPOLLIN, fd);
+    }
+
+    public void removeWakeFd(int fd) {
+        checkThread();
+        try {
+            epoll.remove(fd);
+        } catch (RuntimeException e) {
+            // already gone (closed fds leave epoll by themselves)
+        }
+    }
+
+    private void checkThread() {
+        if (Thread.currentThread() != thread) throw new IllegalStateException("not on reactor-" + id);
+    }
+
+    private void wake() {
+        if (sleeping.get()) EventFd.signal(commandFd, scratch);
+    }
+
+    private int runCommands() {
+        int n = 0;
+        Runnable r;
+        while ((r = commands.poll()) != null) {
+            r.run();
+            n++;
+        }
+        return n;
+    }
+
+    private void run() {
+        long lastWork = System.nanoTime();
+        while (running) {
+            int work = 0;
+            try {
+                work = runCommands();
+                Pollable[] ps = active;
+                for (Pollable p : ps) work += p.poll();
+            } catch (Throwable t) {
+                // A pollable must not throw; if one does, keep the reactor alive and say so.
+                log.error("reactor-{}: unexpected error in poll loop (continuing)", id, t);
+            }
+            if (work > 0) {
+                busyLoops++;
+                lastWork = 0;
+                continue;
+            }
+            idleLoops++;
+            long now = System.nanoTime();
+            if (lastWork == 0) lastWork = now;
+            long idleFor = now - lastWork;
+            if (idleFor < idle.spinNanos()) {
+                Thread.onSpinWait();
+            } else if (idleFor < idle.spinNanos() + idle.yieldNanos() || !idle.sleep()) {
+                Thread.yield();
+            } else {
+                trySleep();
+                lastWork = 0;
+            }
+        }
+    }
+
+    private void trySleep() {
+        Pollable[] ps = active;
+        boolean canSleep = true;
+        for (Pollable p : ps) {
+            if (!p.prepareSleep()) canSleep = false;
+        }
+        if (canSleep) {
+            sleeping.set(true);
+            if (commands.isEmpty()) {
+                sleeps++;
+                int n = epoll.await(1000);
+                for (int i = 0; i < n; i++) {
+                    long tag = epoll.data(i);
+                    int fd = (int) tag;
+                    if ((epoll.events(i) & (Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0 && tag != COMMAND_TAG) {
+                        log.warn("reactor-{}: wake fd {} reports hang-up/error; no longer sleeping on it", id, fd);
+                        removeWakeFd(fd);
+                        continue;
+                    }
+                    EventFd.drain(tag == COMMAND_TAG ? commandFd : fd, scratch);
+                }
+                wakeups++;
+            }
+            sleeping.set(false);
+        }
+        for (Pollable p : ps) p.afterWake();
+    }
+
+    public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables) {}
+
+    public Stats stats() {
+        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length);
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        EventFd.signal(commandFd, scratch);
+        try {
+            thread.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        epoll.close();
+        Fd.closeQuietly(commandFd);
+    }
+}

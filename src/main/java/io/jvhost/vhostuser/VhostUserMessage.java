@@ -1,0 +1,112 @@
+package io.jvhost.vhostuser;
+
+import io.jvhost.sys.Fd;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.jvhost.vhostuser.VhostUserProtocol.*;
+
+/**
+ * One vhost-user message: header fields, a payload buffer and the fds that came with it. A
+ * reusable object owned by one connection thread; typed accessors read the payload with bounds
+ * already checked by {@link VhostUserCodec#validate}.
+ */
+public final class VhostUserMessage implements AutoCloseable {
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
+
+    private final Arena arena = Arena.ofShared();
+    /** Header followed by payload, contiguous so a message goes out in one sendmsg. */
+    final MemorySegment buffer = arena.allocate(HEADER_SIZE + MAX_PAYLOAD, 8);
+    public int requestCode;
+    public VhostUserRequest request = VhostUserRequest.UNKNOWN;
+    public int flags;
+    public int size;
+    private int[] fds = new int[0];
+
+    public MemorySegment payload() {
+        return buffer.asSlice(HEADER_SIZE, MAX_PAYLOAD);
+    }
+
+    public boolean needReply() {
+        return (flags & FLAG_NEED_REPLY) != 0;
+    }
+
+    public int[] fds() {
+        return fds;
+    }
+
+    void fds(int[] f) {
+        fds = f;
+    }
+
+    /** Takes ownership of fd {@code i} away from the message (it will not be closed by {@link #closeFds}). */
+    public int takeFd(int i) {
+        int f = fds[i];
+        fds[i] = -1;
+        return f;
+    }
+
+    /** Closes any fds not taken. */
+    public void closeFds() {
+        for (int i = 0; i < fds.length; i++) {
+            Fd.closeQuietly(fds[i]);
+            fds[i] = -1;
+        }
+    }
+
+    public long u64(int off) {
+        return buffer.get(U64, HEADER_SIZE + off);
+    }
+
+    public int u32(int off) {
+        return buffer.get(U32, HEADER_SIZE + off);
+    }
+
+    public byte u8(int off) {
+        return buffer.get(ValueLayout.JAVA_BYTE, HEADER_SIZE + off);
+    }
+
+    public void putU64(int off, long v) {
+        buffer.set(U64, HEADER_SIZE + off, v);
+    }
+
+    public void putU32(int off, int v) {
+        buffer.set(U32, HEADER_SIZE + off, v);
+    }
+
+    /** Starts a new message (request or reply) in this buffer. */
+    public void begin(VhostUserRequest req, int flags, int size) {
+        this.request = req;
+        this.requestCode = req.code;
+        this.flags = flags;
+        this.size = size;
+        buffer.asSlice(HEADER_SIZE, size).fill((byte) 0);
+    }
+
+    void writeHeader() {
+        buffer.set(U32, 0, requestCode);
+        buffer.set(U32, 4, flags);
+        buffer.set(U32, 8, size);
+    }
+
+    void readHeader() {
+        requestCode = buffer.get(U32, 0);
+        flags = buffer.get(U32, 4);
+        size = buffer.get(U32, 8);
+        request = VhostUserRequest.of(requestCode);
+    }
+
+    @Override
+    public void close() {
+        closeFds();
+        arena.close();
+    }
+
+    @Override
+    public String toString() {
+        return request + "(" + Integer.toUnsignedString(requestCode) + ") flags=0x" + Integer.toHexString(flags) + " size=" + Integer.toUnsignedString(size) + " fds=" + fds.length;
+    }
+}

@@ -1,0 +1,27 @@
+package io.jvhost.virtio;
+
+/**
+ * Why a descriptor chain or a ring was rejected. Constant reasons so the data path builds no
+ * strings; counted per queue.
+ */
+public enum ChainError {
+    NONE("ok"),
+    HEAD_OUT_OF_RANGE("head descriptor index >= queue size"),
+    NEXT_OUT_OF_RANGE("next descriptor index >= table size"),
+    LOOP("descriptor chain loops or is longer than its table"),
+    ADDRESS_OUT_OF_RANGE("buffer address outside guest memory"),
+    TOO_MANY_BUFFERS("chain has more buffers than the device accepts"),
+    READABLE_AFTER_WRITABLE("device-readable descriptor after a device-writable one"),
+    INDIRECT_NOT_NEGOTIATED("indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC"),
+    NESTED_INDIRECT("indirect descriptor inside an indirect table"),
+    INDIRECT_WITH_NEXT("descriptor has both INDIRECT and NEXT"),
+    BAD_INDIRECT_LENGTH("indirect table length is 0 or not a multiple of 16"),
+    AVAIL_INDEX_JUMP("available index moved by more than the queue size"),
+    DUPLICATE_HEAD("head is already in flight");
+
+    public final String reason;
+
+    ChainError(String reason) {
+        this.reason = reason;
+    }
+}

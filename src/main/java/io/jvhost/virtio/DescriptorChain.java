@@ -1,0 +1,154 @@
+package io.jvhost.virtio;
+
+import io.jvhost.bdev.BlockRequest;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A walked descriptor chain as a reusable flyweight: the guest buffers it names, already
+ * translated to (region segment, offset, length) and split at region boundaries, the
+ * device-readable ones first, then the device-writable ones (VIRTIO 1.2, 2.7.4.2). Filled by
+ * {@link SplitVirtQueue}; the device consumes it before the next chain is walked. No allocation.
+ *
+ * <p>The readable buffers form one byte stream and the writable buffers another; helpers below
+ * copy from / map ranges of those streams so devices never assume a particular framing.
+ */
+public final class DescriptorChain {
+    private final MemorySegment[] segs;
+    private final long[] offs;
+    private final long[] lens;
+    private int count;
+    private int firstWritable; // index of the first writable buffer (== count if none)
+    private long readableBytes;
+    private long writableBytes;
+    int head;
+    int descriptors;
+
+    // result of locate*()
+    private int locIndex;
+    private long locOffset;
+
+    public DescriptorChain(int capacity) {
+        segs = new MemorySegment[capacity];
+        offs = new long[capacity];
+        lens = new long[capacity];
+    }
+
+    void reset(int head) {
+        for (int i = 0; i < count; i++) segs[i] = null;
+        this.head = head;
+        count = 0;
+        firstWritable = 0;
+        readableBytes = 0;
+        writableBytes = 0;
+        descriptors = 0;
+    }
+
+    /** Appends a translated buffer; false when the chain has no room left. */
+    boolean add(MemorySegment seg, long off, long len, boolean writable) {
+        if (count == segs.length) return false;
+        segs[count] = seg;
+        offs[count] = off;
+        lens[count] = len;
+        count++;
+        if (writable) {
+            writableBytes += len;
+        } else {
+            readableBytes += len;
+            firstWritable = count;
+        }
+        return true;
+    }
+
+    public int head() { return head; }
+    public int bufferCount() { return count; }
+    public long readableBytes() { return readableBytes; }
+    public long writableBytes() { return writableBytes; }
+    public MemorySegment segment(int i) { return segs[i]; }
+    public long offset(int i) { return offs[i]; }
+    public long length(int i) { return lens[i]; }
+    public boolean writable(int i) { return i >= firstWritable; }
+
+    /** Copies {@code n} bytes at readable-stream position {@code pos} into {@code dst}; returns bytes copied. */
+    public long copyFromReadable(long pos, MemorySegment dst, long dstOff, long n) {
+        long copied = 0;
+        long skip = pos;
+        for (int i = 0; i < firstWritable && copied < n; i++) {
+            long len = lens[i];
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long take = Math.min(len - skip, n - copied);
+            MemorySegment.copy(segs[i], offs[i] + skip, dst, dstOff + copied, take);
+            copied += take;
+            skip = 0;
+        }
+        return copied;
+    }
+
+    /** Copies {@code n} bytes from {@code src} to writable-stream position {@code pos}; returns bytes copied. */
+    public long copyToWritable(long pos, MemorySegment src, long srcOff, long n) {
+        long copied = 0;
+        long skip = pos;
+        for (int i = firstWritable; i < count && copied < n; i++) {
+            long len = lens[i];
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long take = Math.min(len - skip, n - copied);
+            MemorySegment.copy(src, srcOff + copied, segs[i], offs[i] + skip, take);
+            copied += take;
+            skip = 0;
+        }
+        return copied;
+    }
+
+    /** Adds the readable-stream range {@code [pos, pos+len)} to {@code req}; false if it does not fit. */
+    public boolean addReadableRange(BlockRequest req, long pos, long len) {
+        return addRange(req, 0, firstWritable, pos, len);
+    }
+
+    /** Adds the writable-stream range {@code [pos, pos+len)} to {@code req}; false if it does not fit. */
+    public boolean addWritableRange(BlockRequest req, long pos, long len) {
+        return addRange(req, firstWritable, count, pos, len);
+    }
+
+    private boolean addRange(BlockRequest req, int from, int to, long pos, long n) {
+        long added = 0;
+        long skip = pos;
+        for (int i = from; i < to && added < n; i++) {
+            long len = lens[i];
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long take = Math.min(len - skip, n - added);
+            if (!req.addBuffer(segs[i], offs[i] + skip, take)) return false;
+            added += take;
+            skip = 0;
+        }
+        return added == n;
+    }
+
+    /**
+     * Finds writable-stream byte {@code pos}; afterwards {@link #locatedSegment()} and
+     * {@link #locatedOffset()} address it. Returns false when {@code pos} is past the end.
+     */
+    public boolean locateWritable(long pos) {
+        long skip = pos;
+        for (int i = firstWritable; i < count; i++) {
+            if (skip < lens[i]) {
+                locIndex = i;
+                locOffset = offs[i] + skip;
+                return true;
+            }
+            skip -= lens[i];
+        }
+        return false;
+    }
+
+    public MemorySegment locatedSegment() { return segs[locIndex]; }
+    public long locatedOffset() { return locOffset; }
+}

@@ -1,0 +1,14 @@
+package io.jvhost.virtio;
+
+/**
+ * Counters of one virtqueue. Written by the owning reactor thread only; other threads read them
+ * without synchronization for statistics (values may be slightly stale).
+ */
+public final class QueueStats {
+    public long requests;
+    public long chainErrors;
+    public long requestErrors;
+    public long calls;
+    public long callErrors;
+    public long kicks;
+}

@@ -1,0 +1,294 @@
+package io.jvhost.virtio;
+
+import io.jvhost.memory.GuestMemory;
+import io.jvhost.sys.EventFd;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+
+import static io.jvhost.virtio.SplitRing.*;
+
+/**
+ * The device side of one split virtqueue (VIRTIO 1.2, 2.7) in guest memory.
+ *
+ * <p>Owned by one reactor thread: {@link #poll}, {@link #complete}, {@link #flush} and the
+ * notification methods are called only from it. Construction (from the session's control thread)
+ * translates and checks the ring addresses once; the hot path then reads the rings through
+ * those segments and translates descriptor addresses through the {@link GuestMemory} snapshot.
+ *
+ * <p>Memory ordering lives here and only here: an acquire load of {@code avail->idx} before
+ * reading ring entries (2.7.13.3 / 2.7.6), a release store of {@code used->idx} after writing
+ * used elements (2.7.8), and a full fence between publishing used entries (or re-enabling
+ * kicks) and reading the driver's suppression fields (2.7.10, 2.7.7).
+ */
+public final class SplitVirtQueue {
+    /** Receives each valid chain; must consume the flyweight before returning. */
+    public interface ChainHandler {
+        void onChain(SplitVirtQueue queue, DescriptorChain chain);
+    }
+
+    private static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle();
+    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private final int index;
+    private final int size;
+    private final int mask;
+    private final GuestMemory memory;
+    private final MemorySegment desc;
+    private final MemorySegment avail;
+    private final MemorySegment used;
+    private final boolean eventIdx;
+    private final boolean indirect;
+    private final int callFd;
+    private final MemorySegment scratch;
+    private final DescriptorChain chain;
+    private final boolean[] inFlight;
+
+    private int lastAvail;      // next avail ring slot to consume (free-running u16)
+    private int usedIdx;        // shadow of used->idx including unpublished entries
+    private int publishedUsed;  // value last stored to used->idx
+    private int signalledUsed;
+    private boolean signalledValid;
+    private boolean notificationsEnabled = true;
+    private int inFlightCount;
+    private ChainError brokenReason = ChainError.NONE;
+    private ChainError lastError = ChainError.NONE;
+
+    public final QueueStats stats = new QueueStats();
+
+    /**
+     * @param descAddr  ring addresses as guest memory segments already resolved by the caller,
+     *                  see {@link #fromUserAddresses}
+     */
+    public SplitVirtQueue(int index, int size, GuestMemory memory, MemorySegment desc, MemorySegment avail, MemorySegment used,
+                          boolean eventIdx, boolean indirect, int lastAvail, int callFd, MemorySegment scratch, int maxBuffers) {
+        if (!validSize(size)) throw new IllegalArgumentException("queue size " + size + " is not a power of two in 1.." + MAX_QUEUE_SIZE);
+        this.index = index;
+        this.size = size;
+        this.mask = size - 1;
+        this.memory = memory;
+        this.desc = desc;
+        this.avail = avail;
+        this.used = used;
+        this.eventIdx = eventIdx;
+        this.indirect = indirect;
+        this.callFd = callFd;
+        this.scratch = scratch;
+        this.chain = new DescriptorChain(maxBuffers);
+        this.inFlight = new boolean[size];
+        this.lastAvail = lastAvail & 0xffff;
+        // The used index in guest memory is authoritative on (re)start (reconnect, table change).
+        this.usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
+        this.publishedUsed = usedIdx;
+    }
+
+    /**
+     * Resolves SET_VRING_ADDR's front-end virtual addresses against {@code memory} and builds the
+     * queue. Throws {@link IllegalArgumentException} saying which ring is unmapped or misaligned.
+     */
+    public static SplitVirtQueue fromUserAddresses(int index, int size, GuestMemory memory, long descUva, long availUva, long usedUva,
+                                                   boolean eventIdx, boolean indirect, int lastAvail, int callFd, MemorySegment scratch,
+                                                   int maxBuffers) {
+        if (!validSize(size)) throw new IllegalArgumentException("queue " + index + ": size " + size + " is not a power of two in 1.." + MAX_QUEUE_SIZE);
+        if ((descUva & 15) != 0) throw new IllegalArgumentException("queue " + index + ": descriptor table 0x" + Long.toHexString(descUva) + " not 16-byte aligned");
+        if ((availUva & 1) != 0) throw new IllegalArgumentException("queue " + index + ": available ring 0x" + Long.toHexString(availUva) + " not 2-byte aligned");
+        if ((usedUva & 3) != 0) throw new IllegalArgumentException("queue " + index + ": used ring 0x" + Long.toHexString(usedUva) + " not 4-byte aligned");
+        MemorySegment d = memory.sliceUva(descUva, descTableBytes(size));
+        MemorySegment a = memory.sliceUva(availUva, availBytes(size));
+        MemorySegment u = memory.sliceUva(usedUva, usedBytes(size));
+        if (d == null) throw new IllegalArgumentException("queue " + index + ": descriptor table 0x" + Long.toHexString(descUva) + " is not inside one guest memory region");
+        if (a == null) throw new IllegalArgumentException("queue " + index + ": available ring 0x" + Long.toHexString(availUva) + " is not inside one guest memory region");
+        if (u == null) throw new IllegalArgumentException("queue " + index + ": used ring 0x" + Long.toHexString(usedUva) + " is not inside one guest memory region");
+        return new SplitVirtQueue(index, size, memory, d, a, u, eventIdx, indirect, lastAvail, callFd, scratch, maxBuffers);
+    }
+
+    public int index() { return index; }
+    public int size() { return size; }
+    public int lastAvail() { return lastAvail; }
+    public int usedIndex() { return usedIdx; }
+    public int inFlight() { return inFlightCount; }
+    public boolean isBroken() { return brokenReason != ChainError.NONE; }
+    public ChainError brokenReason() { return brokenReason; }
+    /** The most recent chain error (for logging by the owner). */
+    public ChainError lastError() { return lastError; }
+    public GuestMemory memory() { return memory; }
+
+    /**
+     * Consumes up to {@code budget} available chains, handing each valid one to {@code handler}.
+     * Invalid chains are returned to the driver at once with length 0 and counted. Returns the
+     * number of chains consumed.
+     */
+    public int poll(ChainHandler handler, int budget) {
+        if (brokenReason != ChainError.NONE) return 0;
+        // 2.7.13.3: read idx with acquire so ring entries written before it are visible.
+        int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
+        int pending = (availIdx - lastAvail) & 0xffff;
+        if (pending == 0) return 0;
+        if (pending > size) {
+            markBroken(ChainError.AVAIL_INDEX_JUMP);
+            return 0;
+        }
+        int n = Math.min(pending, budget);
+        for (int k = 0; k < n; k++) {
+            int head = Short.toUnsignedInt(avail.get(LE16, AVAIL_RING + 2L * (lastAvail & mask)));
+            lastAvail = (lastAvail + 1) & 0xffff;
+            stats.requests++;
+            if (head >= size) {
+                // No valid head to return: the ring itself is corrupt.
+                markBroken(ChainError.HEAD_OUT_OF_RANGE);
+                return k;
+            }
+            if (inFlight[head]) {
+                markBroken(ChainError.DUPLICATE_HEAD);
+                return k;
+            }
+            inFlight[head] = true;
+            inFlightCount++;
+            ChainError err = walk(head);
+            if (err != ChainError.NONE) {
+                stats.chainErrors++;
+                lastError = err;
+                complete(head, 0);
+                continue;
+            }
+            handler.onChain(this, chain);
+        }
+        return n;
+    }
+
+    private ChainError walk(int head) {
+        DescriptorChain c = chain;
+        c.reset(head);
+        MemorySegment table = desc;
+        long tableBase = 0;
+        int tableSize = size;
+        int budget = size;
+        boolean inIndirect = false;
+        boolean seenWritable = false;
+        int idx = head;
+        GuestMemory mem = memory;
+        while (true) {
+            if (idx >= tableSize) return ChainError.NEXT_OUT_OF_RANGE;
+            if (budget-- == 0) return ChainError.LOOP;
+            long at = tableBase + (long) idx * DESC_SIZE;
+            // Read the whole descriptor once into locals (the guest may change it under us).
+            long addr = table.get(LE64, at + DESC_ADDR);
+            long len = Integer.toUnsignedLong(table.get(LE32, at + DESC_LEN));
+            int flags = Short.toUnsignedInt(table.get(LE16, at + DESC_FLAGS));
+            int next = Short.toUnsignedInt(table.get(LE16, at + DESC_NEXT));
+            c.descriptors++;
+            if ((flags & F_INDIRECT) != 0) {
+                if (!indirect) return ChainError.INDIRECT_NOT_NEGOTIATED;
+                if (inIndirect) return ChainError.NESTED_INDIRECT;
+                if ((flags & F_NEXT) != 0) return ChainError.INDIRECT_WITH_NEXT;
+                if (len == 0 || (len & 15) != 0 || len / DESC_SIZE > MAX_QUEUE_SIZE) return ChainError.BAD_INDIRECT_LENGTH;
+                int r = mem.regionOfGpa(addr);
+                if (r < 0 || Long.compareUnsigned(len, mem.contiguous(r, addr)) > 0) return ChainError.ADDRESS_OUT_OF_RANGE;
+                table = mem.segment(r);
+                tableBase = mem.offsetInRegion(r, addr);
+                tableSize = (int) (len / DESC_SIZE);
+                budget = tableSize;
+                inIndirect = true;
+                idx = 0;
+                continue;
+            }
+            boolean w = (flags & F_WRITE) != 0;
+            if (w) {
+                seenWritable = true;
+            } else if (seenWritable) {
+                return ChainError.READABLE_AFTER_WRITABLE;
+            }
+            while (len > 0) {
+                int r = mem.regionOfGpa(addr);
+                if (r < 0) return ChainError.ADDRESS_OUT_OF_RANGE;
+                long piece = Math.min(len, mem.contiguous(r, addr));
+                if (!c.add(mem.segment(r), mem.offsetInRegion(r, addr), piece, w)) return ChainError.TOO_MANY_BUFFERS;
+                addr += piece;
+                len -= piece;
+            }
+            if ((flags & F_NEXT) == 0) return ChainError.NONE;
+            idx = next;
+        }
+    }
+
+    /** Returns chain {@code head} to the driver with {@code len} bytes written. Not yet published. */
+    public void complete(int head, int len) {
+        if (head < 0 || head >= size || !inFlight[head]) {
+            throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
+        }
+        inFlight[head] = false;
+        inFlightCount--;
+        long at = USED_RING + (long) USED_ELEM_SIZE * (usedIdx & mask);
+        used.set(LE32, at, head);
+        used.set(LE32, at + 4, len);
+        usedIdx = (usedIdx + 1) & 0xffff;
+    }
+
+    /**
+     * Publishes completed entries (release store of used->idx) and signals the call eventfd if
+     * the driver wants an interrupt. Returns 1 if it signalled, else 0. One call per batch.
+     */
+    public int flush() {
+        if (usedIdx == publishedUsed) return 0;
+        int old = publishedUsed;
+        U16.setRelease(used, (long) USED_IDX, (short) usedIdx);
+        publishedUsed = usedIdx;
+        // 2.7.10: the used index must be visible before we read the driver's suppression state.
+        VarHandle.fullFence();
+        boolean notify;
+        if (eventIdx) {
+            int usedEvent = Short.toUnsignedInt(avail.get(LE16, usedEventOffset(size)));
+            int oldSig = signalledValid ? signalledUsed : old;
+            notify = !signalledValid || needEvent(usedEvent, usedIdx, oldSig);
+            signalledUsed = usedIdx;
+            signalledValid = true;
+        } else {
+            notify = (Short.toUnsignedInt(avail.get(LE16, AVAIL_FLAGS)) & AVAIL_F_NO_INTERRUPT) == 0;
+        }
+        if (notify && callFd >= 0) {
+            stats.calls++;
+            if (EventFd.signal(callFd, scratch) < 0) stats.callErrors++;
+            return 1;
+        }
+        return 0;
+    }
+
+    /** Asks the driver not to kick (we are polling). */
+    public void disableNotifications() {
+        if (!notificationsEnabled) return;
+        notificationsEnabled = false;
+        if (!eventIdx) used.set(LE16, USED_FLAGS, (short) USED_F_NO_NOTIFY);
+        // Under EVENT_IDX a stale avail_event already suppresses kicks.
+    }
+
+    /**
+     * Asks the driver to kick on new buffers, then re-checks the ring: returns true when buffers
+     * arrived meanwhile (the caller must not sleep).
+     */
+    public boolean enableNotifications() {
+        notificationsEnabled = true;
+        if (eventIdx) {
+            used.set(LE16, availEventOffset(size), (short) lastAvail);
+        } else {
+            used.set(LE16, USED_FLAGS, (short) 0);
+        }
+        // 2.7.7/2.7.10: our flag/avail_event store must be visible before re-reading avail->idx.
+        VarHandle.fullFence();
+        return hasPending();
+    }
+
+    public boolean hasPending() {
+        if (brokenReason != ChainError.NONE) return false;
+        int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
+        return availIdx != lastAvail;
+    }
+
+    private void markBroken(ChainError why) {
+        brokenReason = why;
+        lastError = why;
+        stats.chainErrors++;
+    }
+}
