@@ -14,14 +14,24 @@ public final class MemoryRegion implements AutoCloseable {
     private final long size;
     private final long userAddr;
     private final long mmapOffset;
-    private final Mmap mapping;
+    private final MemorySegment segment;
+    private final AutoCloseable owner;
 
-    public MemoryRegion(long guestPhysAddr, long size, long userAddr, long mmapOffset, Mmap mapping) {
+    private MemoryRegion(long guestPhysAddr, long size, long userAddr, long mmapOffset, MemorySegment segment, AutoCloseable owner) {
         this.guestPhysAddr = guestPhysAddr;
         this.size = size;
         this.userAddr = userAddr;
         this.mmapOffset = mmapOffset;
-        this.mapping = mapping;
+        this.segment = segment;
+        this.owner = owner;
+    }
+
+    /**
+     * A region over memory we already have (tests, the initiator's own view): {@link #close()}
+     * leaves {@code segment} alone.
+     */
+    public static MemoryRegion ofSegment(long guestPhysAddr, long userAddr, MemorySegment segment) {
+        return new MemoryRegion(guestPhysAddr, segment.byteSize(), userAddr, 0, segment, null);
     }
 
     /**
@@ -39,7 +49,8 @@ public final class MemoryRegion implements AutoCloseable {
         if (mmapOffset < 0 || mmapOffset + size < 0) {
             throw new IllegalArgumentException("memory region mmap_offset 0x" + Long.toHexString(mmapOffset) + " out of range");
         }
-        return new MemoryRegion(guestPhysAddr, size, userAddr, mmapOffset, Mmap.map(fd, mmapOffset, size, true));
+        Mmap m = Mmap.map(fd, mmapOffset, size, true);
+        return new MemoryRegion(guestPhysAddr, size, userAddr, mmapOffset, m.segment(), m);
     }
 
     public long guestPhysAddr() { return guestPhysAddr; }
@@ -49,12 +60,16 @@ public final class MemoryRegion implements AutoCloseable {
 
     /** The mapped bytes, exactly {@link #size()} long. */
     public MemorySegment segment() {
-        return mapping.segment();
+        return segment;
     }
 
     @Override
     public void close() {
-        mapping.close();
+        try {
+            if (owner != null) owner.close();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override

@@ -1,0 +1,201 @@
+package io.jvhost.initiator;
+
+import io.jvhost.sys.UnixSocket;
+import io.jvhost.vhostuser.VhostUserConnection;
+import io.jvhost.vhostuser.VhostUserMessage;
+import io.jvhost.vhostuser.VhostUserProtocolException;
+import io.jvhost.vhostuser.VhostUserRequest;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+
+import static io.jvhost.vhostuser.VhostUserProtocol.*;
+
+/**
+ * The front-end half of vhost-user (what QEMU does): a blocking request/reply client over the
+ * shared codec. When REPLY_ACK is negotiated every request without its own reply asks for an
+ * ack, and a NACK becomes an {@link IOException}. One thread at a time.
+ */
+public final class VhostUserFrontend implements AutoCloseable {
+    private final VhostUserConnection conn;
+    private final VhostUserMessage out = new VhostUserMessage();
+    private final VhostUserMessage in = new VhostUserMessage();
+    private boolean replyAck;
+
+    public VhostUserFrontend(UnixSocket socket) {
+        this.conn = new VhostUserConnection(socket, false);
+    }
+
+    public static VhostUserFrontend connect(String path) {
+        return new VhostUserFrontend(UnixSocket.connect(path));
+    }
+
+    public VhostUserConnection connection() {
+        return conn;
+    }
+
+    /** From now on, ask for acks (call after SET_PROTOCOL_FEATURES with REPLY_ACK). */
+    public void useReplyAck(boolean on) {
+        replyAck = on;
+    }
+
+    private void request(VhostUserRequest req, int size, int... fds) throws IOException {
+        out.requestCode = req.code;
+        out.request = req;
+        out.flags = VERSION | (replyAck ? FLAG_NEED_REPLY : 0);
+        out.size = size;
+        conn.send(out, fds);
+        if (replyAck) {
+            receiveReply(req);
+            if (in.u64(0) != 0) throw new IOException(req + " was rejected by the back-end (ack " + in.u64(0) + ")");
+        }
+    }
+
+    private void receiveReply(VhostUserRequest req) throws IOException {
+        try {
+            conn.receive(in);
+        } catch (VhostUserProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        } catch (EOFException e) {
+            throw new IOException("back-end closed the connection while we waited for the reply to " + req, e);
+        }
+        in.closeFds();
+        if (in.requestCode != req.code) throw new IOException("reply to " + in.request + " where " + req + " was expected");
+    }
+
+    private long getU64(VhostUserRequest req) throws IOException {
+        out.begin(req, VERSION, 0);
+        conn.send(out);
+        receiveReply(req);
+        if (in.size != 8) throw new IOException(req + " reply has " + in.size + " bytes, expected 8");
+        return in.u64(0);
+    }
+
+    private void setU64(VhostUserRequest req, long v, int... fds) throws IOException {
+        out.begin(req, VERSION, 8);
+        out.putU64(0, v);
+        request(req, 8, fds);
+    }
+
+    public long getFeatures() throws IOException { return getU64(VhostUserRequest.GET_FEATURES); }
+    public void setFeatures(long f) throws IOException { setU64(VhostUserRequest.SET_FEATURES, f); }
+    public long getProtocolFeatures() throws IOException { return getU64(VhostUserRequest.GET_PROTOCOL_FEATURES); }
+    public void setProtocolFeatures(long f) throws IOException { setU64(VhostUserRequest.SET_PROTOCOL_FEATURES, f); }
+    public long getQueueNum() throws IOException { return getU64(VhostUserRequest.GET_QUEUE_NUM); }
+    public long getMaxMemSlots() throws IOException { return getU64(VhostUserRequest.GET_MAX_MEM_SLOTS); }
+
+    public void setOwner() throws IOException {
+        out.begin(VhostUserRequest.SET_OWNER, VERSION, 0);
+        request(VhostUserRequest.SET_OWNER, 0);
+    }
+
+    /** SET_MEM_TABLE with one region per shared memory. */
+    public void setMemTable(SharedMemory... mems) throws IOException {
+        int size = MEM_TABLE_HEADER + MEM_REGION_SIZE * mems.length;
+        out.begin(VhostUserRequest.SET_MEM_TABLE, VERSION, size);
+        out.putU32(0, mems.length);
+        int[] fds = new int[mems.length];
+        for (int i = 0; i < mems.length; i++) {
+            int off = MEM_TABLE_HEADER + i * MEM_REGION_SIZE;
+            out.putU64(off, mems[i].gpaBase());
+            out.putU64(off + 8, mems[i].size());
+            out.putU64(off + 16, mems[i].userAddr());
+            out.putU64(off + 24, 0);
+            fds[i] = mems[i].fd();
+        }
+        request(VhostUserRequest.SET_MEM_TABLE, size, fds);
+    }
+
+    /** ADD_MEM_REG of a region: {@code size} bytes at file offset {@code mmapOffset} of {@code mem}. */
+    public void addMemRegion(SharedMemory mem, long gpa, long mmapOffset, long size) throws IOException {
+        memRegion(VhostUserRequest.ADD_MEM_REG, mem, gpa, mmapOffset, size, true);
+    }
+
+    public void removeMemRegion(SharedMemory mem, long gpa, long mmapOffset, long size) throws IOException {
+        memRegion(VhostUserRequest.REM_MEM_REG, mem, gpa, mmapOffset, size, false);
+    }
+
+    private void memRegion(VhostUserRequest req, SharedMemory mem, long gpa, long mmapOffset, long size, boolean withFd) throws IOException {
+        out.begin(req, VERSION, 8 + MEM_REGION_SIZE);
+        out.putU64(8, gpa);
+        out.putU64(16, size);
+        out.putU64(24, mem.userAddr() + mmapOffset);
+        out.putU64(32, mmapOffset);
+        if (withFd) request(req, 8 + MEM_REGION_SIZE, mem.fd());
+        else request(req, 8 + MEM_REGION_SIZE);
+    }
+
+    private void vringState(VhostUserRequest req, int index, int num) throws IOException {
+        out.begin(req, VERSION, VRING_STATE_SIZE);
+        out.putU32(0, index);
+        out.putU32(4, num);
+        request(req, VRING_STATE_SIZE);
+    }
+
+    public void setVringNum(int index, int num) throws IOException { vringState(VhostUserRequest.SET_VRING_NUM, index, num); }
+    public void setVringBase(int index, int base) throws IOException { vringState(VhostUserRequest.SET_VRING_BASE, index, base); }
+    public void setVringEnable(int index, boolean on) throws IOException { vringState(VhostUserRequest.SET_VRING_ENABLE, index, on ? 1 : 0); }
+
+    public void setVringAddr(int index, long descUva, long usedUva, long availUva) throws IOException {
+        out.begin(VhostUserRequest.SET_VRING_ADDR, VERSION, VRING_ADDR_SIZE);
+        out.putU32(0, index);
+        out.putU32(4, 0);
+        out.putU64(8, descUva);
+        out.putU64(16, usedUva);
+        out.putU64(24, availUva);
+        out.putU64(32, 0);
+        request(VhostUserRequest.SET_VRING_ADDR, VRING_ADDR_SIZE);
+    }
+
+    /** fd -1 sends the "no fd" flag (polling). */
+    public void setVringKick(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_KICK, index, fd); }
+    public void setVringCall(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_CALL, index, fd); }
+
+    private void vringFile(VhostUserRequest req, int index, int fd) throws IOException {
+        long v = index & VRING_FILE_INDEX_MASK;
+        if (fd < 0) {
+            setU64(req, v | VRING_FILE_NOFD);
+        } else {
+            setU64(req, v, fd);
+        }
+    }
+
+    /** GET_VRING_BASE: stops the ring and returns its next available index. */
+    public int getVringBase(int index) throws IOException {
+        out.begin(VhostUserRequest.GET_VRING_BASE, VERSION, VRING_STATE_SIZE);
+        out.putU32(0, index);
+        conn.send(out);
+        receiveReply(VhostUserRequest.GET_VRING_BASE);
+        return in.u32(4);
+    }
+
+    /** GET_CONFIG of {@code size} bytes from offset 0; returns the bytes. */
+    public byte[] getConfig(int size) throws IOException {
+        out.begin(VhostUserRequest.GET_CONFIG, VERSION, CONFIG_HEADER + size);
+        out.putU32(0, 0);
+        out.putU32(4, size);
+        conn.send(out);
+        receiveReply(VhostUserRequest.GET_CONFIG);
+        int got = in.u32(4);
+        if (in.size != CONFIG_HEADER + got) throw new IOException("GET_CONFIG reply size " + in.size + " does not match its header (" + got + ")");
+        byte[] b = new byte[got];
+        MemorySegment.copy(in.payload(), java.lang.foreign.ValueLayout.JAVA_BYTE, CONFIG_HEADER, b, 0, got);
+        return b;
+    }
+
+    public void setConfig(int offset, byte[] data) throws IOException {
+        out.begin(VhostUserRequest.SET_CONFIG, VERSION, CONFIG_HEADER + data.length);
+        out.putU32(0, offset);
+        out.putU32(4, data.length);
+        MemorySegment.copy(data, 0, out.payload(), java.lang.foreign.ValueLayout.JAVA_BYTE, CONFIG_HEADER, data.length);
+        request(VhostUserRequest.SET_CONFIG, CONFIG_HEADER + data.length);
+    }
+
+    @Override
+    public void close() {
+        conn.close();
+        in.close();
+        out.close();
+    }
+}

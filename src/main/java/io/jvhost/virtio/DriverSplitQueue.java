@@ -1,0 +1,191 @@
+package io.jvhost.virtio;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+
+import static io.jvhost.virtio.SplitRing.*;
+
+/**
+ * The driver side of a split virtqueue (VIRTIO 1.2, 2.7.13) over rings in memory we own: used by
+ * the initiator and by tests that play the guest. Owned by one thread.
+ *
+ * <p>Ordering (the driver's half of {@link SplitVirtQueue}'s): ring entries are written before a
+ * release store of {@code avail->idx}; {@code used->idx} is read with acquire before used
+ * elements; a full fence separates publishing from reading the device's kick suppression.
+ *
+ * <p>The rings are given as segments plus the guest-physical address of the descriptor table
+ * base (descriptors hold guest-physical buffer addresses the caller supplies).
+ */
+public final class DriverSplitQueue {
+    /** Receives used elements. */
+    public interface UsedHandler {
+        void onUsed(int head, int len);
+    }
+
+    private static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle();
+    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private final int size;
+    private final int mask;
+    private final MemorySegment desc, avail, used;
+    private final boolean eventIdx;
+    private final int[] nextFree;
+    private final int[] chainLength;
+    private int freeHead;
+    private int numFree;
+    private int availIdx;
+    private int kickedAvail;
+    private int lastUsed;
+    // chain under construction
+    private int buildHead = -1, buildTail = -1, buildCount;
+
+    public DriverSplitQueue(int size, MemorySegment desc, MemorySegment avail, MemorySegment used, boolean eventIdx) {
+        if (!validSize(size)) throw new IllegalArgumentException("queue size " + size);
+        this.size = size;
+        this.mask = size - 1;
+        this.desc = desc;
+        this.avail = avail;
+        this.used = used;
+        this.eventIdx = eventIdx;
+        nextFree = new int[size];
+        chainLength = new int[size];
+        for (int i = 0; i < size; i++) nextFree[i] = i + 1;
+        numFree = size;
+        desc.asSlice(0, descTableBytes(size)).fill((byte) 0);
+        avail.asSlice(0, availBytes(size)).fill((byte) 0);
+        used.asSlice(0, usedBytes(size)).fill((byte) 0);
+    }
+
+    public int size() { return size; }
+    public int freeDescriptors() { return numFree; }
+    public int availIndex() { return availIdx; }
+
+    /** Starts a chain; returns false when fewer than {@code descriptors} descriptors are free. */
+    public boolean begin(int descriptors) {
+        if (buildHead != -1) throw new IllegalStateException("chain already open");
+        if (descriptors > numFree || descriptors <= 0) return false;
+        buildCount = 0;
+        return true;
+    }
+
+    /** Adds one buffer to the open chain. */
+    public void add(long gpa, int len, boolean writable) {
+        int d = freeHead;
+        freeHead = nextFree[d];
+        numFree--;
+        long at = (long) d * DESC_SIZE;
+        desc.set(LE64, at + DESC_ADDR, gpa);
+        desc.set(LE32, at + DESC_LEN, len);
+        desc.set(LE16, at + DESC_FLAGS, (short) (writable ? F_WRITE : 0));
+        desc.set(LE16, at + DESC_NEXT, (short) 0);
+        if (buildHead == -1) {
+            buildHead = d;
+        } else {
+            long tat = (long) buildTail * DESC_SIZE;
+            desc.set(LE16, tat + DESC_FLAGS, (short) (desc.get(LE16, tat + DESC_FLAGS) | F_NEXT));
+            desc.set(LE16, tat + DESC_NEXT, (short) d);
+        }
+        buildTail = d;
+        buildCount++;
+    }
+
+    /** Closes the chain and puts it on the available ring (not yet visible: see {@link #publish()}). */
+    public int end() {
+        int head = buildHead;
+        chainLength[head] = buildCount;
+        avail.set(LE16, AVAIL_RING + 2L * (availIdx & mask), (short) head);
+        availIdx = (availIdx + 1) & 0xffff;
+        buildHead = buildTail = -1;
+        return head;
+    }
+
+    /** Makes queued chains visible to the device (release store of avail->idx). */
+    public void publish() {
+        U16.setRelease(avail, (long) AVAIL_IDX, (short) availIdx);
+    }
+
+    /** After {@link #publish()}: does the device want a kick for what was added since the last kick? */
+    public boolean needsKick() {
+        VarHandle.fullFence();
+        int old = kickedAvail;
+        kickedAvail = availIdx;
+        if (eventIdx) {
+            int ev = Short.toUnsignedInt(used.get(LE16, availEventOffset(size)));
+            return needEvent(ev, availIdx, old);
+        }
+        return (used.get(LE16, USED_FLAGS) & USED_F_NO_NOTIFY) == 0;
+    }
+
+    /** Reaps used elements, freeing their descriptors; returns how many. */
+    public int pollUsed(UsedHandler h) {
+        int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
+        int n = 0;
+        while (lastUsed != usedIdx) {
+            long at = USED_RING + (long) USED_ELEM_SIZE * (lastUsed & mask);
+            int head = used.get(LE32, at);
+            int len = used.get(LE32, at + 4);
+            lastUsed = (lastUsed + 1) & 0xffff;
+            freeChain(head);
+            h.onUsed(head, len);
+            n++;
+        }
+        return n;
+    }
+
+    /** Interrupt suppression: ask for (or not) interrupts; under EVENT_IDX sets used_event. */
+    public void wantInterrupts(boolean want) {
+        if (eventIdx) {
+            avail.set(LE16, usedEventOffset(size), (short) (want ? lastUsed : (lastUsed + 0x8000)));
+        } else {
+            avail.set(LE16, AVAIL_FLAGS, (short) (want ? 0 : AVAIL_F_NO_INTERRUPT));
+        }
+    }
+
+    private void freeChain(int head) {
+        if (head < 0 || head >= size) throw new IllegalStateException("device returned head " + head + " outside the queue");
+        int d = head;
+        int n = chainLength[head];
+        for (int i = 0; i < n - 1; i++) d = Short.toUnsignedInt(desc.get(LE16, (long) d * DESC_SIZE + DESC_NEXT));
+        nextFree[d] = freeHead;
+        freeHead = head;
+        numFree += n;
+        chainLength[head] = 0;
+    }
+
+    // ---- raw access for tests that build malformed rings ----
+
+    /** Writes descriptor {@code i} directly. */
+    public void writeDescriptor(int i, long gpa, int len, int flags, int next) {
+        long at = (long) i * DESC_SIZE;
+        desc.set(LE64, at + DESC_ADDR, gpa);
+        desc.set(LE32, at + DESC_LEN, len);
+        desc.set(LE16, at + DESC_FLAGS, (short) flags);
+        desc.set(LE16, at + DESC_NEXT, (short) next);
+    }
+
+    /** Puts {@code head} on the available ring without any bookkeeping and publishes it. */
+    public void pushRawHead(int head) {
+        avail.set(LE16, AVAIL_RING + 2L * (availIdx & mask), (short) head);
+        availIdx = (availIdx + 1) & 0xffff;
+        publish();
+    }
+
+    /** Sets avail->idx to any value (tests of index jumps). */
+    public void forceAvailIndex(int idx) {
+        availIdx = idx & 0xffff;
+        publish();
+    }
+
+    /** Reads used element {@code i} (raw) as {@code (head << 32) | len}. */
+    public long rawUsed(int i) {
+        long at = USED_RING + (long) USED_ELEM_SIZE * (i & mask);
+        return ((long) used.get(LE32, at) << 32) | Integer.toUnsignedLong(used.get(LE32, at + 4));
+    }
+
+    public int usedIndex() {
+        return Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
+    }
+}
