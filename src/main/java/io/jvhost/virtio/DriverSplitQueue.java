@@ -148,6 +148,7 @@ public final class DriverSplitQueue {
         if (head < 0 || head >= size) throw new IllegalStateException("device returned head " + head + " outside the queue");
         int d = head;
         int n = chainLength[head];
+        if (n == 0) return; // a raw head pushed by a test: nothing of ours to free
         for (int i = 0; i < n - 1; i++) d = Short.toUnsignedInt(desc.get(LE16, (long) d * DESC_SIZE + DESC_NEXT));
         nextFree[d] = freeHead;
         freeHead = head;

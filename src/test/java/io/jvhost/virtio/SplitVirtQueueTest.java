@@ -1,0 +1,367 @@
+package io.jvhost.virtio;
+
+import io.jvhost.memory.GuestMemory;
+import io.jvhost.memory.MemoryRegion;
+import io.jvhost.sys.EventFd;
+import io.jvhost.sys.Fd;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+
+import static io.jvhost.virtio.SplitRing.*;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The device-side split ring over rings laid out in plain memory by the driver-side helper,
+ * including the catalogue of malformed chains a hostile guest can build.
+ */
+class SplitVirtQueueTest {
+    static final int SIZE = 16;
+    // Two regions with a gap: [0x10000, 0x30000) and [0x30000, 0x50000) adjacent (for splits), and [0x100000, 0x110000).
+    final Arena arena = Arena.ofConfined();
+    final MemorySegment r0 = arena.allocate(0x20000, 4096);
+    final MemorySegment r1 = arena.allocate(0x20000, 4096);
+    final MemorySegment r2 = arena.allocate(0x10000, 4096);
+    final GuestMemory mem = new GuestMemory(List.of(
+            MemoryRegion.ofSegment(0x10000, r0.address(), r0),
+            MemoryRegion.ofSegment(0x30000, r1.address(), r1),
+            MemoryRegion.ofSegment(0x100000, r2.address(), r2)));
+    final MemorySegment scratch = arena.allocate(8, 8);
+    // rings at the start of region 0
+    final long descGpa = 0x10000, availGpa = 0x11000, usedGpa = 0x12000;
+    final DriverSplitQueue driver = new DriverSplitQueue(SIZE, r0.asSlice(0), r0.asSlice(0x1000), r0.asSlice(0x2000), false);
+    int callFd = -1;
+
+    record Seen(int head, int buffers, long readable, long writable, List<long[]> gpas) {}
+
+    final List<Seen> seen = new ArrayList<>();
+
+    SplitVirtQueue device(boolean eventIdx, boolean indirect) {
+        return new SplitVirtQueue(0, SIZE, mem, r0.asSlice(0, descTableBytes(SIZE)), r0.asSlice(0x1000, availBytes(SIZE)),
+                r0.asSlice(0x2000, usedBytes(SIZE)), eventIdx, indirect, 0, callFd, scratch, 64);
+    }
+
+    final SplitVirtQueue.ChainHandler record = (q, c) -> {
+        List<long[]> g = new ArrayList<>();
+        for (int i = 0; i < c.bufferCount(); i++) {
+            assertThat(c.offset(i) + c.length(i)).isLessThanOrEqualTo(c.segment(i).byteSize());
+            g.add(new long[] {c.segment(i).address() + c.offset(i), c.length(i), c.writable(i) ? 1 : 0});
+        }
+        seen.add(new Seen(c.head(), c.bufferCount(), c.readableBytes(), c.writableBytes(), g));
+        q.complete(c.head(), (int) c.writableBytes());
+    };
+
+    @AfterEach
+    void close() {
+        Fd.closeQuietly(callFd);
+        arena.close();
+    }
+
+    @Test
+    void walksABlkShapedChain() {
+        SplitVirtQueue q = device(false, false);
+        driver.begin(3);
+        driver.add(0x20000, 16, false);
+        driver.add(0x21000, 4096, true);
+        driver.add(0x22000, 1, true);
+        int head = driver.end();
+        driver.publish();
+        assertThat(q.poll(record, 64)).isEqualTo(1);
+        assertThat(seen).hasSize(1);
+        Seen s = seen.get(0);
+        assertThat(s.head()).isEqualTo(head);
+        assertThat(s.buffers()).isEqualTo(3);
+        assertThat(s.readable()).isEqualTo(16);
+        assertThat(s.writable()).isEqualTo(4097);
+        assertThat(s.gpas().get(1)[0]).isEqualTo(r0.address() + 0x11000);
+        q.flush();
+        assertThat(driver.usedIndex()).isEqualTo(1);
+        assertThat(driver.rawUsed(0)).isEqualTo(((long) head << 32) | 4097);
+    }
+
+    @Test
+    void splitsABufferThatCrossesARegionBoundary() {
+        SplitVirtQueue q = device(false, false);
+        driver.begin(1);
+        driver.add(0x2f000, 0x2000, false); // 0x1000 in region 0, 0x1000 in region 1
+        driver.end();
+        driver.publish();
+        q.poll(record, 64);
+        Seen s = seen.get(0);
+        assertThat(s.buffers()).isEqualTo(2);
+        assertThat(s.gpas().get(0)).containsExactly(r0.address() + 0x1f000, 0x1000, 0);
+        assertThat(s.gpas().get(1)).containsExactly(r1.address(), 0x1000, 0);
+        assertThat(q.stats.chainErrors).isZero();
+    }
+
+    @Test
+    void followsAnIndirectTable() {
+        SplitVirtQueue q = device(false, true);
+        // indirect table of 3 descriptors in region 2
+        MemorySegment t = r2;
+        writeDesc(t, 0, 0x20000, 16, F_NEXT, 1);
+        writeDesc(t, 1, 0x21000, 512, F_NEXT | F_WRITE, 2);
+        writeDesc(t, 2, 0x22000, 1, F_WRITE, 0);
+        driver.writeDescriptor(5, 0x100000, 48, F_INDIRECT, 0);
+        driver.pushRawHead(5);
+        assertThat(q.poll(record, 64)).isEqualTo(1);
+        assertThat(seen.get(0).buffers()).isEqualTo(3);
+        assertThat(seen.get(0).writable()).isEqualTo(513);
+    }
+
+    static void writeDesc(MemorySegment t, int i, long gpa, int len, int flags, int next) {
+        t.set(ValueLayout.JAVA_LONG_UNALIGNED, i * 16L, gpa);
+        t.set(ValueLayout.JAVA_INT_UNALIGNED, i * 16L + 8, len);
+        t.set(ValueLayout.JAVA_SHORT_UNALIGNED, i * 16L + 12, (short) flags);
+        t.set(ValueLayout.JAVA_SHORT_UNALIGNED, i * 16L + 14, (short) next);
+    }
+
+    /** A malformed chain is returned to the driver with length 0, counted, and the queue goes on. */
+    private void expectRejected(SplitVirtQueue q, int head, ChainError why) {
+        int before = driver.usedIndex();
+        assertThat(q.poll(record, 64)).isEqualTo(1);
+        q.flush();
+        assertThat(seen).isEmpty();
+        assertThat(q.lastError()).isEqualTo(why);
+        assertThat(q.isBroken()).isFalse();
+        assertThat(driver.usedIndex()).isEqualTo((before + 1) & 0xffff);
+        assertThat(driver.rawUsed(before)).isEqualTo((long) head << 32);
+        // and a good chain afterwards is served
+        driver.writeDescriptor(9, 0x20000, 16, 0, 0);
+        driver.pushRawHead(9);
+        q.poll(record, 64);
+        q.flush();
+        assertThat(seen).hasSize(1);
+    }
+
+    @Test
+    void rejectsADescriptorLoop() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x20000, 16, F_NEXT, 1);
+        driver.writeDescriptor(1, 0x20000, 16, F_NEXT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.LOOP);
+    }
+
+    @Test
+    void rejectsASelfLoop() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(3, 0x20000, 16, F_NEXT, 3);
+        driver.pushRawHead(3);
+        expectRejected(q, 3, ChainError.LOOP);
+    }
+
+    @Test
+    void rejectsNextOutOfRange() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x20000, 16, F_NEXT, SIZE);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.NEXT_OUT_OF_RANGE);
+    }
+
+    @Test
+    void rejectsAnAddressOutsideGuestMemory() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x60000, 16, 0, 0); // in the gap
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.ADDRESS_OUT_OF_RANGE);
+    }
+
+    @Test
+    void rejectsABufferRunningOffTheEndOfMemory() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x10f000, 0x2000, 0, 0); // last region ends at 0x110000
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.ADDRESS_OUT_OF_RANGE);
+    }
+
+    @Test
+    void rejectsAnAddressThatWrapsAround() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, -16L, 0x100, 0, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.ADDRESS_OUT_OF_RANGE);
+    }
+
+    @Test
+    void rejectsReadableAfterWritable() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x20000, 16, F_NEXT | F_WRITE, 1);
+        driver.writeDescriptor(1, 0x20000, 16, 0, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.READABLE_AFTER_WRITABLE);
+    }
+
+    @Test
+    void rejectsIndirectWhenNotNegotiated() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(0, 0x100000, 32, F_INDIRECT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.INDIRECT_NOT_NEGOTIATED);
+    }
+
+    @Test
+    void rejectsNestedIndirect() {
+        SplitVirtQueue q = device(false, true);
+        writeDesc(r2, 0, 0x100100, 32, F_INDIRECT, 0);
+        driver.writeDescriptor(0, 0x100000, 16, F_INDIRECT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.NESTED_INDIRECT);
+    }
+
+    @Test
+    void rejectsIndirectWithNext() {
+        SplitVirtQueue q = device(false, true);
+        driver.writeDescriptor(0, 0x100000, 16, F_INDIRECT | F_NEXT, 1);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.INDIRECT_WITH_NEXT);
+    }
+
+    @Test
+    void rejectsBadIndirectLengths() {
+        SplitVirtQueue q = device(false, true);
+        driver.writeDescriptor(0, 0x100000, 24, F_INDIRECT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.BAD_INDIRECT_LENGTH);
+        seen.clear();
+        driver.writeDescriptor(1, 0x100000, 0, F_INDIRECT, 0);
+        driver.pushRawHead(1);
+        expectRejected(q, 1, ChainError.BAD_INDIRECT_LENGTH);
+    }
+
+    @Test
+    void rejectsAnIndirectTableOutsideMemory() {
+        SplitVirtQueue q = device(false, true);
+        driver.writeDescriptor(0, 0x10fff0, 32, F_INDIRECT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.ADDRESS_OUT_OF_RANGE);
+    }
+
+    @Test
+    void rejectsALoopInsideAnIndirectTable() {
+        SplitVirtQueue q = device(false, true);
+        writeDesc(r2, 0, 0x20000, 16, F_NEXT, 1);
+        writeDesc(r2, 1, 0x20000, 16, F_NEXT, 0);
+        driver.writeDescriptor(0, 0x100000, 32, F_INDIRECT, 0);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.LOOP);
+    }
+
+    @Test
+    void rejectsMoreBuffersThanTheDeviceTakes() {
+        SplitVirtQueue q = new SplitVirtQueue(0, SIZE, mem, r0.asSlice(0, descTableBytes(SIZE)), r0.asSlice(0x1000, availBytes(SIZE)),
+                r0.asSlice(0x2000, usedBytes(SIZE)), false, false, 0, -1, scratch, 4);
+        for (int i = 0; i < 5; i++) driver.writeDescriptor(i, 0x20000, 16, i < 4 ? F_NEXT : 0, i + 1);
+        driver.pushRawHead(0);
+        expectRejected(q, 0, ChainError.TOO_MANY_BUFFERS);
+    }
+
+    @Test
+    void anAvailIndexJumpBreaksTheQueue() {
+        SplitVirtQueue q = device(false, false);
+        driver.forceAvailIndex(SIZE + 1);
+        assertThat(q.poll(record, 64)).isZero();
+        assertThat(q.isBroken()).isTrue();
+        assertThat(q.brokenReason()).isEqualTo(ChainError.AVAIL_INDEX_JUMP);
+        assertThat(driver.usedIndex()).isZero();
+    }
+
+    @Test
+    void aHeadOutOfRangeBreaksTheQueue() {
+        SplitVirtQueue q = device(false, false);
+        driver.pushRawHead(SIZE + 3);
+        q.poll(record, 64);
+        assertThat(q.brokenReason()).isEqualTo(ChainError.HEAD_OUT_OF_RANGE);
+    }
+
+    @Test
+    void aDuplicateHeadInFlightBreaksTheQueue() {
+        SplitVirtQueue q = device(false, false);
+        driver.writeDescriptor(2, 0x20000, 16, 0, 0);
+        driver.pushRawHead(2);
+        driver.pushRawHead(2);
+        SplitVirtQueue.ChainHandler keep = (qq, c) -> seen.add(new Seen(c.head(), 0, 0, 0, List.of()));
+        q.poll(keep, 64);
+        assertThat(seen).hasSize(1);
+        assertThat(q.brokenReason()).isEqualTo(ChainError.DUPLICATE_HEAD);
+    }
+
+    @Test
+    void notifiesOnlyWhenTheDriverWantsAnInterrupt() {
+        callFd = EventFd.create(true);
+        SplitVirtQueue q = device(false, false);
+        driver.wantInterrupts(false);
+        driver.writeDescriptor(0, 0x20000, 16, 0, 0);
+        driver.pushRawHead(0);
+        q.poll(record, 64);
+        assertThat(q.flush()).isZero();
+        assertThat(EventFd.drain(callFd, scratch)).isZero();
+        driver.wantInterrupts(true);
+        driver.pushRawHead(0);
+        q.poll(record, 64);
+        assertThat(q.flush()).isEqualTo(1);
+        assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
+    }
+
+    @Test
+    void eventIdxSignalsWhenUsedEventIsCrossed() {
+        callFd = EventFd.create(true);
+        DriverSplitQueue d = new DriverSplitQueue(SIZE, r0.asSlice(0), r0.asSlice(0x1000), r0.asSlice(0x2000), true);
+        SplitVirtQueue q = device(true, false);
+        // used_event = 2: interrupt when the used index moves past 2
+        r0.set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x1000 + usedEventOffset(SIZE), (short) 2);
+        d.writeDescriptor(0, 0x20000, 16, 0, 0);
+        d.writeDescriptor(1, 0x20000, 16, 0, 0);
+        d.writeDescriptor(2, 0x20000, 16, 0, 0);
+        d.pushRawHead(0);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("first publication always signals").isEqualTo(1);
+        d.pushRawHead(1);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("used 1->2 does not cross event 2").isZero();
+        d.pushRawHead(2);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("used 2->3 crosses event 2").isEqualTo(1);
+        assertThat(EventFd.drain(callFd, scratch)).isEqualTo(2);
+    }
+
+    @Test
+    void kickSuppressionAndRecheckBeforeSleep() {
+        SplitVirtQueue q = device(false, false);
+        q.disableNotifications();
+        assertThat(r0.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0x2000 + USED_FLAGS)).isEqualTo((short) USED_F_NO_NOTIFY);
+        assertThat(q.enableNotifications()).as("nothing pending").isFalse();
+        assertThat(r0.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0x2000 + USED_FLAGS)).isZero();
+        driver.writeDescriptor(0, 0x20000, 16, 0, 0);
+        driver.pushRawHead(0);
+        assertThat(q.enableNotifications()).as("work arrived: do not sleep").isTrue();
+    }
+
+    @Test
+    void eventIdxKickSuppressionWritesAvailEvent() {
+        SplitVirtQueue q = device(true, false);
+        driver.writeDescriptor(0, 0x20000, 16, 0, 0);
+        driver.pushRawHead(0);
+        q.poll(record, 64);
+        assertThat(q.enableNotifications()).isFalse();
+        assertThat(r0.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0x2000 + availEventOffset(SIZE))).isEqualTo((short) 1);
+    }
+
+    @Test
+    void ringAddressesAreCheckedAtStart() {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, r0.address() + 8,
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("16-byte aligned");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, 0x1000,
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("not inside one guest memory region");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, 24, mem, r0.address(),
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("power of two");
+        // used ring straddling the end of a region
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, r0.address(),
+                r0.address() + 0x1000, r0.address() + 0x20000 - 8, false, false, 0, -1, scratch, 64)).hasMessageContaining("used ring");
+    }
+}
