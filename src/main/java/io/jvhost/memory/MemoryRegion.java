@@ -1,5 +1,6 @@
 package io.jvhost.memory;
 
+import io.jvhost.sys.Fd;
 import io.jvhost.sys.Mmap;
 
 import java.lang.foreign.MemorySegment;
@@ -49,6 +50,14 @@ public final class MemoryRegion implements AutoCloseable {
         if (mmapOffset < 0 || mmapOffset + size < 0) {
             throw new IllegalArgumentException("memory region mmap_offset 0x" + Long.toHexString(mmapOffset) + " out of range");
         }
+        // Mapping past the end of the file succeeds but touching it raises SIGBUS: check first.
+        Fd.Stat st = Fd.fstat(fd);
+        if (!st.regularFile()) throw new IllegalArgumentException("memory region fd is not a regular file (memfd, tmpfs or hugetlbfs expected)");
+        if (Long.compareUnsigned(mmapOffset + size, st.size()) > 0) {
+            throw new IllegalArgumentException("memory region (mmap_offset 0x" + Long.toHexString(mmapOffset) + " + size 0x" + Long.toHexString(size)
+                    + ") runs past the end of its file (0x" + Long.toHexString(st.size()) + " bytes)");
+        }
+        Fd.trySealShrink(fd);
         Mmap m = Mmap.map(fd, mmapOffset, size, true);
         return new MemoryRegion(guestPhysAddr, size, userAddr, mmapOffset, m.segment(), m);
     }

@@ -44,6 +44,34 @@ public final class Fd {
         }
     }
 
+    /** What fstat(2) says about an fd: whether it is a regular file and its size. */
+    public record Stat(boolean regularFile, long size) {}
+
+    public static Stat fstat(int fd) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(144, 8); // struct stat on x86_64
+            int r = (int) Native.FSTAT.invokeExact(Native.capture(), fd, st);
+            if (r < 0) throw Native.fail("fstat(fd " + fd + ")");
+            int mode = st.get(java.lang.foreign.ValueLayout.JAVA_INT, 24);
+            long size = st.get(java.lang.foreign.ValueLayout.JAVA_LONG, 48);
+            return new Stat((mode & 0170000) == 0100000, size);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /**
+     * Best effort: forbid shrinking a memfd we map (F_SEAL_SHRINK), so the peer cannot truncate
+     * it under our mapping. Fails silently when the file does not allow sealing.
+     */
+    public static void trySealShrink(int fd) {
+        try {
+            int r = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 1033 /* F_ADD_SEALS */, 0x2 /* F_SEAL_SHRINK */);
+        } catch (Throwable t) {
+            // not sealable: nothing to do
+        }
+    }
+
     /** Sets O_NONBLOCK on {@code fd} so a hostile peer's fd can never block a reactor. */
     public static void setNonBlocking(int fd) {
         try {

@@ -85,6 +85,7 @@ public final class UnixSocket implements AutoCloseable {
             int e = Native.errno();
             if (e == Errno.EINTR) continue;
             if (closed) throw new EOFException("socket shut down");
+            if (e == Errno.ECONNRESET) throw new EOFException("connection reset by peer");
             throw new NativeException("recvmsg", e);
         }
         int[] fds = NO_FDS;
