@@ -1,0 +1,202 @@
+package io.jvhost.target;
+
+import io.jvhost.bdev.BlockChannel;
+import io.jvhost.bdev.BlockRequest;
+import io.jvhost.runtime.Reactor;
+import io.jvhost.sys.Errno;
+import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.SplitVirtQueue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.jvhost.virtio.BlkLayout.*;
+
+/**
+ * virtio-blk request processing for one queue (VIRTIO 1.2, 5.2.6). One preallocated task per
+ * head index; nothing is allocated per request. Framing is not assumed: the 16-byte header is
+ * gathered from the start of the device-readable bytes, the status is the last device-writable
+ * byte, and the data is what lies between.
+ */
+final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Completion {
+    private final BlkDevice device;
+    private final BlockChannel channel;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment header = arena.allocate(HEADER_SIZE, 8);
+    private final MemorySegment serial;
+    private final Task[] tasks;
+    private final long capacitySectors;
+    private final int blockSize;
+    private final boolean readOnly;
+
+    /** Per-head request state, reused. */
+    private static final class Task {
+        final BlockRequest req;
+        int head;
+        int usedLen;
+        MemorySegment statusSeg;
+        long statusOff;
+        boolean flushAfter;
+
+        Task(int maxBuffers) {
+            req = new BlockRequest(maxBuffers);
+        }
+    }
+
+    BlkQueueProcessor(BlkDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+        super(queue, reactor, kickFd, "vhost-blk " + device.name());
+        this.device = device;
+        this.channel = device.bdev().openChannel();
+        this.capacitySectors = device.bdev().sizeBytes() / SECTOR_SIZE;
+        this.blockSize = device.bdev().blockSize();
+        this.readOnly = device.readOnly();
+        byte[] id = device.serial();
+        this.serial = arena.allocate(ID_BYTES);
+        MemorySegment.copy(id, 0, serial, ValueLayout.JAVA_BYTE, 0, ID_BYTES);
+        int maxBuffers = Math.max(queue.size(), 256) + 64;
+        tasks = new Task[queue.size()];
+        for (int i = 0; i < tasks.length; i++) {
+            Task t = new Task(maxBuffers);
+            t.req.completion(this);
+            t.req.tag = i;
+            tasks[i] = t;
+        }
+    }
+
+    @Override
+    protected int pendingIo() {
+        return channel.inFlight();
+    }
+
+    @Override
+    protected int pollIo() {
+        return channel.poll();
+    }
+
+    @Override
+    protected void onStopped() {
+        channel.close();
+        arena.close();
+    }
+
+    @Override
+    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+        int head = c.head();
+        long readable = c.readableBytes();
+        long writable = c.writableBytes();
+        if (writable < 1 || readable < HEADER_SIZE) {
+            // No room for a status byte or no header: nothing meaningful to answer.
+            q.stats.requestErrors++;
+            if (writable >= 1 && c.locateWritable(writable - 1)) c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
+            q.complete(head, writable >= 1 ? 1 : 0);
+            return;
+        }
+        c.copyFromReadable(0, header, 0, HEADER_SIZE);
+        int type = header.get(ValueLayout.JAVA_INT, HDR_TYPE);
+        long sector = header.get(ValueLayout.JAVA_LONG, HDR_SECTOR);
+        c.locateWritable(writable - 1);
+        Task t = tasks[head];
+        t.head = head;
+        t.statusSeg = c.locatedSegment();
+        t.statusOff = c.locatedOffset();
+        t.flushAfter = false;
+        BlockRequest req = t.req;
+        switch (type) {
+            case T_IN -> {
+                long len = writable - 1;
+                if (!checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                req.reset(BlockRequest.Op.READ, sector * SECTOR_SIZE);
+                if (!c.addWritableRange(req, 0, len)) { fail(t, S_IOERR, 1); return; }
+                t.usedLen = (int) Math.min(Integer.MAX_VALUE, len + 1);
+                submit(t);
+            }
+            case T_OUT -> {
+                long len = readable - HEADER_SIZE;
+                if (readOnly || !checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                req.reset(BlockRequest.Op.WRITE, sector * SECTOR_SIZE);
+                if (!c.addReadableRange(req, HEADER_SIZE, len)) { fail(t, S_IOERR, 1); return; }
+                t.usedLen = 1;
+                t.flushAfter = !device.writeback() && device.bdev().volatileWriteCache();
+                submit(t);
+            }
+            case T_FLUSH -> {
+                req.reset(BlockRequest.Op.FLUSH, 0);
+                t.usedLen = 1;
+                submit(t);
+            }
+            case T_GET_ID -> {
+                long n = Math.min(ID_BYTES, writable - 1);
+                c.copyToWritable(0, serial, 0, n);
+                fail(t, S_OK, (int) n + 1);
+            }
+            case T_DISCARD, T_WRITE_ZEROES -> discardOrZero(c, t, type, readable);
+            default -> fail(t, S_UNSUPP, 1);
+        }
+    }
+
+    private void discardOrZero(DescriptorChain c, Task t, int type, long readable) {
+        long payload = readable - HEADER_SIZE;
+        if (readOnly) { fail(t, S_IOERR, 1); return; }
+        if (payload != SEGMENT_SIZE) {
+            // We announce max_discard_seg = max_write_zeroes_seg = 1 (5.2.6.2).
+            fail(t, payload == 0 || payload % SEGMENT_SIZE != 0 ? S_IOERR : S_UNSUPP, 1);
+            return;
+        }
+        c.copyFromReadable(HEADER_SIZE, header, 0, SEGMENT_SIZE);
+        long sector = header.get(ValueLayout.JAVA_LONG, 0);
+        long num = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, 8));
+        int flags = header.get(ValueLayout.JAVA_INT, 12);
+        // 5.2.6.2: UNSUPP for unknown flags, and for the unmap flag on discard.
+        if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { fail(t, S_UNSUPP, 1); return; }
+        if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { fail(t, S_IOERR, 1); return; }
+        t.req.reset(type == T_DISCARD ? BlockRequest.Op.UNMAP : BlockRequest.Op.WRITE_ZEROES, sector * SECTOR_SIZE);
+        t.req.length = num * SECTOR_SIZE;
+        t.usedLen = 1;
+        submit(t);
+    }
+
+    /** Range and alignment check of a data transfer: inside the device, whole logical blocks. */
+    private boolean checkRange(long sector, long len) {
+        if (len % SECTOR_SIZE != 0) return false;
+        if (Long.compareUnsigned(sector, capacitySectors) > 0) return false;
+        if (len / SECTOR_SIZE > capacitySectors - sector) return false;
+        long off = sector * SECTOR_SIZE;
+        return off % blockSize == 0 && len % blockSize == 0;
+    }
+
+    private void submit(Task t) {
+        int rc = channel.submit(t.req);
+        if (rc != 0) {
+            // Not accepted: no completion will come (submit contract); answer now.
+            t.req.clearBuffers();
+            fail(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
+        }
+    }
+
+    /** Completes a request that never reached the block device. */
+    private void fail(Task t, int status, int usedLen) {
+        if (status != S_OK) queue.stats.requestErrors++;
+        t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) status);
+        t.statusSeg = null;
+        queue.complete(t.head, usedLen);
+    }
+
+    @Override
+    public void onComplete(BlockRequest req, int status) {
+        Task t = tasks[req.tag];
+        if (status == 0 && t.flushAfter) {
+            // Write-through mode (WCE = 0) on a device with a volatile cache: flush before answering.
+            t.flushAfter = false;
+            req.clearBuffers();
+            req.reset(BlockRequest.Op.FLUSH, 0);
+            submit(t);
+            return;
+        }
+        req.clearBuffers();
+        if (status != 0) queue.stats.requestErrors++;
+        t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
+        t.statusSeg = null;
+        queue.complete(t.head, t.usedLen);
+    }
+}

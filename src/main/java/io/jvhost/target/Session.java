@@ -1,0 +1,555 @@
+package io.jvhost.target;
+
+import io.jvhost.memory.GuestMemory;
+import io.jvhost.memory.MemoryRegion;
+import io.jvhost.sys.Fd;
+import io.jvhost.virtio.SplitRing;
+import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtioFeatures;
+import io.jvhost.vhostuser.VhostUserConnection;
+import io.jvhost.vhostuser.VhostUserMessage;
+import io.jvhost.vhostuser.VhostUserProtocolException;
+import io.jvhost.vhostuser.VhostUserRequest;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.EOFException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static io.jvhost.vhostuser.VhostUserProtocol.*;
+
+/**
+ * One live vhost-user connection to a controller (SPDK: a vhost session). Runs on its own
+ * control thread: reads front-end messages, keeps the negotiated state, the guest memory table
+ * and each ring's configuration, and starts/stops queue processors on the device's reactor.
+ *
+ * <p>A ring is processed while it is started (from SET_VRING_KICK until GET_VRING_BASE),
+ * enabled (SET_VRING_ENABLE; rings start enabled when VHOST_USER_F_PROTOCOL_FEATURES was not
+ * negotiated) and its addresses resolve in guest memory. Any change to a running ring's
+ * parameters, its call fd or the memory table first stops it (draining in-flight requests),
+ * applies the change, and starts it again at the same available index: no request is lost.
+ */
+public final class Session implements Runnable {
+    private static final Logger log = LoggerFactory.getLogger(Session.class);
+    private static final long STOP_TIMEOUT_SECONDS = 30;
+
+    /** Per-ring configuration as the front-end set it. */
+    private static final class Ring {
+        int num;
+        boolean addrSet;
+        long descUva, usedUva, availUva;
+        int base;
+        boolean started;
+        int kickFd = -1;
+        int callFd = -1;
+        int errFd = -1;
+        boolean enabled;
+        QueueProcessor running;
+        String lastStartError;
+    }
+
+    private final Controller controller;
+    private final VhostUserDevice device;
+    private final VhostUserConnection conn;
+    private final String name;
+    private final VhostUserMessage in = new VhostUserMessage();
+    private final VhostUserMessage out = new VhostUserMessage();
+    private final Arena arena = Arena.ofShared();
+    private final Ring[] rings;
+    private final MemorySegment[] scratch;
+
+    private long features;
+    private long protocolFeatures;
+    private boolean owner;
+    private GuestMemory memory = GuestMemory.EMPTY;
+    private volatile boolean closing;
+
+    Session(Controller controller, VhostUserDevice device, VhostUserConnection conn, int id) {
+        this.controller = controller;
+        this.device = device;
+        this.conn = conn;
+        this.name = controller.name() + "#" + id;
+        int n = device.maxQueues();
+        rings = new Ring[n];
+        scratch = new MemorySegment[n];
+        for (int i = 0; i < n; i++) {
+            rings[i] = new Ring();
+            scratch[i] = arena.allocate(8, 8);
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    long offeredFeatures() {
+        return device.features() | VirtioFeatures.bit(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
+    }
+
+    static long offeredProtocolFeatures() {
+        return (1L << PF_MQ) | (1L << PF_REPLY_ACK) | (1L << PF_CONFIG) | (1L << PF_CONFIGURE_MEM_SLOTS) | (1L << PF_RESET_DEVICE);
+    }
+
+    public long negotiatedFeatures() {
+        return features;
+    }
+
+    /** Queues currently being processed (for statistics). */
+    synchronized List<SplitVirtQueue> runningQueues() {
+        List<SplitVirtQueue> l = new ArrayList<>();
+        for (Ring r : rings) if (r.running != null) l.add(r.running.queue());
+        return l;
+    }
+
+    @Override
+    public void run() {
+        log.info("{}: front-end connected", name);
+        String why = "front-end disconnected";
+        try {
+            while (!closing) {
+                conn.receive(in);
+                if (log.isDebugEnabled()) log.debug("{}: <- {}", name, in);
+                handle(in);
+                in.closeFds();
+            }
+        } catch (EOFException e) {
+            why = closing ? "controller shutting down" : "front-end disconnected";
+        } catch (VhostUserProtocolException e) {
+            controller.stats.protocolErrors.incrementAndGet();
+            why = "protocol error: " + e.getMessage();
+            log.warn("{}: closing connection: {}", name, e.getMessage());
+        } catch (Throwable t) {
+            controller.stats.protocolErrors.incrementAndGet();
+            why = "internal error: " + t;
+            log.error("{}: closing connection after unexpected error", name, t);
+        } finally {
+            teardown();
+            log.info("{}: session ended ({})", name, why);
+        }
+    }
+
+    /** Asks the session to end: unblocks the reader; {@link #run()} then tears down. Any thread. */
+    void close() {
+        closing = true;
+        conn.shutdown();
+    }
+
+    private void handle(VhostUserMessage m) throws VhostUserProtocolException {
+        VhostUserRequest req = m.request;
+        boolean ok;
+        switch (req) {
+            case GET_FEATURES -> { replyU64(req, offeredFeatures()); return; }
+            case GET_PROTOCOL_FEATURES -> { replyU64(req, offeredProtocolFeatures()); return; }
+            case GET_QUEUE_NUM -> { replyU64(req, device.maxQueues()); return; }
+            case GET_MAX_MEM_SLOTS -> { replyU64(req, MAX_MEM_SLOTS); return; }
+            case GET_VRING_BASE -> { getVringBase(m); return; }
+            case GET_CONFIG -> { getConfig(m); return; }
+            case SET_FEATURES -> ok = setFeatures(m.u64(0));
+            case SET_PROTOCOL_FEATURES -> ok = setProtocolFeatures(m.u64(0));
+            case SET_OWNER -> { owner = true; ok = true; }
+            case RESET_OWNER, RESET_DEVICE -> { resetDevice(); ok = true; }
+            case SET_MEM_TABLE -> ok = setMemTable(m);
+            case ADD_MEM_REG -> ok = addMemReg(m);
+            case REM_MEM_REG -> ok = remMemReg(m);
+            case SET_VRING_NUM -> ok = setVringNum(m);
+            case SET_VRING_ADDR -> ok = setVringAddr(m);
+            case SET_VRING_BASE -> ok = setVringBase(m);
+            case SET_VRING_KICK -> ok = setVringFd(m, 0);
+            case SET_VRING_CALL -> ok = setVringFd(m, 1);
+            case SET_VRING_ERR -> ok = setVringFd(m, 2);
+            case SET_VRING_ENABLE -> ok = setVringEnable(m);
+            case SET_CONFIG -> ok = setConfig(m);
+            default -> {
+                controller.stats.unsupportedRequests.incrementAndGet();
+                log.warn("{}: unsupported request {} (code {}), rejected", name, req, Integer.toUnsignedString(m.requestCode));
+                ok = false;
+            }
+        }
+        if (m.needReply() && (protocolFeatures & (1L << PF_REPLY_ACK)) != 0) {
+            conn.ack(out, req, ok);
+        } else if (!ok) {
+            controller.stats.failedRequests.incrementAndGet();
+        }
+    }
+
+    private void replyU64(VhostUserRequest req, long v) {
+        out.begin(req, VERSION | FLAG_REPLY, 8);
+        out.putU64(0, v);
+        conn.reply(out, req, 8);
+    }
+
+    private Ring ring(int index, VhostUserRequest req) throws VhostUserProtocolException {
+        if (index < 0 || index >= rings.length) {
+            throw new VhostUserProtocolException(req + " names ring " + Integer.toUnsignedString(index) + " but the device has "
+                    + rings.length + " queues");
+        }
+        return rings[index];
+    }
+
+    private boolean setFeatures(long v) {
+        long offered = offeredFeatures();
+        if ((v & ~offered) != 0) {
+            log.warn("{}: SET_FEATURES 0x{} acks bits never offered (0x{}), rejected", name, Long.toHexString(v), Long.toHexString(v & ~offered));
+            return false;
+        }
+        if (anyRunning() && v != features) {
+            log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
+        }
+        stopAll();
+        features = v;
+        log.info("{}: features 0x{} negotiated", name, Long.toHexString(v));
+        reconcileAll();
+        return true;
+    }
+
+    private boolean setProtocolFeatures(long v) {
+        if ((v & ~offeredProtocolFeatures()) != 0) {
+            log.warn("{}: SET_PROTOCOL_FEATURES 0x{} acks bits never offered, rejected", name, Long.toHexString(v));
+            return false;
+        }
+        protocolFeatures = v;
+        return true;
+    }
+
+    private boolean protocolFeaturesNegotiated() {
+        return VirtioFeatures.has(features, VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
+    }
+
+    // ---- memory ----
+
+    private boolean setMemTable(VhostUserMessage m) {
+        int n = m.u32(0);
+        List<MemoryRegion> regions = new ArrayList<>();
+        try {
+            for (int i = 0; i < n; i++) {
+                int off = MEM_TABLE_HEADER + i * MEM_REGION_SIZE;
+                regions.add(mapRegion(m, off, i));
+            }
+            GuestMemory next = new GuestMemory(regions);
+            swapMemory(next, true);
+            log.info("{}: memory table set, {} region(s): {}", name, n, regions);
+            return true;
+        } catch (RuntimeException e) {
+            for (MemoryRegion r : regions) r.close();
+            log.warn("{}: SET_MEM_TABLE rejected: {}", name, e.getMessage());
+            return false;
+        }
+    }
+
+    private MemoryRegion mapRegion(VhostUserMessage m, int off, int fdIndex) {
+        long gpa = m.u64(off);
+        long size = m.u64(off + 8);
+        long uva = m.u64(off + 16);
+        long mmapOffset = m.u64(off + 24);
+        int fd = m.fds()[fdIndex];
+        return MemoryRegion.map(fd, gpa, size, uva, mmapOffset);
+        // the fd itself is closed with the message: the mapping keeps the memory alive
+    }
+
+    private boolean addMemReg(VhostUserMessage m) {
+        if (memory.regionCount() >= MAX_MEM_SLOTS) {
+            log.warn("{}: ADD_MEM_REG beyond {} slots, rejected", name, MAX_MEM_SLOTS);
+            return false;
+        }
+        MemoryRegion r;
+        try {
+            r = mapRegion(m, 8, 0);
+        } catch (RuntimeException e) {
+            log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
+            return false;
+        }
+        try {
+            swapMemory(memory.with(r), false);
+        } catch (RuntimeException e) {
+            r.close();
+            log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
+            return false;
+        }
+        log.info("{}: memory region added: {}", name, r);
+        return true;
+    }
+
+    private boolean remMemReg(VhostUserMessage m) {
+        long gpa = m.u64(8);
+        long size = m.u64(16);
+        long uva = m.u64(24);
+        for (MemoryRegion r : memory.regions()) {
+            if (r.guestPhysAddr() == gpa && r.size() == size && r.userAddr() == uva) {
+                swapMemory(memory.without(r), false);
+                r.close();
+                log.info("{}: memory region removed: {}", name, r);
+                return true;
+            }
+        }
+        log.warn("{}: REM_MEM_REG for gpa 0x{} size 0x{} matches no region, rejected", name, Long.toHexString(gpa), Long.toHexString(size));
+        return false;
+    }
+
+    /**
+     * Stops running rings, installs {@code next}, restarts rings, then (if {@code closeOld})
+     * unmaps the regions of the old table.
+     */
+    private void swapMemory(GuestMemory next, boolean closeOld) {
+        GuestMemory old = memory;
+        stopAll();
+        memory = next;
+        reconcileAll();
+        if (closeOld) for (MemoryRegion r : old.regions()) r.close();
+    }
+
+    // ---- rings ----
+
+    private boolean setVringNum(VhostUserMessage m) throws VhostUserProtocolException {
+        Ring r = ring(m.u32(0), m.request);
+        int num = m.u32(4);
+        if (!SplitRing.validSize(Integer.toUnsignedLong(num))) {
+            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), SplitRing.MAX_QUEUE_SIZE);
+            return false;
+        }
+        stop(r);
+        r.num = num;
+        return reconcile(m.u32(0));
+    }
+
+    private boolean setVringAddr(VhostUserMessage m) throws VhostUserProtocolException {
+        int idx = m.u32(0);
+        Ring r = ring(idx, m.request);
+        stop(r);
+        r.descUva = m.u64(8);
+        r.usedUva = m.u64(16);
+        r.availUva = m.u64(24);
+        r.addrSet = true;
+        return reconcile(idx);
+    }
+
+    private boolean setVringBase(VhostUserMessage m) throws VhostUserProtocolException {
+        int idx = m.u32(0);
+        Ring r = ring(idx, m.request);
+        int base = m.u32(4);
+        if (Integer.compareUnsigned(base, 0xffff) > 0) {
+            log.warn("{}: SET_VRING_BASE {} for ring {} exceeds 16 bits, rejected", name, Integer.toUnsignedString(base), idx);
+            return false;
+        }
+        stop(r);
+        r.base = base;
+        return reconcile(idx);
+    }
+
+    private void getVringBase(VhostUserMessage m) throws VhostUserProtocolException {
+        int idx = m.u32(0);
+        Ring r = ring(idx, m.request);
+        stop(r);
+        r.started = false;
+        Fd.closeQuietly(r.kickFd);
+        r.kickFd = -1;
+        out.begin(VhostUserRequest.GET_VRING_BASE, VERSION | FLAG_REPLY, VRING_STATE_SIZE);
+        out.putU32(0, idx);
+        out.putU32(4, r.base);
+        conn.reply(out, VhostUserRequest.GET_VRING_BASE, VRING_STATE_SIZE);
+        log.debug("{}: ring {} stopped at avail index {}", name, idx, r.base);
+    }
+
+    /** which: 0 kick, 1 call, 2 err. */
+    private boolean setVringFd(VhostUserMessage m, int which) throws VhostUserProtocolException {
+        long v = m.u64(0);
+        int idx = (int) (v & VRING_FILE_INDEX_MASK);
+        Ring r = ring(idx, m.request);
+        boolean nofd = (v & VRING_FILE_NOFD) != 0;
+        int fd = nofd ? -1 : m.takeFd(0);
+        if (fd >= 0 && which != 2) {
+            try {
+                Fd.setNonBlocking(fd);
+            } catch (RuntimeException e) {
+                Fd.closeQuietly(fd);
+                log.warn("{}: {} for ring {}: unusable fd: {}", name, m.request, idx, e.getMessage());
+                return false;
+            }
+        }
+        stop(r);
+        switch (which) {
+            case 0 -> {
+                Fd.closeQuietly(r.kickFd);
+                r.kickFd = fd;
+                r.started = true;
+                if (!protocolFeaturesNegotiated()) r.enabled = true;
+            }
+            case 1 -> {
+                Fd.closeQuietly(r.callFd);
+                r.callFd = fd;
+            }
+            default -> {
+                Fd.closeQuietly(r.errFd);
+                r.errFd = fd;
+            }
+        }
+        return reconcile(idx);
+    }
+
+    private boolean setVringEnable(VhostUserMessage m) throws VhostUserProtocolException {
+        int idx = m.u32(0);
+        Ring r = ring(idx, m.request);
+        int en = m.u32(4);
+        if (en != 0 && en != 1) {
+            log.warn("{}: SET_VRING_ENABLE {} for ring {} is neither 0 nor 1, rejected", name, Integer.toUnsignedString(en), idx);
+            return false;
+        }
+        if (!protocolFeaturesNegotiated()) {
+            log.warn("{}: SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES, rejected", name);
+            return false;
+        }
+        if (!r.enabled && en == 1 || r.enabled && en == 0) {
+            stop(r);
+            r.enabled = en == 1;
+        }
+        return reconcile(idx);
+    }
+
+    // ---- config ----
+
+    private void getConfig(VhostUserMessage m) {
+        int offset = m.u32(0);
+        int size = m.u32(4);
+        int flags = m.u32(8);
+        out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER + size);
+        if (Integer.compareUnsigned(offset, MAX_CONFIG_SIZE) > 0 || offset + size > MAX_CONFIG_SIZE) {
+            // Answer with an empty config so the front-end sees a failure instead of hanging.
+            log.warn("{}: GET_CONFIG offset {} size {} outside the {}-byte config space", name, Integer.toUnsignedString(offset), size, MAX_CONFIG_SIZE);
+            out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER);
+            out.putU32(0, offset);
+            out.putU32(4, 0);
+            out.putU32(8, flags);
+            conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER);
+            return;
+        }
+        MemorySegment cfg = Arena.ofAuto().allocate(MAX_CONFIG_SIZE);
+        device.readConfig(cfg);
+        out.putU32(0, offset);
+        out.putU32(4, size);
+        out.putU32(8, flags);
+        MemorySegment.copy(cfg, offset, out.payload(), CONFIG_HEADER, size);
+        conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER + size);
+    }
+
+    private boolean setConfig(VhostUserMessage m) {
+        int offset = m.u32(0);
+        int size = m.u32(4);
+        if (Integer.compareUnsigned(offset, MAX_CONFIG_SIZE) > 0 || offset + size > MAX_CONFIG_SIZE) return false;
+        boolean ok = device.writeConfig(offset, m.payload().asSlice(CONFIG_HEADER, size), size);
+        if (!ok) log.warn("{}: SET_CONFIG offset {} size {} is not writable, rejected", name, offset, size);
+        return ok;
+    }
+
+    // ---- start / stop ----
+
+    private boolean anyRunning() {
+        for (Ring r : rings) if (r.running != null) return true;
+        return false;
+    }
+
+    private void stopAll() {
+        for (Ring r : rings) stop(r);
+    }
+
+    private void reconcileAll() {
+        for (int i = 0; i < rings.length; i++) reconcile(i);
+    }
+
+    /** Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail index. */
+    private void stop(Ring r) {
+        QueueProcessor p = r.running;
+        if (p == null) return;
+        CompletableFuture<Integer> done = new CompletableFuture<>();
+        try {
+            device.reactor().call(() -> {
+                p.stop(done);
+                return null;
+            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            r.base = done.get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS + " s", e);
+        }
+        synchronized (this) {
+            r.running = null;
+        }
+        log.debug("{}: ring {} stopped at avail index {}", name, p.queue().index(), r.base);
+    }
+
+    /** Starts ring {@code idx} if it should run and does not; returns false if it should but cannot. */
+    private boolean reconcile(int idx) {
+        Ring r = rings[idx];
+        if (r.running != null || !r.started || !r.enabled || !r.addrSet || r.num == 0 || memory.regionCount() == 0) return true;
+        SplitVirtQueue q;
+        try {
+            q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
+                    VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
+                    VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC),
+                    r.base, r.callFd, scratch[idx], Math.max(r.num, 256) + 64);
+        } catch (IllegalArgumentException e) {
+            if (!e.getMessage().equals(r.lastStartError)) log.warn("{}: cannot start ring: {}", name, e.getMessage());
+            r.lastStartError = e.getMessage();
+            return false;
+        }
+        r.lastStartError = null;
+        QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
+        try {
+            device.reactor().call(() -> {
+                p.start();
+                return null;
+            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
+            return false;
+        }
+        synchronized (this) {
+            r.running = p;
+        }
+        log.debug("{}: ring {} started (size {}, avail index {}, kick fd {}, call fd {})", name, idx, r.num, r.base, r.kickFd, r.callFd);
+        return true;
+    }
+
+    private void resetDevice() {
+        stopAll();
+        for (Ring r : rings) {
+            r.started = false;
+            r.enabled = false;
+            r.addrSet = false;
+            r.num = 0;
+            r.base = 0;
+            Fd.closeQuietly(r.kickFd);
+            Fd.closeQuietly(r.callFd);
+            Fd.closeQuietly(r.errFd);
+            r.kickFd = r.callFd = r.errFd = -1;
+        }
+        features = 0;
+        protocolFeatures = 0;
+        log.info("{}: device reset", name);
+    }
+
+    private void teardown() {
+        try {
+            stopAll();
+        } catch (RuntimeException e) {
+            log.error("{}: {}", name, e.getMessage());
+        }
+        for (Ring r : rings) {
+            Fd.closeQuietly(r.kickFd);
+            Fd.closeQuietly(r.callFd);
+            Fd.closeQuietly(r.errFd);
+            r.kickFd = r.callFd = r.errFd = -1;
+        }
+        if (!anyRunning()) {
+            for (MemoryRegion reg : memory.regions()) reg.close();
+            arena.close();
+        }
+        memory = GuestMemory.EMPTY;
+        in.close();
+        out.close();
+        conn.close();
+        controller.sessionEnded(this);
+    }
+}

@@ -1,0 +1,109 @@
+package io.jvhost.target;
+
+import io.jvhost.bdev.BdevException;
+import io.jvhost.bdev.BdevRegistry;
+import io.jvhost.bdev.BlockDevice;
+import io.jvhost.runtime.IdleStrategy;
+import io.jvhost.runtime.Reactor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The whole target: block devices, reactors and controllers. Control-path operations are
+ * synchronized; the data path runs on the reactors.
+ */
+public final class VhostTarget implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(VhostTarget.class);
+
+    private final BdevRegistry bdevs = new BdevRegistry();
+    private final Reactor[] reactors;
+    private final Path socketDir;
+    private final Map<String, Controller> controllers = new LinkedHashMap<>();
+
+    public VhostTarget(Path socketDir, int reactorCount, IdleStrategy idle) {
+        if (reactorCount < 1) throw new IllegalArgumentException("need at least one reactor");
+        this.socketDir = socketDir;
+        reactors = new Reactor[reactorCount];
+        for (int i = 0; i < reactorCount; i++) reactors[i] = new Reactor(i, idle);
+    }
+
+    public BdevRegistry bdevs() { return bdevs; }
+    public Path socketDir() { return socketDir; }
+    public Reactor[] reactors() { return reactors.clone(); }
+
+    /**
+     * Picks the reactor for a controller from an SPDK-style cpumask ("0x2", "2", "[1]"): the lowest
+     * set core, modulo the reactor count. Null or empty: reactor 0.
+     */
+    public Reactor reactorFor(String cpumask) {
+        if (cpumask == null || cpumask.isBlank()) return reactors[0];
+        long mask = Cpumask.parse(cpumask);
+        int core = Long.numberOfTrailingZeros(mask);
+        if (core >= reactors.length) {
+            throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + " but only "
+                    + reactors.length + " reactor(s) run (start with more --reactors)");
+        }
+        return reactors[core];
+    }
+
+    /** SPDK vhost_create_blk_controller. */
+    public synchronized Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask) {
+        checkControllerName(ctrlr);
+        Reactor r = reactorFor(cpumask);
+        BlockDevice bdev = bdevs.claim(devName, "vhost controller " + ctrlr);
+        try {
+            BlkDevice dev = new BlkDevice(ctrlr, bdev, readOnly, numQueues, r);
+            Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev);
+            controllers.put(ctrlr, c);
+            return c;
+        } catch (RuntimeException e) {
+            bdevs.release(devName, "vhost controller " + ctrlr);
+            throw e;
+        }
+    }
+
+    private void checkControllerName(String ctrlr) {
+        if (ctrlr == null || ctrlr.isBlank()) throw new IllegalArgumentException("ctrlr must not be empty");
+        if (ctrlr.contains("/") || ctrlr.equals(".") || ctrlr.equals("..")) {
+            throw new IllegalArgumentException("ctrlr '" + ctrlr + "' must be a plain file name (it names the socket in the socket directory)");
+        }
+        if (controllers.containsKey(ctrlr)) throw new BdevException(BdevException.Kind.EXISTS, "controller '" + ctrlr + "' already exists");
+    }
+
+    public synchronized Controller controller(String name) {
+        Controller c = controllers.get(name);
+        if (c == null) throw new BdevException(BdevException.Kind.NOT_FOUND, "controller '" + name + "' does not exist");
+        return c;
+    }
+
+    public synchronized List<Controller> controllers() {
+        return new ArrayList<>(controllers.values());
+    }
+
+    /** SPDK vhost_delete_controller: disconnects the front-end, removes the socket, releases the bdev. */
+    public synchronized void deleteController(String name) {
+        Controller c = controller(name);
+        controllers.remove(name);
+        c.close();
+        if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), "vhost controller " + name);
+    }
+
+    @Override
+    public synchronized void close() {
+        for (String n : new ArrayList<>(controllers.keySet())) {
+            try {
+                deleteController(n);
+            } catch (RuntimeException e) {
+                log.warn("closing controller {}: {}", n, e.getMessage());
+            }
+        }
+        for (Reactor r : reactors) r.close();
+        bdevs.closeAll();
+    }
+}
