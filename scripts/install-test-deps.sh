@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the QEMU guest tests need, when they are missing:
 # qemu-system-x86 (QEMU 7.2), a guest kernel (linux-image-amd64), busybox-static for the
-# initramfs, sg3-utils for SCSI checks inside the guest, qemu-utils (qemu-storage-daemon).
+# initramfs (with cpio and xz-utils to build it), sg3-utils for SCSI checks inside the guest,
+# qemu-utils (qemu-storage-daemon).
 set -euo pipefail
 need=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx mkfs.ext2 || need+=(busybox-static)
+# (busybox-static has a mke2fs applet, no mkfs.ext2; grep without -q: under pipefail an early
+# exit would SIGPIPE busybox and fail the pipeline)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x mke2fs >/dev/null || need+=(busybox-static)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v sg_inq >/dev/null 2>&1 || need+=(sg3-utils)
 command -v qemu-storage-daemon >/dev/null 2>&1 || need+=(qemu-utils)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
