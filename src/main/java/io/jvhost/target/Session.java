@@ -100,7 +100,7 @@ public final class Session implements Runnable {
     }
 
     /** Queues currently being processed (for statistics). */
-    synchronized List<SplitVirtQueue> runningQueues() {
+    public synchronized List<SplitVirtQueue> runningQueues() {
         List<SplitVirtQueue> l = new ArrayList<>();
         for (Ring r : rings) if (r.running != null) l.add(r.running.queue());
         return l;
