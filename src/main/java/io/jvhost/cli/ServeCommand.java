@@ -84,7 +84,7 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("jvhost: bad config: " + e.getMessage());
             target.close();
             return 2;
-        } catch (RpcException e) {
+        } catch (RpcException | IllegalArgumentException e) {
             System.err.println("jvhost: " + e.getMessage());
             target.close();
             return 2;
