@@ -665,8 +665,8 @@ public final class ScsiLun {
             return;
         }
         int hdr = ten ? 8 : 4;
-        int n = (int) Math.min(plen, t.capacityOut());
-        if (n < hdr) {
+        int n = plen;
+        if (n < hdr || t.capacityOut() < plen) {
             fail(t, ILLEGAL_REQUEST, PARAMETER_LIST_LENGTH_ERROR);
             return;
         }
@@ -959,13 +959,12 @@ public final class ScsiLun {
             complete(t);
             return;
         }
-        int n = (int) Math.min(plen, t.capacityOut());
-        if (n < 8) {
+        if (plen < 8 || t.capacityOut() < plen) {
             fail(t, ILLEGAL_REQUEST, PARAMETER_LIST_LENGTH_ERROR);
             return;
         }
         byte[] s = t.scratch;
-        n = t.copyFromDataOut(0, s, Math.min(n, ScsiTask.SCRATCH_BYTES));
+        int n = t.copyFromDataOut(0, s, Math.min(plen, ScsiTask.SCRATCH_BYTES));
         int dataLength = be16(s, 0);
         int descLength = be16(s, 2);
         int count = descLength / 16; // a trailing partial descriptor is ignored (SBC-3 5.28.2)
@@ -973,7 +972,7 @@ public final class ScsiLun {
             invalidParameter(t, 2, -1);
             return;
         }
-        if (8 + descLength > plen || 8 + count * 16 > n) {
+        if (8 + descLength > plen) {
             invalidParameter(t, 2, -1);
             return;
         }
