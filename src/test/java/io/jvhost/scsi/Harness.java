@@ -31,6 +31,8 @@ final class Harness implements AutoCloseable {
     int completions;
     /** Splits every data buffer into this many scatter-gather entries (uneven sizes). */
     int splits = 1;
+    /** LUN the commands are addressed to. */
+    int lun = 0;
 
     Harness(long blocks, int blockSize) {
         this(blocks, blockSize, b -> {});
@@ -133,7 +135,7 @@ final class Harness implements AutoCloseable {
         else buf.fill(FILL_BYTE);
         byte[] before = buf.toArray(ValueLayout.JAVA_BYTE);
 
-        ScsiTask t = task.reset().cdb(cdb).lun(0).tag(1).direction(dir);
+        ScsiTask t = task.reset().cdb(cdb).lun(lun).tag(1).direction(dir);
         if (len > 0) addSplit(t, seg, GUARD, len);
         int before0 = completions;
         target.execute(t, channel);
