@@ -40,7 +40,13 @@ import static io.jvhost.scsi.ScsiSense.*;
  * in CHECK CONDITION with fixed-format sense data, never in an exception. The data buffers are
  * accessed only inside the triples given to the task, written only when the task is FROM_DEVICE,
  * and media commands whose transfer does not fit in the buffers are refused (ILLEGAL REQUEST,
- * INVALID FIELD IN CDB, no field pointer) before any I/O.
+ * INVALID FIELD IN CDB, no field pointer) before any I/O; emulated commands truncate their data to
+ * the allocation length and the buffers. Parameter lists (UNMAP, MODE SELECT) are copied into the
+ * task before they are checked, so the guest cannot change them between check and use; a data-out
+ * buffer shorter than the parameter list length is PARAMETER LIST LENGTH ERROR. An UNMAP list is
+ * checked as a whole (header lengths, descriptor count, every range, total count) before the first
+ * block is unmapped. Unknown opcodes get INVALID COMMAND OPERATION CODE, a CDB shorter than its
+ * opcode's size or with NACA/LINK set gets INVALID FIELD IN CDB.
  *
  * <p><b>Decisions.</b> VERIFY with BYTCHK=01b compares against the data-out buffer and BYTCHK=11b
  * compares every block against one block, both by reading through the task's 64 KiB bounce
