@@ -38,6 +38,9 @@ public final class Methods {
         register("bdev_aio_delete", p -> deleteBdev(p, FileBlockDevice.class));
         register("vhost_create_blk_controller", this::vhostCreateBlkController);
         register("vhost_delete_controller", this::vhostDeleteController);
+        register("vhost_create_scsi_controller", this::vhostCreateScsiController);
+        register("vhost_scsi_controller_add_target", this::vhostScsiAddTarget);
+        register("vhost_scsi_controller_remove_target", this::vhostScsiRemoveTarget);
         register("framework_start_init", p -> { p.done(); return BooleanNode.TRUE; });
     }
 
@@ -125,6 +128,33 @@ public final class Methods {
         p.done();
         if (packed) throw RpcException.invalidParams("vhost_create_blk_controller: packed_ring is not supported yet");
         target.createBlkController(ctrlr, devName, readonly, numQueues, cpumask);
+        return BooleanNode.TRUE;
+    }
+
+    private JsonNode vhostCreateScsiController(Params p) {
+        String ctrlr = p.string("ctrlr");
+        String cpumask = p.string("cpumask", null);
+        p.bool("delay", false);
+        int numQueues = p.intInRange("num_queues", 16, 1, 62);
+        p.done();
+        target.createScsiController(ctrlr, numQueues, cpumask);
+        return BooleanNode.TRUE;
+    }
+
+    private JsonNode vhostScsiAddTarget(Params p) {
+        String ctrlr = p.string("ctrlr");
+        int num = p.intInRange("scsi_target_num", -1, -1, 7);
+        String bdev = p.string("bdev_name");
+        p.done();
+        return com.fasterxml.jackson.databind.node.IntNode.valueOf(target.addScsiTarget(ctrlr, num, bdev));
+    }
+
+    private JsonNode vhostScsiRemoveTarget(Params p) {
+        String ctrlr = p.string("ctrlr");
+        long num = p.integer("scsi_target_num");
+        p.done();
+        if (num < 0 || num > 7) throw RpcException.invalidParams("vhost_scsi_controller_remove_target: parameter 'scsi_target_num' must be in 0..7, got " + num);
+        target.removeScsiTarget(ctrlr, (int) num);
         return BooleanNode.TRUE;
     }
 

@@ -31,7 +31,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private final boolean readOnly;
 
     /** Per-head request state, reused. */
-    private static final class Task {
+    private static final class Task implements DescriptorChain.BufferSink {
         final BlockRequest req;
         int head;
         int usedLen;
@@ -41,6 +41,11 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
         Task(int maxBuffers) {
             req = new BlockRequest(maxBuffers);
+        }
+
+        @Override
+        public boolean add(MemorySegment segment, long offset, long length) {
+            return req.addBuffer(segment, offset, length);
         }
     }
 
@@ -107,7 +112,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
                 long len = writable - 1;
                 if (!checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.READ, sector * SECTOR_SIZE);
-                if (!c.addWritableRange(req, 0, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addWritableRange(t, 0, len)) { fail(t, S_IOERR, 1); return; }
                 t.usedLen = (int) Math.min(Integer.MAX_VALUE, len + 1);
                 submit(t);
             }
@@ -115,7 +120,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
                 long len = readable - HEADER_SIZE;
                 if (readOnly || !checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.WRITE, sector * SECTOR_SIZE);
-                if (!c.addReadableRange(req, HEADER_SIZE, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addReadableRange(t, HEADER_SIZE, len)) { fail(t, S_IOERR, 1); return; }
                 t.usedLen = 1;
                 t.flushAfter = !device.writeback() && device.bdev().volatileWriteCache();
                 submit(t);

@@ -56,8 +56,9 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     }
 
     private void finishStopIfDrained() {
-        if (stopFuture != null && queue.inFlight() == 0 && pendingIo() == 0) {
+        if (stopFuture != null && queue.inFlight() - parkedChains() == 0 && pendingIo() == 0) {
             queue.flush();
+            releaseParked();
             if (kickFd >= 0) reactor.removeWakeFd(kickFd);
             reactor.remove(this);
             onStopped();
@@ -65,6 +66,18 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
             stopFuture = null;
             f.complete(queue.lastAvail());
         }
+    }
+
+    /**
+     * Chains deliberately held without a deadline (event-queue buffers waiting for an event):
+     * they neither keep the reactor awake nor block a stop.
+     */
+    protected int parkedChains() {
+        return 0;
+    }
+
+    /** On stop: return parked chains to the driver (they must not stay consumed across a stop). */
+    protected void releaseParked() {
     }
 
     /** Requests handed to a block channel and not completed yet. */
@@ -103,7 +116,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
-        if (kickFd < 0 || queue.inFlight() > 0 || pendingIo() > 0 || stopFuture != null) return false;
+        if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null) return false;
         return !queue.enableNotifications();
     }
 

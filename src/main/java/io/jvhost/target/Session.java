@@ -547,6 +547,7 @@ public final class Session implements Runnable {
             arena.close();
         }
         memory = GuestMemory.EMPTY;
+        device.sessionEnded();
         in.close();
         out.close();
         conn.close();

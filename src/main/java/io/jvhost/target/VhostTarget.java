@@ -68,6 +68,50 @@ public final class VhostTarget implements AutoCloseable {
         }
     }
 
+    /** SPDK vhost_create_scsi_controller (no targets yet). */
+    public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask) {
+        checkControllerName(ctrlr);
+        Reactor r = reactorFor(cpumask);
+        VirtioScsiDevice dev = new VirtioScsiDevice(ctrlr, requestQueues, r);
+        Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev);
+        controllers.put(ctrlr, c);
+        return c;
+    }
+
+    private VirtioScsiDevice scsiDevice(String ctrlr) {
+        Controller c = controller(ctrlr);
+        if (!(c.device() instanceof VirtioScsiDevice d)) {
+            throw new IllegalArgumentException("controller '" + ctrlr + "' is not a vhost-scsi controller");
+        }
+        return d;
+    }
+
+    /**
+     * SPDK vhost_scsi_controller_add_target: bdev {@code bdevName} becomes LUN 0 of target
+     * {@code num} (-1: first free); a running guest is told to rescan. Returns the target number.
+     */
+    public synchronized int addScsiTarget(String ctrlr, int num, String bdevName) {
+        VirtioScsiDevice d = scsiDevice(ctrlr);
+        String owner = "vhost controller " + ctrlr;
+        BlockDevice bdev = bdevs.claim(bdevName, owner);
+        try {
+            return d.attach(num, bdev);
+        } catch (RuntimeException e) {
+            bdevs.release(bdevName, owner);
+            throw e;
+        }
+    }
+
+    /**
+     * SPDK vhost_scsi_controller_remove_target: the guest is told the target is gone, commands in
+     * flight complete, then the bdev is released. Returns once removal has started.
+     */
+    public synchronized void removeScsiTarget(String ctrlr, int num) {
+        VirtioScsiDevice d = scsiDevice(ctrlr);
+        String owner = "vhost controller " + ctrlr;
+        d.detach(num, bdev -> bdevs.release(bdev.name(), owner));
+    }
+
     private void checkControllerName(String ctrlr) {
         if (ctrlr == null || ctrlr.isBlank()) throw new IllegalArgumentException("ctrlr must not be empty");
         if (ctrlr.contains("/") || ctrlr.equals(".") || ctrlr.equals("..")) {
@@ -92,6 +136,13 @@ public final class VhostTarget implements AutoCloseable {
         controllers.remove(name);
         c.close();
         if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), "vhost controller " + name);
+        if (c.device() instanceof VirtioScsiDevice d) {
+            for (var t : d.scsi().targets()) {
+                d.scsi().removeTarget(t.id(), null);
+                bdevs.release(t.lun(0).bdev().name(), "vhost controller " + name);
+            }
+            d.closeChannels();
+        }
     }
 
     @Override

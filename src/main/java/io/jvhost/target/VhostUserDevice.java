@@ -35,6 +35,10 @@ public interface VhostUserDevice {
      */
     QueueProcessor newQueueProcessor(SplitVirtQueue queue, int kickFd);
 
+    /** The front-end connection ended (all queues stopped). */
+    default void sessionEnded() {
+    }
+
     /** The reactor that runs this device's queues. */
     Reactor reactor();
 }

@@ -1,7 +1,5 @@
 package io.jvhost.virtio;
 
-import io.jvhost.bdev.BlockRequest;
-
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -14,6 +12,12 @@ import java.lang.foreign.MemorySegment;
  * copy from / map ranges of those streams so devices never assume a particular framing.
  */
 public final class DescriptorChain {
+    /** Receives the (segment, offset, length) pieces of a range; false = no room. */
+    @FunctionalInterface
+    public interface BufferSink {
+        boolean add(MemorySegment segment, long offset, long length);
+    }
+
     private final MemorySegment[] segs;
     private final long[] offs;
     private final long[] lens;
@@ -105,17 +109,17 @@ public final class DescriptorChain {
         return copied;
     }
 
-    /** Adds the readable-stream range {@code [pos, pos+len)} to {@code req}; false if it does not fit. */
-    public boolean addReadableRange(BlockRequest req, long pos, long len) {
-        return addRange(req, 0, firstWritable, pos, len);
+    /** Hands the readable-stream range {@code [pos, pos+len)} to {@code sink}; false if it does not fit. */
+    public boolean addReadableRange(BufferSink sink, long pos, long len) {
+        return addRange(sink, 0, firstWritable, pos, len);
     }
 
-    /** Adds the writable-stream range {@code [pos, pos+len)} to {@code req}; false if it does not fit. */
-    public boolean addWritableRange(BlockRequest req, long pos, long len) {
-        return addRange(req, firstWritable, count, pos, len);
+    /** Hands the writable-stream range {@code [pos, pos+len)} to {@code sink}; false if it does not fit. */
+    public boolean addWritableRange(BufferSink sink, long pos, long len) {
+        return addRange(sink, firstWritable, count, pos, len);
     }
 
-    private boolean addRange(BlockRequest req, int from, int to, long pos, long n) {
+    private boolean addRange(BufferSink req, int from, int to, long pos, long n) {
         long added = 0;
         long skip = pos;
         for (int i = from; i < to && added < n; i++) {
@@ -125,7 +129,7 @@ public final class DescriptorChain {
                 continue;
             }
             long take = Math.min(len - skip, n - added);
-            if (!req.addBuffer(segs[i], offs[i] + skip, take)) return false;
+            if (!req.add(segs[i], offs[i] + skip, take)) return false;
             added += take;
             skip = 0;
         }
@@ -150,5 +154,7 @@ public final class DescriptorChain {
     }
 
     public MemorySegment locatedSegment() { return segs[locIndex]; }
+    /** Bytes from the located byte to the end of its buffer. */
+    public long locatedContiguous() { return lens[locIndex] - (locOffset - offs[locIndex]); }
     public long locatedOffset() { return locOffset; }
 }

@@ -1,0 +1,196 @@
+package io.jvhost.target;
+
+import io.jvhost.runtime.Reactor;
+import io.jvhost.scsi.ScsiStatus;
+import io.jvhost.scsi.ScsiTarget;
+import io.jvhost.scsi.ScsiTask;
+import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.SplitVirtQueue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.jvhost.virtio.ScsiLayout.*;
+
+/**
+ * One virtio-scsi request queue (VIRTIO 1.2, 5.6.6.1): decodes virtio_scsi_req_cmd, runs the
+ * command on the addressed target through the transport-free SCSI layer, and writes
+ * virtio_scsi_resp_cmd. One preallocated slot (task, response location) per head.
+ */
+final class ScsiRequestProcessor extends QueueProcessor {
+    private static final int MAX_RESP_PIECES = 4;
+
+    private final VirtioScsiDevice device;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment header;
+    private final Slot[] slots;
+    private final int cdbSize;
+    private final int senseSize;
+    private final int reqSize;
+    private final int respSize;
+    private int inFlightTasks;
+
+    /** Per-head state, reused; also the buffer sink that feeds the task. */
+    private final class Slot implements DescriptorChain.BufferSink, ScsiTask.Completion {
+        final ScsiTask task;
+        final MemorySegment resp;
+        final MemorySegment[] pieceSeg = new MemorySegment[MAX_RESP_PIECES];
+        final long[] pieceOff = new long[MAX_RESP_PIECES];
+        final long[] pieceLen = new long[MAX_RESP_PIECES];
+        int pieces;
+        int head;
+        boolean dataIn;
+
+        Slot(int maxBuffers) {
+            task = new ScsiTask(maxBuffers).completion(this);
+            resp = arena.allocate(RESP_HEADER + 256, 8);
+        }
+
+        @Override
+        public boolean add(MemorySegment segment, long offset, long length) {
+            return task.addBuffer(segment, offset, length);
+        }
+
+        /** Records where the response header goes: the first respSize writable bytes. */
+        final DescriptorChain.BufferSink respSink = (seg, off, len) -> {
+            if (pieces == MAX_RESP_PIECES) return false;
+            pieceSeg[pieces] = seg;
+            pieceOff[pieces] = off;
+            pieceLen[pieces] = len;
+            pieces++;
+            return true;
+        };
+
+        /**
+         * Writes virtio_scsi_resp_cmd to the recorded location. Sense bytes, when any, were put
+         * at RESP_SENSE in {@link #resp} already; everything else up to respSize is zeroed.
+         */
+        void writeResponse(int response, int status, int senseLen, long residual) {
+            resp.asSlice(0, RESP_HEADER).fill((byte) 0);
+            resp.asSlice(RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen).fill((byte) 0);
+            resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_SENSE_LEN, senseLen);
+            resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_RESIDUAL, (int) Math.min(residual, 0xffffffffL));
+            resp.set(ValueLayout.JAVA_BYTE, RESP_STATUS, (byte) status);
+            resp.set(ValueLayout.JAVA_BYTE, RESP_RESPONSE, (byte) response);
+            long done = 0;
+            for (int i = 0; i < pieces; i++) {
+                MemorySegment.copy(resp, done, pieceSeg[i], pieceOff[i], pieceLen[i]);
+                done += pieceLen[i];
+                pieceSeg[i] = null;
+            }
+            pieces = 0;
+        }
+
+        @Override
+        public void onTaskComplete(ScsiTask t) {
+            int response = S_OK;
+            int status = 0;
+            int senseLen = 0;
+            if (t.targetUnavailable()) {
+                response = S_BAD_TARGET;
+            } else if (t.status() == ScsiStatus.TASK_ABORTED) {
+                response = S_ABORTED;
+            } else {
+                status = t.status();
+                senseLen = Math.min(t.senseLength(), senseSize);
+                if (senseLen > 0) MemorySegment.copy(t.senseBuffer(), 0, resp, ValueLayout.JAVA_BYTE, RESP_SENSE, senseLen);
+            }
+            writeResponse(response, status, senseLen, t.residual());
+            long used = respSize + (dataIn && response == S_OK ? t.dataTransferred() : 0);
+            inFlightTasks--;
+            queue.complete(head, (int) Math.min(used, Integer.MAX_VALUE));
+        }
+    }
+
+    ScsiRequestProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+        super(queue, reactor, kickFd, "vhost-scsi " + device.name());
+        this.device = device;
+        this.cdbSize = device.cdbSize();
+        this.senseSize = device.senseSize();
+        this.reqSize = REQ_HEADER + cdbSize;
+        this.respSize = RESP_HEADER + senseSize;
+        this.header = arena.allocate(REQ_HEADER + 32, 8);
+        int maxBuffers = Math.max(queue.size(), 256) + 64;
+        slots = new Slot[queue.size()];
+        for (int i = 0; i < slots.length; i++) slots[i] = new Slot(maxBuffers);
+    }
+
+    @Override
+    protected int pendingIo() {
+        return inFlightTasks;
+    }
+
+    @Override
+    protected int pollIo() {
+        return device.pollChannels();
+    }
+
+    @Override
+    protected void onStopped() {
+        arena.close();
+    }
+
+    @Override
+    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+        int head = c.head();
+        long readable = c.readableBytes();
+        long writable = c.writableBytes();
+        Slot s = slots[head];
+        s.head = head;
+        s.pieces = 0;
+        if (readable < reqSize || writable < respSize || !c.addWritableRange(s.respSink, 0, respSize)) {
+            // Too short for the request or response header (or a response scattered over too
+            // many buffers): nothing sensible to answer.
+            q.stats.requestErrors++;
+            s.pieces = 0;
+            q.complete(head, 0);
+            return;
+        }
+        c.copyFromReadable(0, header, 0, reqSize);
+        byte l0 = header.get(ValueLayout.JAVA_BYTE, REQ_LUN);
+        byte l1 = header.get(ValueLayout.JAVA_BYTE, REQ_LUN + 1);
+        int targetId = target(l0, l1);
+        ScsiTarget t = targetId < 0 ? null : device.scsi().target(targetId);
+        if (t == null || t.state() != ScsiTarget.State.ACTIVE) {
+            s.writeResponse(S_BAD_TARGET, 0, 0, 0);
+            q.complete(head, respSize);
+            return;
+        }
+        long dataOut = readable - reqSize;
+        long dataIn = writable - respSize;
+        if (dataOut > 0 && dataIn > 0) {
+            // Bidirectional commands need VIRTIO_SCSI_F_INOUT, which we do not offer.
+            q.stats.requestErrors++;
+            s.writeResponse(S_FAILURE, 0, 0, 0);
+            q.complete(head, respSize);
+            return;
+        }
+        ScsiTask task = s.task;
+        task.reset().cdb(header, REQ_CDB, cdbSize)
+                .lun(lun(header.get(ValueLayout.JAVA_BYTE, REQ_LUN + 2), header.get(ValueLayout.JAVA_BYTE, REQ_LUN + 3)))
+                .tag(header.get(ValueLayout.JAVA_LONG_UNALIGNED, REQ_ID));
+        boolean ok;
+        if (dataOut > 0) {
+            task.direction(ScsiTask.Direction.TO_DEVICE);
+            ok = c.addReadableRange(s, reqSize, dataOut);
+            s.dataIn = false;
+        } else if (dataIn > 0) {
+            task.direction(ScsiTask.Direction.FROM_DEVICE);
+            ok = c.addWritableRange(s, respSize, dataIn);
+            s.dataIn = true;
+        } else {
+            task.direction(ScsiTask.Direction.NONE);
+            ok = true;
+            s.dataIn = false;
+        }
+        if (!ok) {
+            q.stats.requestErrors++;
+            s.writeResponse(S_FAILURE, 0, 0, 0);
+            q.complete(head, respSize);
+            return;
+        }
+        inFlightTasks++;
+        t.execute(task, device.channelFor(t));
+    }
+}

@@ -1,0 +1,249 @@
+package io.jvhost.target;
+
+import io.jvhost.bdev.BlockChannel;
+import io.jvhost.bdev.BlockDevice;
+import io.jvhost.runtime.Reactor;
+import io.jvhost.scsi.ScsiDevice;
+import io.jvhost.scsi.ScsiTarget;
+import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtioFeatures;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayDeque;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+import static io.jvhost.virtio.ScsiLayout.*;
+
+/**
+ * virtio-scsi over vhost-user (VIRTIO 1.2, 5.6): a SCSI host whose targets 0-7 each have LUN 0
+ * on a bdev, with a control queue (task management, async-notification queries), an event queue
+ * (hot-attach/detach as TRANSPORT_RESET RESCAN/REMOVED) and request queues.
+ *
+ * <p>Threading: all queues of the device run on its one reactor, which also owns the targets'
+ * block channels and the pending-event queue; targets are attached and detached from control
+ * threads through {@link ScsiDevice} (lock-free) and reactor commands.
+ */
+public final class VirtioScsiDevice implements VhostUserDevice {
+    private static final Logger log = LoggerFactory.getLogger(VirtioScsiDevice.class);
+    /** Events kept while the guest has no event buffer posted; beyond that they are "missed". */
+    static final int MAX_PENDING_EVENTS = 64;
+
+    private final String name;
+    private final ScsiDevice scsi;
+    private final int requestQueues;
+    private final Reactor reactor;
+    private volatile int senseSize = DEFAULT_SENSE_SIZE;
+    private volatile int cdbSize = DEFAULT_CDB_SIZE;
+
+    // Reactor-thread state.
+    private final BlockChannel[] channels = new BlockChannel[ScsiDevice.MAX_TARGETS];
+    private final ScsiTarget[] channelOwners = new ScsiTarget[ScsiDevice.MAX_TARGETS];
+    private final ArrayDeque<int[]> pendingEvents = new ArrayDeque<>();
+    private boolean eventsMissed;
+    private ScsiEventProcessor eventProcessor;
+    /** A guest driver has run the event queue in the current session: hotplug events matter. */
+    private boolean guestAttached;
+
+    public VirtioScsiDevice(String name, int requestQueues, Reactor reactor) {
+        if (requestQueues < 1 || requestQueues > 62) throw new IllegalArgumentException("num_queues must be 1..62, got " + requestQueues);
+        this.name = name;
+        this.scsi = new ScsiDevice(name);
+        this.requestQueues = requestQueues;
+        this.reactor = reactor;
+    }
+
+    public String name() { return name; }
+    public ScsiDevice scsi() { return scsi; }
+    public int requestQueues() { return requestQueues; }
+    int senseSize() { return senseSize; }
+    int cdbSize() { return cdbSize; }
+
+    @Override public int virtioDeviceId() { return 8; }
+    @Override public int maxQueues() { return FIRST_REQUEST_QUEUE + requestQueues; }
+    @Override public Reactor reactor() { return reactor; }
+
+    @Override
+    public long features() {
+        return VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC)
+                | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
+                | VirtioFeatures.bit(F_HOTPLUG);
+    }
+
+    @Override
+    public void readConfig(MemorySegment c) {
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_NUM_QUEUES, requestQueues);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX, 126);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS, 8192);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_CMD_PER_LUN, 128);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_EVENT_INFO_SIZE, EVENT_SIZE);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SENSE_SIZE, senseSize);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_CDB_SIZE, cdbSize);
+        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_MAX_CHANNEL, (short) 0);
+        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_MAX_TARGET, (short) ScsiTarget.MAX_ID);
+        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_LUN, 0);
+    }
+
+    /** The driver may set sense_size and cdb_size (5.6.4); values are bounded to what we handle. */
+    @Override
+    public boolean writeConfig(int offset, MemorySegment src, int len) {
+        if (len != 4 || (offset != C_SENSE_SIZE && offset != C_CDB_SIZE)) return false;
+        int v = src.get(ValueLayout.JAVA_INT_UNALIGNED, 0);
+        if (offset == C_SENSE_SIZE) {
+            if (v < 0 || v > 252) return false;
+            senseSize = v;
+        } else {
+            if (v < 6 || v > 32) return false;
+            cdbSize = v;
+        }
+        return true;
+    }
+
+    @Override
+    public QueueProcessor newQueueProcessor(SplitVirtQueue queue, int kickFd) {
+        return switch (queue.index()) {
+            case CONTROL_QUEUE -> new ScsiControlProcessor(this, queue, reactor, kickFd);
+            case EVENT_QUEUE -> new ScsiEventProcessor(this, queue, reactor, kickFd);
+            default -> new ScsiRequestProcessor(this, queue, reactor, kickFd);
+        };
+    }
+
+    // ---- reactor-thread helpers ----
+
+    /** The block channel of {@code t}'s LUN 0 on this reactor, opened on first use. */
+    BlockChannel channelFor(ScsiTarget t) {
+        int id = t.id();
+        if (channelOwners[id] != t) {
+            if (channels[id] != null) channels[id].close(); // previous target in this slot is REMOVED
+            channels[id] = t.lun(0).bdev().openChannel();
+            channelOwners[id] = t;
+        }
+        return channels[id];
+    }
+
+    int pollChannels() {
+        int n = 0;
+        for (BlockChannel c : channels) if (c != null) n += c.poll();
+        return n;
+    }
+
+    private void closeChannel(ScsiTarget t) {
+        int id = t.id();
+        if (channelOwners[id] == t) {
+            channels[id].close();
+            channels[id] = null;
+            channelOwners[id] = null;
+        }
+    }
+
+    void eventProcessor(ScsiEventProcessor p) {
+        eventProcessor = p;
+        if (p != null) guestAttached = true;
+    }
+
+    @Override
+    public void sessionEnded() {
+        try {
+            reactor.call(() -> {
+                guestAttached = false;
+                pendingEvents.clear();
+                eventsMissed = false;
+                return null;
+            }).get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("{}: {}", name, e.toString());
+        }
+    }
+
+    /** Next pending event as {event, target, reason}, or null; sets the missed flag on the event. */
+    int[] nextEvent() {
+        int[] e = pendingEvents.poll();
+        if (e != null && eventsMissed) {
+            e[0] |= T_EVENTS_MISSED;
+            eventsMissed = false;
+        }
+        return e;
+    }
+
+    boolean hasPendingEvents() {
+        return !pendingEvents.isEmpty();
+    }
+
+    private void queueEvent(int event, int target, int reason) {
+        // Without a guest driver there is nobody to tell: a new guest scans all targets anyway.
+        if (!guestAttached) return;
+        if (pendingEvents.size() >= MAX_PENDING_EVENTS) {
+            pendingEvents.poll();
+            eventsMissed = true;
+        }
+        pendingEvents.add(new int[] {event, target, reason});
+        if (eventProcessor != null) eventProcessor.deliver();
+    }
+
+    // ---- control path (any thread) ----
+
+    /**
+     * Attaches {@code bdev} as target {@code num} (-1: the first free id) and announces it to a
+     * running guest (RESCAN). Returns the target id.
+     */
+    public int attach(int num, BlockDevice bdev) {
+        int id = num;
+        if (id == -1) {
+            for (int i = 0; i < ScsiDevice.MAX_TARGETS && id == -1; i++) if (scsi.target(i) == null) id = i;
+            if (id == -1) throw new IllegalStateException("all " + ScsiDevice.MAX_TARGETS + " SCSI targets of " + name + " are in use");
+        }
+        if (id < 0 || id > ScsiTarget.MAX_ID) throw new IllegalArgumentException("scsi_target_num must be -1 or 0.." + ScsiTarget.MAX_ID + ", got " + num);
+        scsi.addTarget(id, "Target " + id, bdev);
+        postEvent(T_TRANSPORT_RESET, id, EVT_RESET_RESCAN);
+        log.info("{}: SCSI target {} attached (bdev {})", name, id, bdev.name());
+        return id;
+    }
+
+    /**
+     * Detaches target {@code id}: the guest is told (REMOVED), new commands get BAD_TARGET, commands
+     * in flight complete; then {@code onRemoved} gets the bdev (to release its claim).
+     */
+    public void detach(int id, Consumer<BlockDevice> onRemoved) {
+        ScsiTarget t = scsi.target(id);
+        if (t == null || t.state() != ScsiTarget.State.ACTIVE) {
+            throw new IllegalArgumentException("SCSI target " + id + " of " + name + " does not exist");
+        }
+        BlockDevice bdev = t.lun(0).bdev();
+        postEvent(T_TRANSPORT_RESET, id, EVT_RESET_REMOVED);
+        scsi.removeTarget(id, () -> {
+            reactor.call(() -> {
+                closeChannel(t);
+                return null;
+            });
+            log.info("{}: SCSI target {} removed (bdev {})", name, id, bdev.name());
+            onRemoved.accept(bdev);
+        });
+    }
+
+    private void postEvent(int event, int target, int reason) {
+        try {
+            reactor.call(() -> {
+                queueEvent(event, target, reason);
+                return null;
+            }).get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("{}: could not queue event for target {}: {}", name, target, e.toString());
+        }
+    }
+
+    /** Closes every channel (reactor stopped or controller deleted). */
+    void closeChannels() {
+        try {
+            reactor.call(() -> {
+                for (ScsiTarget t : channelOwners) if (t != null) closeChannel(t);
+                return null;
+            }).get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("{}: closing channels: {}", name, e.toString());
+        }
+    }
+}
