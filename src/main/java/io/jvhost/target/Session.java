@@ -193,9 +193,17 @@ public final class Session implements Runnable {
 
     private boolean setFeatures(long v) {
         long offered = offeredFeatures();
-        if ((v & ~offered) != 0) {
-            log.warn("{}: SET_FEATURES 0x{} acks bits never offered (0x{}), rejected", name, Long.toHexString(v), Long.toHexString(v & ~offered));
+        long unoffered = v & ~offered;
+        // Ring and transport bits (24 and up) change how we read guest memory: an ack of one we
+        // never offered is refused. QEMU 7.2's vhost-user-scsi passes device bits it handles
+        // itself (e.g. VIRTIO_SCSI_F_CHANGE) through to the back-end: those are dropped with a warning.
+        if ((unoffered & ~0xffffffL) != 0) {
+            log.warn("{}: SET_FEATURES 0x{} acks ring/transport bits never offered (0x{}), rejected", name, Long.toHexString(v), Long.toHexString(unoffered));
             return false;
+        }
+        if (unoffered != 0) {
+            log.warn("{}: SET_FEATURES acks device feature bits never offered (0x{}); ignoring them", name, Long.toHexString(unoffered));
+            v &= offered;
         }
         if (anyRunning() && v != features) {
             log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
@@ -508,6 +516,11 @@ public final class Session implements Runnable {
         synchronized (this) {
             r.running = p;
         }
+        if (r.callFd >= 0 && q.usedIndex() != 0) {
+            // Completions may have been published while the ring had no call fd (or another one):
+            // one extra interrupt is harmless, a missing one hangs the driver.
+            io.jvhost.sys.EventFd.signal(r.callFd, scratch[idx]);
+        }
         log.debug("{}: ring {} started (size {}, avail index {}, kick fd {}, call fd {})", name, idx, r.num, r.base, r.kickFd, r.callFd);
         return true;
     }
@@ -521,12 +534,13 @@ public final class Session implements Runnable {
             r.num = 0;
             r.base = 0;
             Fd.closeQuietly(r.kickFd);
-            Fd.closeQuietly(r.callFd);
-            Fd.closeQuietly(r.errFd);
-            r.kickFd = r.callFd = r.errFd = -1;
+            r.kickFd = -1;
+            // Call and error fds stay: QEMU sets them once at init (its masked notifiers) and does
+            // not send them again after RESET_DEVICE; dropping them loses interrupts.
         }
+        // Protocol features belong to the connection and survive a device reset (vhost-user.rst,
+        // RESET_DEVICE: "the back-end retains ownership"); front-ends keep using REPLY_ACK.
         features = 0;
-        protocolFeatures = 0;
         log.info("{}: device reset", name);
     }
 

@@ -71,7 +71,9 @@ public final class VirtioScsiDevice implements VhostUserDevice {
         return VirtioFeatures.bit(VirtioFeatures.VERSION_1)
                 | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC)
                 | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
-                | VirtioFeatures.bit(F_HOTPLUG);
+                | VirtioFeatures.bit(F_HOTPLUG)
+                // Parameter-change events: we send none, but the driver may take them (SPDK offers it too).
+                | VirtioFeatures.bit(F_CHANGE);
     }
 
     @Override

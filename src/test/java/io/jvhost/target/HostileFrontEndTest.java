@@ -117,7 +117,8 @@ class HostileFrontEndTest {
             fe.getFeatures();
             fe.setProtocolFeatures(1L << 3); // REPLY_ACK
             fe.useReplyAck(true);
-            assertThatThrownBy(() -> fe.setFeatures(1L << 60)).as("feature never offered").hasMessageContaining("rejected");
+            assertThatThrownBy(() -> fe.setFeatures(1L << 60)).as("transport feature never offered").hasMessageContaining("rejected");
+            assertThatThrownBy(() -> fe.setFeatures(1L << 34)).as("packed ring never offered").hasMessageContaining("rejected");
             assertThatThrownBy(() -> fe.setVringNum(0, 100)).as("not a power of two").hasMessageContaining("rejected");
             assertThatThrownBy(() -> fe.setVringNum(0, 65536)).hasMessageContaining("rejected");
             assertThatThrownBy(() -> fe.setVringBase(0, 70000)).hasMessageContaining("rejected");
