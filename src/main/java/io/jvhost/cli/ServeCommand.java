@@ -23,7 +23,7 @@ import java.util.concurrent.CountDownLatch;
         description = {"Start the vhost-user target and serve until SIGINT/SIGTERM.", "",
                 "With no options: a 256 MiB RAM disk (Malloc0) exposed as vhost-user-blk controller",
                 "'vhost.0', its socket in the current directory, and the QEMU command line to use it.",
-                "With --json: an SPDK-style JSON config (subsystems bdev / vhost_blk, SPDK method names).", ""})
+                "With --json: an SPDK-style JSON config (subsystems bdev / vhost_blk / vhost_scsi, SPDK method names).", ""})
 final class ServeCommand implements Callable<Integer> {
     static volatile boolean keepRunning;
 
@@ -48,7 +48,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--ctrlr", paramLabel = "NAME", description = "Without --json: controller (and socket) name (default vhost.0).")
     String ctrlr = "vhost.0";
 
-    @Option(names = "--readonly", description = "Without --json: expose the disk read-only.")
+    @Option(names = {"-t", "--type"}, paramLabel = "TYPE", description = "Without --json: blk (default; vhost-user-blk) or scsi (vhost-user-scsi, the disk as target 0).")
+    String type = "blk";
+
+    @Option(names = "--readonly", description = "Without --json: expose the disk read-only (blk).")
     boolean readonly;
 
     @Option(names = "--num-queues", paramLabel = "N", description = "Without --json: queues offered (GET_QUEUE_NUM, default 16); QEMU uses num-queues of them.")
@@ -118,8 +121,16 @@ final class ServeCommand implements Callable<Integer> {
             long size = Sizes.parse(mallocSize == null ? "256M" : mallocSize);
             methods.call("bdev_malloc_create", f.objectNode().put("name", bdev).put("num_blocks", size / blockSize).put("block_size", blockSize));
         }
-        methods.call("vhost_create_blk_controller", f.objectNode().put("ctrlr", ctrlr).put("dev_name", bdev)
-                .put("readonly", readonly).put("num_queues", numQueues));
+        switch (type) {
+            case "blk" -> methods.call("vhost_create_blk_controller", f.objectNode().put("ctrlr", ctrlr).put("dev_name", bdev)
+                    .put("readonly", readonly).put("num_queues", numQueues));
+            case "scsi" -> {
+                if (readonly) throw RpcException.invalidParams("--readonly applies to blk controllers; for scsi use a read-only file (--file with bdev_aio_create readonly)");
+                methods.call("vhost_create_scsi_controller", f.objectNode().put("ctrlr", ctrlr).put("num_queues", numQueues));
+                methods.call("vhost_scsi_controller_add_target", f.objectNode().put("ctrlr", ctrlr).put("scsi_target_num", 0).put("bdev_name", bdev));
+            }
+            default -> throw RpcException.invalidParams("--type must be blk or scsi, got '" + type + "'");
+        }
     }
 
     private static void printQuickStart(List<Controller> controllers) {
@@ -133,7 +144,11 @@ final class ServeCommand implements Callable<Integer> {
             int i = 0;
             for (Controller c : controllers) {
                 sb.append("    -chardev socket,id=vhost").append(i).append(",path=").append(c.socketPath()).append(" \\\n");
-                sb.append("    -device vhost-user-blk-pci,chardev=vhost").append(i).append(",num-queues=2 \\\n");
+                if (c.device() instanceof io.jvhost.target.VirtioScsiDevice) {
+                    sb.append("    -device vhost-user-scsi-pci,chardev=vhost").append(i).append(",num_queues=2 \\\n");
+                } else {
+                    sb.append("    -device vhost-user-blk-pci,chardev=vhost").append(i).append(",num-queues=2 \\\n");
+                }
                 i++;
             }
             sb.append("    ...your kernel/disk options...\n");

@@ -81,4 +81,30 @@ class ServeCommandTest {
         assertThat(run(2, "serve", "-S", dir.resolve("nope").toString())).contains("does not exist");
         assertThat(run(2, "serve", "-S", dir.toString(), "--malloc", "lots")).contains("not a size");
     }
+
+    @Test
+    void scsiTypeServesTheDiskAsTargetZero() throws Exception {
+        Process p = jvhost("serve", "-S", dir.toString(), "--type", "scsi", "--null", "64M").redirectErrorStream(true).start();
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        StringBuilder out = new StringBuilder();
+        String line;
+        while ((line = r.readLine()) != null) {
+            out.append(line).append('\n');
+            if (line.startsWith("Stop with")) break;
+        }
+        try {
+            assertThat(out.toString()).contains("vhost-user-scsi-pci,chardev=vhost0,num_queues=2");
+            try (io.jvhost.initiator.ScsiInitiator ini = io.jvhost.initiator.ScsiInitiator.connect(dir.resolve("vhost.0").toString(), 1, 64, 1 << 16)) {
+                var resp = ini.command(0, 0, 0, new byte[] {0x12, 0, 0, 0, 36, 0}, 0, 36);
+                assertThat(resp.status()).isZero();
+                byte[] model = new byte[16];
+                java.lang.foreign.MemorySegment.copy(ini.data(), java.lang.foreign.ValueLayout.JAVA_BYTE, 16, model, 0, 16);
+                assertThat(new String(model, StandardCharsets.US_ASCII).trim()).isEqualTo("Null disk");
+            }
+        } finally {
+            p.destroy();
+            assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        }
+        assertThat(run(2, "serve", "-S", dir.toString(), "--type", "nvme")).contains("--type must be blk or scsi");
+    }
 }
