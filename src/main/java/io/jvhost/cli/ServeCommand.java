@@ -60,6 +60,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-r", "--reactors"}, paramLabel = "N", description = "Reactor (poll) threads (default 1). Controllers pick one with cpumask.")
     int reactors = 1;
 
+    @Option(names = {"-m", "--cpumask"}, paramLabel = "MASK", description = "Cores for reactors, one pinned reactor per core (SPDK's -m): hex 0x3 or a list [0,2]. Overrides --reactors.")
+    String cpumask;
+
     @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100% per reactor). Default: back off and sleep on kicks.")
     boolean busyPoll;
 
@@ -74,7 +77,14 @@ final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         Path dir = socketDir.toAbsolutePath().normalize();
-        VhostTarget target = new VhostTarget(dir, reactors, busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF);
+        IdleStrategy idle = busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF;
+        VhostTarget target;
+        try {
+            target = cpumask != null ? new VhostTarget(dir, io.jvhost.target.Cpumask.parse(cpumask), idle) : new VhostTarget(dir, reactors, idle);
+        } catch (IllegalArgumentException e) {
+            System.err.println("jvhost: " + e.getMessage());
+            return 2;
+        }
         Methods methods = new Methods(target);
         try {
             if (json != null) {

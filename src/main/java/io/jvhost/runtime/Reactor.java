@@ -46,9 +46,17 @@ public final class Reactor implements AutoCloseable {
     private long sleeps;
     private long wakeups;
 
+    private final int cpu;
+
     public Reactor(int id, IdleStrategy idle) {
+        this(id, idle, -1);
+    }
+
+    /** @param cpu the core to pin the reactor thread to, or -1 for no pinning */
+    public Reactor(int id, IdleStrategy idle, int cpu) {
         this.id = id;
         this.idle = idle;
+        this.cpu = cpu;
         epoll.add(commandFd, Epoll.EPOLLIN, COMMAND_TAG);
         thread = Thread.ofPlatform().name("reactor-" + id).daemon(true).unstarted(this::run);
         thread.start();
@@ -130,7 +138,19 @@ public final class Reactor implements AutoCloseable {
         return n;
     }
 
+    /** The core this reactor is pinned to, or -1. */
+    public int cpu() {
+        return cpu;
+    }
+
     private void run() {
+        if (cpu >= 0) {
+            try {
+                io.jvhost.sys.Affinity.pinCurrentThread(cpu);
+            } catch (RuntimeException e) {
+                log.warn("reactor-{}: cannot pin to CPU {}: {} (running unpinned)", id, cpu, e.getMessage());
+            }
+        }
         long lastWork = System.nanoTime();
         while (running) {
             int work = 0;

@@ -26,11 +26,28 @@ public final class VhostTarget implements AutoCloseable {
     private final Path socketDir;
     private final Map<String, Controller> controllers = new LinkedHashMap<>();
 
+    private final int[] cores; // core of each reactor, or null when unpinned
+
     public VhostTarget(Path socketDir, int reactorCount, IdleStrategy idle) {
         if (reactorCount < 1) throw new IllegalArgumentException("need at least one reactor");
         this.socketDir = socketDir;
+        this.cores = null;
         reactors = new Reactor[reactorCount];
         for (int i = 0; i < reactorCount; i++) reactors[i] = new Reactor(i, idle);
+    }
+
+    /** One reactor per core in {@code coreMask} (SPDK's -m), each pinned to its core. */
+    public VhostTarget(Path socketDir, long coreMask, IdleStrategy idle) {
+        if (coreMask == 0) throw new IllegalArgumentException("the core mask selects no core");
+        this.socketDir = socketDir;
+        cores = new int[Long.bitCount(coreMask)];
+        reactors = new Reactor[cores.length];
+        long m = coreMask;
+        for (int i = 0; i < cores.length; i++) {
+            cores[i] = Long.numberOfTrailingZeros(m);
+            m &= m - 1;
+            reactors[i] = new Reactor(i, idle, cores[i]);
+        }
     }
 
     public BdevRegistry bdevs() { return bdevs; }
@@ -45,9 +62,14 @@ public final class VhostTarget implements AutoCloseable {
         if (cpumask == null || cpumask.isBlank()) return reactors[0];
         long mask = Cpumask.parse(cpumask);
         int core = Long.numberOfTrailingZeros(mask);
+        if (cores != null) {
+            for (int i = 0; i < cores.length; i++) if (cores[i] == core) return reactors[i];
+            throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + ", which runs no reactor (the target's core mask has "
+                    + java.util.Arrays.toString(cores) + ")");
+        }
         if (core >= reactors.length) {
             throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + " but only "
-                    + reactors.length + " reactor(s) run (start with more --reactors)");
+                    + reactors.length + " reactor(s) run (start with more --reactors or a --cpumask)");
         }
         return reactors[core];
     }

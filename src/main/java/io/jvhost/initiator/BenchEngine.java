@@ -1,0 +1,284 @@
+package io.jvhost.initiator;
+
+import io.jvhost.sys.Affinity;
+import io.jvhost.virtio.DriverSplitQueue;
+import org.HdrHistogram.Histogram;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.SplittableRandom;
+
+import static io.jvhost.virtio.BlkLayout.*;
+
+/**
+ * The benchmark loop of {@code jvhost bench} (SPDK: bdevperf over virtio-user): one thread
+ * drives every queue of one vhost-user-blk or -scsi target in poll mode, keeping {@code qd}
+ * requests in flight per queue; each completion is resubmitted at once. Latency goes into an
+ * HdrHistogram. Nothing is allocated per request.
+ */
+public final class BenchEngine {
+    public enum Type { BLK, SCSI }
+
+    public enum Workload {
+        READ, WRITE, RANDREAD, RANDWRITE, RANDRW, RW;
+
+        boolean random() { return this == RANDREAD || this == RANDWRITE || this == RANDRW; }
+        boolean mixed() { return this == RANDRW || this == RW; }
+    }
+
+    public record Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
+                         Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress) {}
+
+    public record Result(String workload, int blockSize, int queueDepth, int queues, double seconds, long ios, long bytes,
+                         double iops, double mibPerSec, double avgUs, double p50Us, double p99Us, double p999Us, double maxUs,
+                         long errors, long verifyErrors, long kicks) {}
+
+    private final Config cfg;
+    private final VhostUserDriver driver;
+    private final int firstQueue;
+    private final long units;         // device size in blocks of blockSize
+    private final Slot[][] slots;     // [queue][slot]
+    private final Slot[][] byHead;    // [queue][head]
+    private final SplittableRandom rnd = new SplittableRandom(42);
+    private final Histogram hist = new Histogram(60_000_000_000L, 3);
+    private final PrintStream out;
+    private int scsiBlockSize = 512;
+    private final int[] writtenGen;   // verify: generation last written per unit (0 = never)
+    private final boolean[] busy;     // verify: unit has a request in flight
+    private long nextSeq;             // sequential workloads
+    private long ios, bytes, errors, verifyErrors, kicks;
+    private boolean recording;
+    private int currentQueue;
+    private final DriverSplitQueue.UsedHandler onUsed = this::completed;
+
+    /** One in-flight request position: its header, data and status locations. */
+    private static final class Slot {
+        int queue;
+        long hdrOff, dataOff, statusOff;
+        long startNs;
+        long unit;
+        boolean write;
+        int gen;
+    }
+
+    // blk: 16-byte header, status byte. scsi: 19+32 request, 12+96 response.
+    private static final int SCSI_REQ = 51, SCSI_RESP = 108;
+
+    public BenchEngine(Config cfg, PrintStream out) throws IOException {
+        this.cfg = cfg;
+        this.out = out;
+        int perSlotHdr = 256;
+        long dataBytes = (long) cfg.queues() * cfg.queueDepth() * (cfg.blockSize() + perSlotHdr) + 4096;
+        if (cfg.type() == Type.BLK) {
+            BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes);
+            driver = b;
+            firstQueue = 0;
+            units = b.capacitySectors() * SECTOR_SIZE / cfg.blockSize();
+        } else {
+            ScsiInitiator s = ScsiInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes);
+            driver = s;
+            firstQueue = io.jvhost.virtio.ScsiLayout.FIRST_REQUEST_QUEUE;
+            ScsiInitiator.Response r = s.command(0, 0, 0, new byte[] {(byte) 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, 0, 32);
+            if (r.response() != 0 || r.status() != 0) throw new IOException("READ CAPACITY(16) on target 0 failed: response " + r.response() + " status " + r.status());
+            long lastLba = Long.reverseBytes(s.data().get(ValueLayout.JAVA_LONG_UNALIGNED, 0));
+            int lbs = Integer.reverseBytes(s.data().get(ValueLayout.JAVA_INT_UNALIGNED, 8));
+            if (cfg.blockSize() % lbs != 0) throw new IOException("block size " + cfg.blockSize() + " is not a multiple of the LUN's " + lbs);
+            units = (lastLba + 1) * lbs / cfg.blockSize();
+            scsiBlockSize = lbs;
+        }
+        if (units < 1) throw new IOException("device smaller than one " + cfg.blockSize() + "-byte block");
+        if (cfg.queueDepth() > cfg.queueSize() / 3) {
+            throw new IOException("queue depth " + cfg.queueDepth() + " needs " + 3 * cfg.queueDepth() + " descriptors; use --queue-size >= " + 3 * cfg.queueDepth());
+        }
+        writtenGen = cfg.verify() ? new int[(int) Math.min(units, 1 << 24)] : null;
+        busy = cfg.verify() ? new boolean[writtenGen.length] : null;
+        slots = new Slot[cfg.queues()][cfg.queueDepth()];
+        byHead = new Slot[cfg.queues()][cfg.queueSize()];
+        long base = driver.dataOff;
+        for (int q = 0; q < cfg.queues(); q++) {
+            for (int i = 0; i < cfg.queueDepth(); i++) {
+                Slot s = new Slot();
+                s.queue = q;
+                s.hdrOff = base;
+                s.statusOff = base + 128;
+                s.dataOff = base + perSlotHdr;
+                base += perSlotHdr + cfg.blockSize();
+                slots[q][i] = s;
+            }
+        }
+    }
+
+    private long verifyUnits() {
+        return writtenGen == null ? units : writtenGen.length;
+    }
+
+    private void submit(Slot s) {
+        boolean write = switch (cfg.workload()) {
+            case READ, RANDREAD -> false;
+            case WRITE, RANDWRITE -> true;
+            case RANDRW, RW -> rnd.nextInt(100) >= cfg.readPercent();
+        };
+        long unit;
+        long span = verifyUnits();
+        if (cfg.workload().random()) {
+            unit = rnd.nextLong(span);
+            if (busy != null) for (int tries = 0; busy[(int) unit] && tries < 16; tries++) unit = rnd.nextLong(span);
+        } else {
+            unit = nextSeq++ % span;
+        }
+        if (busy != null) {
+            if (busy[(int) unit]) write = false; // rare: still busy after retries, read it (not verified)
+            busy[(int) unit] = true;
+        }
+        s.unit = unit;
+        s.write = write;
+        MemorySegment m = driver.mem.segment();
+        if (write && writtenGen != null) {
+            s.gen = writtenGen[(int) unit] + 1;
+            stamp(m, s.dataOff, unit, s.gen);
+        } else if (writtenGen != null) {
+            s.gen = writtenGen[(int) unit];
+        }
+        DriverSplitQueue dq = driver.queues[firstQueue + s.queue];
+        dq.begin(3);
+        if (cfg.type() == Type.BLK) {
+            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff, write ? T_OUT : T_IN);
+            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff + 4, 0);
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, s.hdrOff + 8, unit * cfg.blockSize() / SECTOR_SIZE);
+            m.set(ValueLayout.JAVA_BYTE, s.statusOff, (byte) 0xff);
+            dq.add(driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
+            dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), !write);
+            dq.add(driver.mem.gpa(s.statusOff), 1, true);
+        } else {
+            scsiHeader(m, s.hdrOff, write, unit);
+            m.set(ValueLayout.JAVA_BYTE, s.statusOff + 11, (byte) 0xff);
+            dq.add(driver.mem.gpa(s.hdrOff), SCSI_REQ, false);
+            if (write) dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), false);
+            dq.add(driver.mem.gpa(s.statusOff), SCSI_RESP, true);
+            if (!write) dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), true);
+        }
+        int head = dq.end();
+        byHead[s.queue][head] = s;
+        s.startNs = System.nanoTime();
+    }
+
+    private void scsiHeader(MemorySegment m, long at, boolean write, long unit) {
+        m.asSlice(at, SCSI_REQ).fill((byte) 0);
+        m.set(ValueLayout.JAVA_BYTE, at, (byte) 1);
+        m.set(ValueLayout.JAVA_BYTE, at + 2, (byte) 0x40);
+        // READ(16)/WRITE(16) in the LUN's logical blocks
+        long lbaPerUnit = cfg.blockSize() / scsiBlock();
+        long lba = unit * lbaPerUnit;
+        int c = 19;
+        m.set(ValueLayout.JAVA_BYTE, at + c, (byte) (write ? 0x8a : 0x88));
+        m.set(ValueLayout.JAVA_LONG_UNALIGNED, at + c + 2, Long.reverseBytes(lba));
+        m.set(ValueLayout.JAVA_INT_UNALIGNED, at + c + 10, Integer.reverseBytes((int) lbaPerUnit));
+    }
+
+    private int scsiBlock() {
+        return scsiBlockSize;
+    }
+
+    /** Every 512-byte sector starts with (unit, generation, sector index): a misplaced or stale block shows. */
+    private void stamp(MemorySegment m, long off, long unit, int gen) {
+        for (int i = 0; i < cfg.blockSize() / SECTOR_SIZE; i++) {
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, off + (long) i * SECTOR_SIZE, unit);
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, off + (long) i * SECTOR_SIZE + 8, ((long) gen << 32) | i);
+        }
+    }
+
+    private void completed(int head, int len) {
+        Slot s = byHead[currentQueue][head];
+        long now = System.nanoTime();
+        MemorySegment m = driver.mem.segment();
+        boolean ok;
+        if (cfg.type() == Type.BLK) {
+            ok = m.get(ValueLayout.JAVA_BYTE, s.statusOff) == S_OK;
+        } else {
+            ok = m.get(ValueLayout.JAVA_BYTE, s.statusOff + 11) == 0 && m.get(ValueLayout.JAVA_BYTE, s.statusOff + 10) == 0;
+        }
+        if (busy != null) {
+            busy[(int) s.unit] = false;
+            if (ok && s.write) writtenGen[(int) s.unit] = s.gen;
+            if (ok && !s.write && s.gen != 0 && !checkStamp(m, s.dataOff, s.unit, s.gen)) verifyErrors++;
+        }
+        if (recording) {
+            if (!ok) errors++;
+            ios++;
+            bytes += cfg.blockSize();
+            hist.recordValue(Math.min(now - s.startNs, hist.getHighestTrackableValue()));
+        }
+        submit(s);
+    }
+
+    private boolean checkStamp(MemorySegment m, long off, long unit, int gen) {
+        for (int i = 0; i < cfg.blockSize() / SECTOR_SIZE; i++) {
+            if (m.get(ValueLayout.JAVA_LONG_UNALIGNED, off + (long) i * SECTOR_SIZE) != unit) return false;
+            if (m.get(ValueLayout.JAVA_LONG_UNALIGNED, off + (long) i * SECTOR_SIZE + 8) != (((long) gen << 32) | i)) return false;
+        }
+        return true;
+    }
+
+    /** Runs ramp-up then the measured time; prints a progress line a second when asked. */
+    public Result run() {
+        if (cfg.cpu() >= 0) Affinity.pinCurrentThread(cfg.cpu());
+        for (int q = 0; q < cfg.queues(); q++) {
+            for (Slot s : slots[q]) submit(s);
+            driver.publishAndKick(firstQueue + q);
+        }
+        long t0 = System.nanoTime();
+        long rampEnd = t0 + cfg.ramp().toNanos();
+        long end = rampEnd + cfg.time().toNanos();
+        recording = cfg.ramp().isZero();
+        long measureStart = t0;
+        long nextTick = t0 + 1_000_000_000L;
+        long lastIos = 0;
+        int sec = 0;
+        long iter = 0;
+        while (true) {
+            for (int q = 0; q < cfg.queues(); q++) {
+                currentQueue = q;
+                DriverSplitQueue dq = driver.queues[firstQueue + q];
+                if (dq.pollUsed(onUsed) > 0) {
+                    dq.publish();
+                    if (dq.needsKick()) {
+                        kicks++;
+                        io.jvhost.sys.EventFd.signal(driver.kickFds[firstQueue + q], driver.eventScratch);
+                    }
+                }
+            }
+            if ((++iter & 255) != 0) continue;
+            long now = System.nanoTime();
+            if (!recording && now >= rampEnd) {
+                recording = true;
+                measureStart = now;
+                nextTick = now + 1_000_000_000L;
+                lastIos = 0;
+            }
+            if (recording && now >= nextTick) {
+                sec++;
+                if (cfg.progress()) {
+                    long d = ios - lastIos;
+                    out.printf("  %3ds  %,12d IOPS  %9.1f MiB/s  avg %8.2f us%n", sec, d, d * (double) cfg.blockSize() / (1 << 20),
+                            hist.getTotalCount() == 0 ? 0.0 : hist.getMean() / 1000.0);
+                }
+                lastIos = ios;
+                nextTick += 1_000_000_000L;
+            }
+            if (now >= end) {
+                double secs = (now - measureStart) / 1e9;
+                return new Result(cfg.workload().name().toLowerCase(), cfg.blockSize(), cfg.queueDepth(), cfg.queues(), secs, ios, bytes,
+                        ios / secs, bytes / secs / (1 << 20), hist.getMean() / 1000.0, hist.getValueAtPercentile(50) / 1000.0,
+                        hist.getValueAtPercentile(99) / 1000.0, hist.getValueAtPercentile(99.9) / 1000.0, hist.getMaxValue() / 1000.0,
+                        errors, verifyErrors, kicks);
+            }
+        }
+    }
+
+    public void close() {
+        driver.close();
+    }
+}
