@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "jvhost", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A vhost-user storage target (virtio-blk, virtio-scsi) in Java: serves disks to QEMU guests",
                 "from a user-space process that polls the guests' queues in shared memory.", ""},
-        subcommands = {ServeCommand.class, BenchCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {ServeCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Start with:  jvhost serve        (RAM disk on ./vhost.0, prints the QEMU command line)",
                 "Help:        jvhost help serve"})
 public final class Main implements Runnable {
