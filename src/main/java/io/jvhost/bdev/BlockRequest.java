@@ -18,9 +18,10 @@ public final class BlockRequest {
         void onComplete(BlockRequest request, int status);
     }
 
-    private final MemorySegment[] segs;
-    private final long[] offsets;
-    private final long[] lengths;
+    private MemorySegment[] segs;
+    private long[] offsets;
+    private long[] lengths;
+    private final int maxSegments;
     private int count;
 
     public Op op;
@@ -32,10 +33,17 @@ public final class BlockRequest {
     public int tag;
     private Completion completion;
 
+    /**
+     * @param maxSegments most buffers one request may carry. The lists start small and grow on
+     *                    demand (once per pooled request, so steady state allocates nothing).
+     */
     public BlockRequest(int maxSegments) {
-        segs = new MemorySegment[maxSegments];
-        offsets = new long[maxSegments];
-        lengths = new long[maxSegments];
+        if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
+        this.maxSegments = maxSegments;
+        int initial = Math.min(maxSegments, 16);
+        segs = new MemorySegment[initial];
+        offsets = new long[initial];
+        lengths = new long[initial];
     }
 
     public void completion(Completion c) {
@@ -51,7 +59,7 @@ public final class BlockRequest {
 
     /** Appends a buffer; returns false when the list is full. */
     public boolean addBuffer(MemorySegment seg, long off, long len) {
-        if (count == segs.length) return false;
+        if (count == segs.length && !grow()) return false;
         segs[count] = seg;
         offsets[count] = off;
         lengths[count] = len;
@@ -60,12 +68,21 @@ public final class BlockRequest {
         return true;
     }
 
+    private boolean grow() {
+        if (segs.length == maxSegments) return false;
+        int n = Math.min(maxSegments, segs.length * 2);
+        segs = java.util.Arrays.copyOf(segs, n);
+        offsets = java.util.Arrays.copyOf(offsets, n);
+        lengths = java.util.Arrays.copyOf(lengths, n);
+        return true;
+    }
+
     public int bufferCount() {
         return count;
     }
 
     public int maxBuffers() {
-        return segs.length;
+        return maxSegments;
     }
 
     public MemorySegment bufferSegment(int i) {

@@ -62,9 +62,9 @@ public final class ScsiTask {
     long tag;
     Direction direction = Direction.NONE;
     long expectedLength = -1;
-    private final MemorySegment[] segs;
-    private final long[] offs;
-    private final long[] lens;
+    private MemorySegment[] segs;
+    private long[] offs;
+    private long[] lens;
     private int count;
     private long bufferBytes;
     private Completion completion;
@@ -99,9 +99,11 @@ public final class ScsiTask {
     /** @param maxSegments most scatter-gather entries per request (the virtqueue's seg_max) */
     public ScsiTask(int maxSegments) {
         if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
-        segs = new MemorySegment[maxSegments];
-        offs = new long[maxSegments];
-        lens = new long[maxSegments];
+        this.maxSegments = maxSegments;
+        int initial = Math.min(maxSegments, 16);
+        segs = new MemorySegment[initial];
+        offs = new long[initial];
+        lens = new long[initial];
         request = new BlockRequest(maxSegments);
         request.completion(this::onBlockComplete);
     }
@@ -192,8 +194,8 @@ public final class ScsiTask {
      * does not lie inside the segment (the transport should then fail the request).
      */
     public boolean addBuffer(MemorySegment seg, long offset, long length) {
-        if (count == segs.length || seg == null || offset < 0 || length < 0
-                || offset > seg.byteSize() - length) return false;
+        if (seg == null || offset < 0 || length < 0 || offset > seg.byteSize() - length) return false;
+        if (count == segs.length && !grow()) return false;
         if (length == 0) return true;
         segs[count] = seg;
         offs[count] = offset;
@@ -203,12 +205,24 @@ public final class ScsiTask {
         return true;
     }
 
+    /** Grows the buffer list (at most once per size step per pooled task: steady state allocates nothing). */
+    private boolean grow() {
+        if (segs.length == maxSegments) return false;
+        int n = Math.min(maxSegments, segs.length * 2);
+        segs = java.util.Arrays.copyOf(segs, n);
+        offs = java.util.Arrays.copyOf(offs, n);
+        lens = java.util.Arrays.copyOf(lens, n);
+        return true;
+    }
+
+    private final int maxSegments;
+
     public int bufferCount() {
         return count;
     }
 
     public int maxBuffers() {
-        return segs.length;
+        return maxSegments;
     }
 
     /** Sum of the buffer lengths. */

@@ -37,6 +37,11 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
 public final class Session implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(Session.class);
     private static final long STOP_TIMEOUT_SECONDS = 30;
+    /**
+     * Largest ring we accept (SPDK's SPDK_VHOST_MAX_VQ_SIZE, QEMU's VIRTQUEUE_MAX_SIZE): per-slot
+     * request state is preallocated, so this bounds what one front-end can make us allocate.
+     */
+    static final int MAX_QUEUE_SIZE = 1024;
 
     /** Per-ring configuration as the front-end set it. */
     private static final class Ring {
@@ -315,8 +320,8 @@ public final class Session implements Runnable {
     private boolean setVringNum(VhostUserMessage m) throws VhostUserProtocolException {
         Ring r = ring(m.u32(0), m.request);
         int num = m.u32(4);
-        if (!SplitRing.validSize(Integer.toUnsignedLong(num))) {
-            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), SplitRing.MAX_QUEUE_SIZE);
+        if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
+            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), MAX_QUEUE_SIZE);
             return false;
         }
         stop(r);

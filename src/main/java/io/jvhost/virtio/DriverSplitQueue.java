@@ -119,8 +119,14 @@ public final class DriverSplitQueue {
         return (used.get(LE16, USED_FLAGS) & USED_F_NO_NOTIFY) == 0;
     }
 
+    private boolean interruptsOff;
+
     /** Reaps used elements, freeing their descriptors; returns how many. */
     public int pollUsed(UsedHandler h) {
+        if (interruptsOff && eventIdx) {
+            // Keep used_event half a ring-index space ahead so the device never decides to signal.
+            avail.set(LE16, usedEventOffset(size), (short) (lastUsed + 0x8000));
+        }
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
         int n = 0;
         while (lastUsed != usedIdx) {
@@ -137,6 +143,7 @@ public final class DriverSplitQueue {
 
     /** Interrupt suppression: ask for (or not) interrupts; under EVENT_IDX sets used_event. */
     public void wantInterrupts(boolean want) {
+        interruptsOff = !want;
         if (eventIdx) {
             avail.set(LE16, usedEventOffset(size), (short) (want ? lastUsed : (lastUsed + 0x8000)));
         } else {
