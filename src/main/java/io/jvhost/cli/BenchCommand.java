@@ -51,6 +51,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--cpu", paramLabel = "N", description = "Pin the initiator thread to this CPU.")
     int cpu = -1;
 
+    @Option(names = "--interrupts", description = "Interrupt mode: sleep on the call eventfds between completions instead of polling.")
+    boolean interrupts;
+
     @Option(names = "--json", description = "Print the result as JSON (for scripts) instead of text.")
     boolean json;
 
@@ -82,7 +85,7 @@ final class BenchCommand implements Callable<Integer> {
             return 2;
         }
         BenchEngine.Config cfg = new BenchEngine.Config(socket, t, w, mix, (int) bsBytes, qd, queues, Duration.ofSeconds(time),
-                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json);
+                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts);
         BenchEngine engine;
         try {
             engine = new BenchEngine(cfg, System.err);

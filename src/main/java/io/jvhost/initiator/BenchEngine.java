@@ -30,7 +30,13 @@ public final class BenchEngine {
     }
 
     public record Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
-                         Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress) {}
+                         Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts) {
+        /** Poll mode (no interrupts). */
+        public Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
+                      Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress) {
+            this(socket, type, workload, readPercent, blockSize, queueDepth, queues, time, ramp, verify, cpu, queueSize, progress, false);
+        }
+    }
 
     public record Result(String workload, int blockSize, int queueDepth, int queues, double seconds, long ios, long bytes,
                          double iops, double mibPerSec, double avgUs, double p50Us, double p99Us, double p999Us, double maxUs,
@@ -225,9 +231,23 @@ public final class BenchEngine {
     /** Runs ramp-up then the measured time; prints a progress line a second when asked. */
     public Result run() {
         if (cfg.cpu() >= 0) Affinity.pinCurrentThread(cfg.cpu());
+        io.jvhost.sys.Epoll epoll = null;
+        if (cfg.interrupts()) {
+            epoll = new io.jvhost.sys.Epoll(cfg.queues());
+            for (int q = 0; q < cfg.queues(); q++) epoll.add(driver.callFds[firstQueue + q], io.jvhost.sys.Epoll.EPOLLIN, q);
+        }
+        try {
+            return loop(epoll);
+        } finally {
+            if (epoll != null) epoll.close();
+        }
+    }
+
+    private Result loop(io.jvhost.sys.Epoll epoll) {
         for (int q = 0; q < cfg.queues(); q++) {
-            // Poll mode: we reap completions ourselves, so ask the target not to write the call eventfd.
-            driver.queues[firstQueue + q].wantInterrupts(false);
+            // Poll mode: we reap completions ourselves, so ask the target not to write the call
+            // eventfd. Interrupt mode: ask for one per completion batch and sleep on it when idle.
+            driver.queues[firstQueue + q].wantInterrupts(epoll != null);
             for (Slot s : slots[q]) submit(s);
             driver.publishAndKick(firstQueue + q);
         }
@@ -241,16 +261,25 @@ public final class BenchEngine {
         int sec = 0;
         long iter = 0;
         while (true) {
+            int reaped = 0;
             for (int q = 0; q < cfg.queues(); q++) {
                 currentQueue = q;
                 DriverSplitQueue dq = driver.queues[firstQueue + q];
-                if (dq.pollUsed(onUsed) > 0) {
+                int n = dq.pollUsed(onUsed);
+                reaped += n;
+                if (n > 0) {
                     dq.publish();
                     if (dq.needsKick()) {
                         kicks++;
                         io.jvhost.sys.EventFd.signal(driver.kickFds[firstQueue + q], driver.eventScratch);
                     }
                 }
+            }
+            if (epoll != null && reaped == 0) {
+                // Interrupt mode: wait for a call eventfd (bounded, so the clock is still checked).
+                int ev = epoll.await(100);
+                for (int i = 0; i < ev; i++) io.jvhost.sys.EventFd.drain(driver.callFds[firstQueue + (int) epoll.data(i)], driver.eventScratch);
+                iter |= 255;
             }
             if ((++iter & 255) != 0) continue;
             long now = System.nanoTime();

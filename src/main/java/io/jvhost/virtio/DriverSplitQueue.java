@@ -138,6 +138,12 @@ public final class DriverSplitQueue {
             h.onUsed(head, len);
             n++;
         }
+        if (eventIdx && !interruptsOff && n > 0) {
+            // Ask for an interrupt at the next completion; the caller polls once more before it
+            // sleeps, and the fence orders this store before that re-read (2.7.10).
+            avail.set(LE16, usedEventOffset(size), (short) lastUsed);
+            VarHandle.fullFence();
+        }
         return n;
     }
 

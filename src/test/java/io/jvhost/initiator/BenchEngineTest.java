@@ -83,4 +83,17 @@ class BenchEngineTest {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> run("ram", BenchEngine.Type.BLK, BenchEngine.Workload.READ, 4096, 200, 1, false))
                 .hasMessageContaining("queue-size");
     }
+
+    @Test
+    void interruptModeCompletesThroughCallEventfds() throws Exception {
+        BenchEngine e = new BenchEngine(new BenchEngine.Config(dir.resolve("ram").toString(), BenchEngine.Type.BLK, BenchEngine.Workload.RANDREAD,
+                50, 4096, 4, 1, Duration.ofSeconds(1), Duration.ZERO, false, -1, 256, false, true), System.err);
+        try {
+            BenchEngine.Result r = e.run();
+            assertThat(r.ios()).isGreaterThan(100);
+            assertThat(r.errors()).isZero();
+        } finally {
+            e.close();
+        }
+    }
 }
