@@ -31,6 +31,9 @@ public final class BlockRequest {
     /** Owner's context, e.g. the task index. */
     public int tag;
     private Completion completion;
+    /** Set by a counting channel at submit ({@link BdevIoStats}); cleared when counted. */
+    BdevIoStats.Counters ioCounters;
+    long submitNanos;
 
     public BlockRequest(int maxSegments) {
         segs = new MemorySegment[maxSegments];
@@ -87,6 +90,12 @@ public final class BlockRequest {
     }
 
     public void complete(int status) {
+        BdevIoStats.Counters c = ioCounters;
+        if (c != null) {
+            // Counted before the callback: it may reuse this request for a new submit.
+            ioCounters = null;
+            c.record(op, length, status, System.nanoTime() - submitNanos);
+        }
         completion.onComplete(this, status);
     }
 }
