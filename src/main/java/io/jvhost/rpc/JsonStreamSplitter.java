@@ -99,13 +99,11 @@ public final class JsonStreamSplitter {
     }
 
     private void append(byte b) {
-        if (len == buf.length) {
-            if (len >= maxRequest) {
-                tooLong = true;
-                return;
-            }
-            buf = Arrays.copyOf(buf, Math.min(maxRequest, len * 2));
+        if (len >= maxRequest) {
+            tooLong = true;
+            return;
         }
+        if (len == buf.length) buf = Arrays.copyOf(buf, Math.min(maxRequest, len * 2));
         buf[len++] = b;
     }
 

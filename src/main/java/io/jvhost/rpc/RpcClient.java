@@ -32,7 +32,10 @@ public final class RpcClient implements AutoCloseable {
     private RpcClient(SocketChannel channel, Duration timeout) throws IOException {
         this.channel = channel;
         this.timeout = timeout;
-        this.responses = STREAM.getFactory().createParser(Channels.newInputStream(channel));
+        // A Reader, not the InputStream: Jackson's byte bootstrap reads ahead to sniff the
+        // encoding, which would block here until the server says something.
+        this.responses = STREAM.getFactory().createParser(
+                new java.io.InputStreamReader(Channels.newInputStream(channel), java.nio.charset.StandardCharsets.UTF_8));
     }
 
     /** Connects; the message of a failure names the socket and the likely cause. */
