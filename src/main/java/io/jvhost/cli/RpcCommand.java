@@ -33,16 +33,17 @@ import java.util.regex.Pattern;
  */
 @Command(name = "rpc", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Call a JSON-RPC method of a running 'jvhost serve' and print the JSON result.", "",
-                "Parameters: --NAME VALUE (or --NAME=VALUE; '-' in NAME means '_'). VALUE true/false/null, a number,",
-                "or {...} / [...] / \"...\" is JSON; anything else is a string ('\"7\"' forces the string 7).",
-                "A flag without a value is true. Or give them as one JSON object: -p '{\"name\":\"Malloc0\"}'.",
+                "Parameters: --NAME VALUE or --NAME=VALUE ('-' in NAME means '_'). A VALUE",
+                "that is true, false, null, a number, {...}, [...] or \"...\" is JSON; else a",
+                "string ('\"7\"' is the string 7). A --NAME without a value is true.",
+                "Or all at once as a JSON object: -p '{\"name\": \"Malloc0\"}'.",
                 "", "Also:  save_config [-o FILE]    write the running configuration (SPDK's format)",
                 "       load_config [-i FILE]    replay a saved configuration (stdin without -i)", ""},
         footer = {"", "Examples:",
-                "  jvhost rpc bdev_malloc_create --name Malloc1 --num_blocks 262144 --block_size 512",
-                "  jvhost rpc vhost_create_blk_controller --ctrlr vhost.1 --dev_name Malloc1 --cpumask 0x1",
+                "  jvhost rpc bdev_malloc_create --name Malloc1 --num_blocks 262144",
+                "  jvhost rpc vhost_create_blk_controller --ctrlr vhost.1 --dev_name Malloc1",
                 "  jvhost rpc -s /tmp/jvhost.sock vhost_get_controllers",
-                "  jvhost rpc save_config -o config.json      (load it with: jvhost serve --json config.json)",
+                "  jvhost rpc save_config -o cfg.json      # then: jvhost serve --json cfg.json",
                 "", "Exit status: 0 success, 1 the call failed (message on stderr), 2 bad usage."})
 final class RpcCommand implements Callable<Integer> {
     private static final Pattern JSON_NUMBER = Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
@@ -77,7 +78,18 @@ final class RpcCommand implements Callable<Integer> {
         l.add("");
         l.add("Methods (SPDK's names and parameters; [optional], * = jvhost extension):");
         for (RpcDocs.Doc d : RpcDocs.ALL) {
-            l.add(String.format("  %-34s %s", d.method(), d.params()));
+            // Keep within 80 columns: wrap the parameter list under itself.
+            StringBuilder line = new StringBuilder(String.format("  %-33s", d.method()));
+            int indent = line.length();
+            for (String word : d.params().split(" ")) {
+                if (word.isEmpty()) continue;
+                if (line.length() + 1 + word.length() > 79 && line.length() > indent) {
+                    l.add(line.toString());
+                    line = new StringBuilder(" ".repeat(indent));
+                }
+                line.append(' ').append(word);
+            }
+            l.add(line.toString().stripTrailing());
         }
         return l.toArray(new String[0]);
     }

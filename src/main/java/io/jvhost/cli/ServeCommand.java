@@ -68,7 +68,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--no-rpc", description = "Do not start the JSON-RPC server.")
     boolean noRpc;
 
-    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100% per reactor). Default: back off and sleep on kicks.")
+    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor). Default: back off and sleep on kicks.")
     boolean busyPoll;
 
     @Option(names = {"-L", "--log-level"}, paramLabel = "LEVEL", description = "trace, debug, info (default), warn, error.")
