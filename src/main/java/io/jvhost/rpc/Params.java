@@ -93,11 +93,6 @@ public final class Params {
         return integerInRange(name, 0, 0xffff_ffffL);
     }
 
-    /** True when the caller sent {@code name} (even as null). */
-    public boolean has(String name) {
-        return node.has(name);
-    }
-
     public String method() {
         return method;
     }
