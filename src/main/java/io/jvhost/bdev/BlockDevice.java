@@ -31,6 +31,14 @@ public interface BlockDevice extends AutoCloseable {
     /** True when written data may sit in a volatile cache until FLUSH (file devices). */
     boolean volatileWriteCache();
 
+    /**
+     * I/O statistics summed over this device's channels (SPDK bdev_get_iostat). Devices count
+     * by wrapping each channel they open with {@link BdevIoStats#wrap}.
+     */
+    default BdevIoStats ioStats() {
+        return BdevIoStats.UNTRACKED;
+    }
+
     /** Opens an I/O channel for the calling thread. */
     BlockChannel openChannel();
 

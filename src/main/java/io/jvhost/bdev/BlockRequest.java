@@ -32,6 +32,9 @@ public final class BlockRequest {
     /** Owner's context, e.g. the task index. */
     public int tag;
     private Completion completion;
+    /** Set by a counting channel at submit ({@link BdevIoStats}); cleared when counted. */
+    BdevIoStats.Counters ioCounters;
+    long submitNanos;
 
     /**
      * @param maxSegments most buffers one request may carry. The lists start small and grow on
@@ -104,6 +107,12 @@ public final class BlockRequest {
     }
 
     public void complete(int status) {
+        BdevIoStats.Counters c = ioCounters;
+        if (c != null) {
+            // Counted before the callback: it may reuse this request for a new submit.
+            ioCounters = null;
+            c.record(op, length, status, System.nanoTime() - submitNanos);
+        }
         completion.onComplete(this, status);
     }
 }

@@ -21,6 +21,7 @@ public final class FileBlockDevice implements BlockDevice {
     private final UUID uuid;
     private final boolean readOnly;
     private final int fd;
+    private final BdevIoStats ioStats = new BdevIoStats();
 
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid) {
         if (blockSize == 0) blockSize = 512;
@@ -57,8 +58,13 @@ public final class FileBlockDevice implements BlockDevice {
     @Override public boolean volatileWriteCache() { return true; }
 
     @Override
+    public BdevIoStats ioStats() {
+        return ioStats;
+    }
+
+    @Override
     public BlockChannel openChannel() {
-        return new Channel();
+        return ioStats.wrap(new Channel());
     }
 
     @Override

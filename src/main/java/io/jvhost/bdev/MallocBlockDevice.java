@@ -17,6 +17,7 @@ public final class MallocBlockDevice implements BlockDevice {
     private final UUID uuid;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment data;
+    private final BdevIoStats ioStats = new BdevIoStats();
 
     public MallocBlockDevice(String name, long numBlocks, int blockSize, UUID uuid) {
         BlockDevices.checkGeometry(name, numBlocks, blockSize);
@@ -43,8 +44,13 @@ public final class MallocBlockDevice implements BlockDevice {
     }
 
     @Override
+    public BdevIoStats ioStats() {
+        return ioStats;
+    }
+
+    @Override
     public BlockChannel openChannel() {
-        return new Channel();
+        return ioStats.wrap(new Channel());
     }
 
     @Override

@@ -10,6 +10,7 @@ public final class NullBlockDevice implements BlockDevice {
     private final int blockSize;
     private final long numBlocks;
     private final UUID uuid;
+    private final BdevIoStats ioStats = new BdevIoStats();
 
     public NullBlockDevice(String name, long numBlocks, int blockSize, UUID uuid) {
         BlockDevices.checkGeometry(name, numBlocks, blockSize);
@@ -30,8 +31,13 @@ public final class NullBlockDevice implements BlockDevice {
     @Override public boolean volatileWriteCache() { return false; }
 
     @Override
+    public BdevIoStats ioStats() {
+        return ioStats;
+    }
+
+    @Override
     public BlockChannel openChannel() {
-        return new BlockChannel() {
+        return ioStats.wrap(new BlockChannel() {
             private final CompletionQueue done = new CompletionQueue(256);
 
             @Override
@@ -53,7 +59,7 @@ public final class NullBlockDevice implements BlockDevice {
 
             @Override
             public void close() {}
-        };
+        });
     }
 
     @Override

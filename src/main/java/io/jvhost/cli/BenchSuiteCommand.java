@@ -83,7 +83,7 @@ final class BenchSuiteCommand implements Callable<Integer> {
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             procs.add(start(dir.resolve("jvhost.log"), "taskset", "-c", String.valueOf(targetCpu), java, "--enable-native-access=ALL-UNNAMED",
                     "-cp", System.getProperty("java.class.path"), "io.jvhost.cli.Main", "serve", "-S", dir.toString(), "--json", cfg.toString(),
-                    "--cpumask", "[" + targetCpu + "]", "--busy-poll", "-L", "warn"));
+                    "--cpumask", "[" + targetCpu + "]", "--busy-poll", "--no-rpc", "-L", "warn"));
             try (var f = new java.io.RandomAccessFile(ramFile.toFile(), "rw")) {
                 f.setLength(size);
             }

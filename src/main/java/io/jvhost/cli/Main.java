@@ -3,15 +3,19 @@ package io.jvhost.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /** jvhost command-line entry point. */
 @Command(name = "jvhost", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A vhost-user storage target (virtio-blk, virtio-scsi) in Java: serves disks to QEMU guests",
                 "from a user-space process that polls the guests' queues in shared memory.", ""},
-        subcommands = {ServeCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {ServeCommand.class, RpcCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Start with:  jvhost serve        (RAM disk on ./vhost.0, prints the QEMU command line)",
-                "Help:        jvhost help serve"})
+                "Manage it:   jvhost rpc METHOD [--PARAM VALUE ...]   (SPDK's JSON-RPC methods)",
+                "Help:        jvhost help serve, jvhost help rpc"})
 public final class Main implements Runnable {
-    public static final String VERSION = "0.1.0";
+    public static final String VERSION = io.jvhost.rpc.FrameworkRpc.VERSION;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -21,8 +25,22 @@ public final class Main implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
+    /** The configured command line (also used by tests). */
+    static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true);
+        CommandLine rpc = cl.getSubcommands().get("rpc");
+        // Everything after METHOD belongs to the method: --name etc. are not jvhost's options.
+        rpc.setStopAtPositional(true);
+        rpc.setUnmatchedOptionsArePositionalParams(true);
+        var usage = rpc.getCommandSpec().usageMessage();
+        List<String> footer = new ArrayList<>(List.of(RpcCommand.methodsHelp()));
+        footer.addAll(List.of(usage.footer()));
+        usage.footer(footer.toArray(new String[0]));
+        return cl;
+    }
+
     public static void main(String[] args) {
-        int rc = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true).execute(args);
+        int rc = commandLine().execute(args);
         if (rc != 0 || !ServeCommand.keepRunning) System.exit(rc);
     }
 

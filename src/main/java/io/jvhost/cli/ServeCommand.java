@@ -1,6 +1,7 @@
 package io.jvhost.cli;
 
 import io.jvhost.rpc.JsonConfig;
+import io.jvhost.rpc.JsonRpcServer;
 import io.jvhost.rpc.Methods;
 import io.jvhost.rpc.RpcException;
 import io.jvhost.runtime.IdleStrategy;
@@ -23,7 +24,8 @@ import java.util.concurrent.CountDownLatch;
         description = {"Start the vhost-user target and serve until SIGINT/SIGTERM.", "",
                 "With no options: a 256 MiB RAM disk (Malloc0) exposed as vhost-user-blk controller",
                 "'vhost.0', its socket in the current directory, and the QEMU command line to use it.",
-                "With --json: an SPDK-style JSON config (subsystems bdev / vhost_blk / vhost_scsi, SPDK method names).", ""})
+                "With --json: an SPDK-style JSON config (subsystems bdev / vhost_blk / vhost_scsi, SPDK method names).",
+                "Manage it at run time with 'jvhost rpc' (or SPDK's rpc.py) on the --rpc-socket.", ""})
 final class ServeCommand implements Callable<Integer> {
     static volatile boolean keepRunning;
 
@@ -57,13 +59,22 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--num-queues", paramLabel = "N", description = "Without --json: queues offered (GET_QUEUE_NUM, default 16); QEMU uses num-queues of them.")
     int numQueues = 16;
 
-    @Option(names = {"-r", "--reactors"}, paramLabel = "N", description = "Reactor (poll) threads (default 1). Controllers pick one with cpumask.")
+    @Option(names = "--empty", description = "Without --json: start with no disk and no controller (create them through RPC).")
+    boolean empty;
+
+    @Option(names = "--reactors", paramLabel = "N", description = "Reactor (poll) threads (default 1). Controllers pick one with cpumask.")
     int reactors = 1;
 
     @Option(names = {"-m", "--cpumask"}, paramLabel = "MASK", description = "Cores for reactors, one pinned reactor per core (SPDK's -m): hex 0x3 or a list [0,2]. Overrides --reactors.")
     String cpumask;
 
-    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100% per reactor). Default: back off and sleep on kicks.")
+    @Option(names = {"-r", "--rpc-socket"}, paramLabel = "PATH", description = "JSON-RPC socket for 'jvhost rpc' and SPDK's rpc.py (default " + JsonRpcServer.DEFAULT_SOCKET + ").")
+    Path rpcSocket = Path.of(JsonRpcServer.DEFAULT_SOCKET);
+
+    @Option(names = "--no-rpc", description = "Do not start the JSON-RPC server.")
+    boolean noRpc;
+
+    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor). Default: back off and sleep on kicks.")
     boolean busyPoll;
 
     @Option(names = {"-L", "--log-level"}, paramLabel = "LEVEL", description = "trace, debug, info (default), warn, error.")
@@ -76,6 +87,10 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it or pass -S DIR)");
             return 2;
         }
+        if (reactors < 1) {
+            System.err.println("jvhost: --reactors must be at least 1");
+            return 2;
+        }
         Path dir = socketDir.toAbsolutePath().normalize();
         IdleStrategy idle = busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF;
         VhostTarget target;
@@ -86,29 +101,43 @@ final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         Methods methods = new Methods(target);
+        JsonRpcServer rpc = null;
         try {
+            if (empty && (file != null || nullSize != null || mallocSize != null)) {
+                throw new IllegalArgumentException("--empty excludes --malloc, --file and --null");
+            }
+            // The RPC socket first: if it cannot be created, nothing else has been.
+            if (!noRpc) rpc = JsonRpcServer.start(rpcSocket, methods);
             if (json != null) {
                 int n = JsonConfig.load(json, methods);
                 System.err.println("jvhost: loaded " + n + " config entr" + (n == 1 ? "y" : "ies") + " from " + json);
-            } else {
+            } else if (!empty) {
                 defaultSetup(methods);
             }
+        } catch (JsonRpcServer.StartException e) {
+            System.err.println("jvhost: " + e.getMessage() + " (or pass --no-rpc)");
+            target.close();
+            return 2;
         } catch (JsonConfig.ConfigException e) {
             System.err.println("jvhost: bad config: " + e.getMessage());
+            if (rpc != null) rpc.close();
             target.close();
             return 2;
         } catch (RpcException | IllegalArgumentException e) {
             System.err.println("jvhost: " + e.getMessage());
+            if (rpc != null) rpc.close();
             target.close();
             return 2;
         }
         CountDownLatch stopped = new CountDownLatch(1);
+        JsonRpcServer server = rpc;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             System.err.println("jvhost: shutting down");
+            if (server != null) server.close();
             target.close();
             stopped.countDown();
         }, "shutdown"));
-        printQuickStart(target.controllers());
+        printQuickStart(target.controllers(), server);
         keepRunning = true;
         stopped.await();
         return 0;
@@ -143,9 +172,13 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    private static void printQuickStart(List<Controller> controllers) {
+    private static void printQuickStart(List<Controller> controllers, JsonRpcServer rpc) {
         StringBuilder sb = new StringBuilder();
         sb.append("jvhost ").append(Main.VERSION).append(" serving ").append(controllers.size()).append(" controller(s):\n");
+        if (rpc != null) {
+            sb.append("RPC on ").append(rpc.path()).append("  (jvhost rpc").append(rpc.path().toString().equals(JsonRpcServer.DEFAULT_SOCKET) ? "" : " -s " + rpc.path())
+                    .append(" rpc_get_methods)\n");
+        }
         for (Controller c : controllers) sb.append("  ").append(c.name()).append("  ").append(c.socketPath()).append('\n');
         if (!controllers.isEmpty()) {
             sb.append("\nAttach a QEMU guest (guest RAM must be shared memory; the backend size must equal -m):\n");

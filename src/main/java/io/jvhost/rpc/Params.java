@@ -63,9 +63,8 @@ public final class Params {
     }
 
     private long asLong(String name, JsonNode v) {
-        if (!v.isIntegralNumber() || !v.canConvertToLong()) {
-            throw RpcException.invalidParams(method + ": parameter '" + name + "' must be an integer");
-        }
+        if (!v.isIntegralNumber()) throw RpcException.invalidParams(method + ": parameter '" + name + "' must be an integer");
+        if (!v.canConvertToLong()) throw RpcException.invalidParams(method + ": parameter '" + name + "' is out of range: " + v);
         return v.asLong();
     }
 
@@ -73,6 +72,29 @@ public final class Params {
         long v = integer(name, dflt);
         if (v < min || v > max) throw RpcException.invalidParams(method + ": parameter '" + name + "' must be in " + min + ".." + max + ", got " + v);
         return (int) v;
+    }
+
+    /** A JSON integer in {@code min..max} (SPDK's uint32/int32 decoders); required. */
+    public long integerInRange(String name, long min, long max) {
+        long v = integer(name);
+        if (v < min || v > max) throw RpcException.invalidParams(method + ": parameter '" + name + "' must be in " + min + ".." + max + ", got " + v);
+        return v;
+    }
+
+    /** An optional JSON integer in {@code min..max}. */
+    public long integerInRange(String name, long dflt, long min, long max) {
+        long v = integer(name, dflt);
+        if (v < min || v > max) throw RpcException.invalidParams(method + ": parameter '" + name + "' must be in " + min + ".." + max + ", got " + v);
+        return v;
+    }
+
+    /** SPDK's uint32 parameters. */
+    public long uint32(String name) {
+        return integerInRange(name, 0, 0xffff_ffffL);
+    }
+
+    public String method() {
+        return method;
     }
 
     public boolean bool(String name, boolean dflt) {

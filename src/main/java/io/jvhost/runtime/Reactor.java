@@ -45,6 +45,8 @@ public final class Reactor implements AutoCloseable {
     private long idleLoops;
     private long sleeps;
     private long wakeups;
+    private long busyNanos;
+    private long idleNanos;
 
     private final int cpu;
 
@@ -152,6 +154,7 @@ public final class Reactor implements AutoCloseable {
             }
         }
         long lastWork = System.nanoTime();
+        long mark = lastWork; // start of the current busy/idle accounting interval
         while (running) {
             int work = 0;
             try {
@@ -162,23 +165,30 @@ public final class Reactor implements AutoCloseable {
                 // A pollable must not throw; if one does, keep the reactor alive and say so.
                 log.error("reactor-{}: unexpected error in poll loop (continuing)", id, t);
             }
+            long now = System.nanoTime();
             if (work > 0) {
                 busyLoops++;
+                busyNanos += now - mark;
+                mark = now;
                 lastWork = 0;
                 continue;
             }
             idleLoops++;
-            long now = System.nanoTime();
             if (lastWork == 0) lastWork = now;
             long idleFor = now - lastWork;
             if (idleFor < idle.spinNanos()) {
                 Thread.onSpinWait();
             } else if (idleFor < idle.spinNanos() + idle.yieldNanos() || !idle.sleep()) {
                 Thread.yield();
+                now = System.nanoTime();
             } else {
                 trySleep();
                 lastWork = 0;
+                now = System.nanoTime();
             }
+            // The empty poll and the wait after it are idle time (SPDK's busy/idle split).
+            idleNanos += now - mark;
+            mark = now;
         }
     }
 
@@ -210,10 +220,15 @@ public final class Reactor implements AutoCloseable {
         for (Pollable p : ps) p.afterWake();
     }
 
-    public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables) {}
+    /**
+     * Loop statistics, read from any thread without synchronization (may be slightly stale).
+     * {@code busyNanos}/{@code idleNanos}: time spent in iterations that found work / found none
+     * (including spinning, yielding and sleeping after them), as SPDK's reactor busy/idle ticks.
+     */
+    public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables, long busyNanos, long idleNanos) {}
 
     public Stats stats() {
-        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length);
+        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length, busyNanos, idleNanos);
     }
 
     @Override

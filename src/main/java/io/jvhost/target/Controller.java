@@ -36,6 +36,11 @@ public final class Controller implements AutoCloseable {
     private volatile Session session;
     private volatile Thread sessionThread;
     private volatile boolean closed;
+    private volatile int coalescingDelayBaseUs;
+    private volatile long coalescingIopsThreshold = DEFAULT_IOPS_THRESHOLD;
+
+    /** SPDK's default coalescing threshold (SPDK_VHOST_VQ_IOPS_COALESCING_THRESHOLD); delay 0 = off. */
+    public static final int DEFAULT_IOPS_THRESHOLD = 60_000;
 
     public Controller(String name, String socketPath, VhostUserDevice device) {
         this.name = name;
@@ -50,6 +55,27 @@ public final class Controller implements AutoCloseable {
     public String socketPath() { return socketPath; }
     public VhostUserDevice device() { return device; }
     public Session session() { return session; }
+
+    public int coalescingDelayBaseUs() { return coalescingDelayBaseUs; }
+    public long coalescingIopsThreshold() { return coalescingIopsThreshold; }
+
+    /**
+     * SPDK vhost_controller_set_coalescing: stores the interrupt-coalescing settings with SPDK's
+     * checks (the delay must fit 32-bit ticks, the threshold must be at least 100 IOPS, i.e. one
+     * request per 10 ms check interval). Stored and reported only: the data path does not
+     * coalesce calls yet.
+     */
+    public void setCoalescing(long delayBaseUs, long iopsThreshold) {
+        long maxDelayUs = (0xffff_ffffL - 1) / 1000; // SPDK: delay in ticks must stay below UINT32_MAX
+        if (delayBaseUs < 0 || delayBaseUs > maxDelayUs) {
+            throw new IllegalArgumentException("delay_base_us " + delayBaseUs + " is out of range (0.." + maxDelayUs + ")");
+        }
+        if (iopsThreshold < 100 || iopsThreshold > 0xffff_ffffL) {
+            throw new IllegalArgumentException("iops_threshold " + iopsThreshold + " is out of range (100..4294967295)");
+        }
+        coalescingDelayBaseUs = (int) delayBaseUs;
+        coalescingIopsThreshold = iopsThreshold;
+    }
 
     private void acceptLoop() {
         while (!closed) {

@@ -1,6 +1,9 @@
 package io.jvhost.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.jvhost.initiator.BlkInitiator;
+import io.jvhost.rpc.Json;
+import io.jvhost.rpc.RpcClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -9,6 +12,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -38,7 +42,7 @@ class ServeCommandTest {
 
     @Test
     void servesPrintsTheQemuCommandLineAndCleansUpOnSigterm() throws Exception {
-        Process p = jvhost("serve", "-S", dir.toString(), "--malloc", "16M").redirectErrorStream(true).start();
+        Process p = jvhost("serve", "-S", dir.toString(), "--malloc", "16M", "--no-rpc").redirectErrorStream(true).start();
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         StringBuilder out = new StringBuilder();
         String line;
@@ -47,7 +51,7 @@ class ServeCommandTest {
             if (line.startsWith("Stop with")) break;
         }
         assertThat(out.toString()).contains("vhost-user-blk-pci,chardev=vhost0").contains("path=" + dir.resolve("vhost.0"))
-                .contains("memory-backend-memfd");
+                .contains("memory-backend-memfd").doesNotContain("RPC on");
         Path sock = dir.resolve("vhost.0");
         assertThat(sock).exists();
         try (BlkInitiator ini = BlkInitiator.connect(sock.toString(), 1, 64, 1 << 20)) {
@@ -64,27 +68,108 @@ class ServeCommandTest {
         String top = run(0, "--help");
         assertThat(top).contains("serve").contains("vhost-user");
         String serve = run(0, "serve", "--help");
-        assertThat(serve).contains("--socket-dir").contains("--json").contains("--malloc").contains("--busy-poll");
+        assertThat(serve).contains("--socket-dir").contains("--json").contains("--malloc").contains("--busy-poll")
+                .contains("--rpc-socket").contains("/var/tmp/jvhost.sock").contains("--no-rpc").contains("--reactors");
+        assertThat(run(0, "rpc", "--help")).contains("vhost_get_controllers").contains("--socket");
     }
 
     @Test
     void badConfigStopsStartUpWithTheReason() throws Exception {
         Path cfg = dir.resolve("bad.json");
         Files.writeString(cfg, "{\"subsystems\":[{\"subsystem\":\"bdev\",\"config\":[{\"method\":\"bdev_malloc_create\",\"params\":{\"name\":\"M\"}}]}]}");
-        String out = run(2, "serve", "-S", dir.toString(), "--json", cfg.toString());
+        String out = run(2, "serve", "-S", dir.toString(), "--json", cfg.toString(), "-r", dir.resolve("rpc.sock").toString());
         assertThat(out).contains("bad config").contains("config[0]").contains("missing required parameter 'num_blocks'");
+        // Nothing half-created stays: no controller socket, no RPC socket.
         assertThat(Files.list(dir).filter(f -> !f.equals(cfg)).toList()).isEmpty();
     }
 
     @Test
     void badSizesAndDirectoriesAreClearErrors() throws Exception {
         assertThat(run(2, "serve", "-S", dir.resolve("nope").toString())).contains("does not exist");
-        assertThat(run(2, "serve", "-S", dir.toString(), "--malloc", "lots")).contains("not a size");
+        assertThat(run(2, "serve", "-S", dir.toString(), "--malloc", "lots", "--no-rpc")).contains("not a size");
+        assertThat(run(2, "serve", "-S", dir.toString(), "--empty", "--null", "1M", "--no-rpc")).contains("--empty excludes");
+    }
+
+    /** Starts 'jvhost serve' and returns once it printed its start-up banner. */
+    static Process serve(StringBuilder out, String... args) throws Exception {
+        List<String> a = new ArrayList<>(List.of("serve"));
+        a.addAll(List.of(args));
+        Process p = jvhost(a.toArray(new String[0])).redirectErrorStream(true).start();
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = r.readLine()) != null) {
+            out.append(line).append('\n');
+            if (line.startsWith("Stop with")) return p;
+        }
+        throw new AssertionError("serve ended before starting:\n" + out);
+    }
+
+    static void stop(Process p) throws Exception {
+        p.destroy(); // SIGTERM
+        assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    }
+
+    @Test
+    void controllersCreatedThroughRpcServeAndTheSavedConfigRestartsTheSameTarget() throws Exception {
+        Path rpcSock = dir.resolve("rpc.sock");
+        StringBuilder out = new StringBuilder();
+        Process p = serve(out, "-S", dir.toString(), "--empty", "-r", rpcSock.toString(), "--reactors", "2");
+        JsonNode controllers, bdevs;
+        Path cfg = dir.resolve("saved.json");
+        try {
+            assertThat(out.toString()).contains("RPC on " + rpcSock).contains("serving 0 controller(s)");
+            // The CLI as a process, once; then the in-process client for speed.
+            assertThat(run(0, "rpc", "-s", rpcSock.toString(), "bdev_malloc_create", "--name", "M", "--num_blocks", "32768")).contains("\"M\"");
+            try (RpcClient c = RpcClient.connect(rpcSock, Duration.ofSeconds(30))) {
+                c.call("vhost_create_blk_controller", Json.MAPPER.readTree("{\"ctrlr\":\"vhost.7\",\"dev_name\":\"M\",\"cpumask\":\"0x2\"}"));
+                try (BlkInitiator ini = BlkInitiator.connect(dir.resolve("vhost.7").toString(), 1, 64, 1 << 20)) {
+                    assertThat(ini.capacitySectors()).isEqualTo(32768);
+                    assertThat(ini.write(0, 8, 4096)).isEqualTo(S_OK);
+                    assertThat(ini.read(0, 8, 4096)).isEqualTo(S_OK);
+                }
+                assertThat(c.call("bdev_get_iostat", null).at("/bdevs/0/num_write_ops").asLong()).isEqualTo(1);
+                controllers = c.call("vhost_get_controllers", null);
+                bdevs = c.call("bdev_get_bdevs", null);
+            }
+            run(0, "rpc", "-s", rpcSock.toString(), "save_config", "-o", cfg.toString());
+        } finally {
+            stop(p);
+        }
+        assertThat(rpcSock).doesNotExist();
+        assertThat(dir.resolve("vhost.7")).doesNotExist();
+
+        out.setLength(0);
+        p = serve(out, "-S", dir.toString(), "--json", cfg.toString(), "-r", rpcSock.toString(), "--reactors", "2");
+        try (RpcClient c = RpcClient.connect(rpcSock, Duration.ofSeconds(30))) {
+            assertThat(out.toString()).contains("loaded 2 config entries").contains("vhost.7");
+            assertThat(c.call("vhost_get_controllers", null)).isEqualTo(controllers);
+            assertThat(c.call("bdev_get_bdevs", null)).isEqualTo(bdevs);
+        } finally {
+            stop(p);
+        }
+    }
+
+    @Test
+    void anRpcSocketThatCannotBeCreatedStopsStartUp() throws Exception {
+        String out = run(2, "serve", "-S", dir.toString(), "-r", dir.resolve("no/such/dir/rpc.sock").toString());
+        assertThat(out).contains("cannot create the RPC socket").contains("no/such/dir").contains("does not exist").contains("--no-rpc");
+        assertThat(Files.list(dir).toList()).isEmpty();
+        // A live server's socket is not taken over.
+        StringBuilder first = new StringBuilder();
+        Path rpcSock = dir.resolve("rpc.sock");
+        Process p = serve(first, "-S", dir.toString(), "--empty", "-r", rpcSock.toString());
+        try {
+            Path other = Files.createDirectory(dir.resolve("other"));
+            assertThat(run(2, "serve", "-S", other.toString(), "-r", rpcSock.toString())).contains("another process is serving on it");
+            assertThat(Files.list(other).toList()).isEmpty();
+        } finally {
+            stop(p);
+        }
     }
 
     @Test
     void scsiTypeServesTheDiskAsTargetZero() throws Exception {
-        Process p = jvhost("serve", "-S", dir.toString(), "--type", "scsi", "--null", "64M").redirectErrorStream(true).start();
+        Process p = jvhost("serve", "-S", dir.toString(), "--type", "scsi", "--null", "64M", "--no-rpc").redirectErrorStream(true).start();
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         StringBuilder out = new StringBuilder();
         String line;
@@ -105,6 +190,6 @@ class ServeCommandTest {
             p.destroy();
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
         }
-        assertThat(run(2, "serve", "-S", dir.toString(), "--type", "nvme")).contains("--type must be blk or scsi");
+        assertThat(run(2, "serve", "-S", dir.toString(), "--type", "nvme", "--no-rpc")).contains("--type must be blk or scsi");
     }
 }

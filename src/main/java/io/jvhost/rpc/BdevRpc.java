@@ -1,0 +1,212 @@
+package io.jvhost.rpc;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.BooleanNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import io.jvhost.bdev.BdevException;
+import io.jvhost.bdev.BdevIoStats;
+import io.jvhost.bdev.BdevRegistry;
+import io.jvhost.bdev.BlockDevice;
+import io.jvhost.bdev.FileBlockDevice;
+import io.jvhost.bdev.MallocBlockDevice;
+import io.jvhost.bdev.NullBlockDevice;
+
+import java.util.List;
+
+/**
+ * SPDK's bdev methods for the devices jvhost has (malloc = RAM, null, aio = file or block
+ * device), {@code bdev_get_bdevs} and {@code bdev_get_iostat} in SPDK's result shapes, and the
+ * {@code bdev} config subsystem.
+ *
+ * <p>Configs saved by SPDK carry metadata/DIF parameters ({@code md_size}, {@code dif_type},
+ * ...) and a physical block size: they are accepted at their "off" values so such files load,
+ * and refused with a clear error otherwise (jvhost has no metadata or protection information).
+ */
+public final class BdevRpc {
+    private BdevRpc() {}
+
+    static void register(Methods m) {
+        BdevRegistry bdevs = m.target().bdevs();
+        m.register("bdev_malloc_create", p -> bdevMallocCreate(bdevs, p));
+        m.register("bdev_malloc_delete", p -> deleteBdev(bdevs, p, MallocBlockDevice.class));
+        m.register("bdev_null_create", p -> bdevNullCreate(bdevs, p));
+        m.register("bdev_null_delete", p -> deleteBdev(bdevs, p, NullBlockDevice.class));
+        m.register("bdev_aio_create", p -> bdevAioCreate(bdevs, p));
+        m.register("bdev_aio_delete", p -> deleteBdev(bdevs, p, FileBlockDevice.class));
+        m.register("bdev_get_bdevs", p -> bdevGetBdevs(bdevs, p));
+        m.register("bdev_get_iostat", p -> bdevGetIostat(bdevs, p));
+        m.registerSubsystem("bdev", List.of(), () -> config(bdevs));
+    }
+
+    private static JsonNode bdevMallocCreate(BdevRegistry bdevs, Params p) {
+        String name = p.string("name", null);
+        long numBlocks = p.integer("num_blocks");
+        int blockSize = p.intInRange("block_size", 512, 512, 65536);
+        var uuid = p.uuid("uuid");
+        p.integerInRange("optimal_io_boundary", 0, 0, 0xffff_ffffL);
+        spdkMetadataParams(p, blockSize);
+        p.done();
+        if (name == null) name = nextName(bdevs, "Malloc");
+        bdevs.register(new MallocBlockDevice(name, numBlocks, blockSize, uuid));
+        return TextNode.valueOf(name);
+    }
+
+    private static JsonNode bdevNullCreate(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        long numBlocks = p.integer("num_blocks");
+        int blockSize = p.intInRange("block_size", 512, 512, 65536);
+        var uuid = p.uuid("uuid");
+        spdkMetadataParams(p, blockSize);
+        p.done();
+        bdevs.register(new NullBlockDevice(name, numBlocks, blockSize, uuid));
+        return TextNode.valueOf(name);
+    }
+
+    private static JsonNode bdevAioCreate(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        String filename = p.string("filename");
+        int blockSize = p.intInRange("block_size", 0, 0, 65536);
+        boolean readonly = p.bool("readonly", false);
+        var uuid = p.uuid("uuid");
+        // SPDK: discard through fallocate(); jvhost always punches holes (or writes zeros).
+        p.bool("fallocate", false);
+        p.done();
+        if (blockSize != 0 && (blockSize < 512 || Integer.bitCount(blockSize) != 1)) {
+            throw RpcException.invalidParams("bdev_aio_create: parameter 'block_size' must be 0 (auto) or a power of two >= 512, got " + blockSize);
+        }
+        if (bdevs.find(name).isPresent()) throw new BdevException(BdevException.Kind.EXISTS, "bdev '" + name + "' already exists");
+        bdevs.register(new FileBlockDevice(name, filename, blockSize, readonly, uuid));
+        return TextNode.valueOf(name);
+    }
+
+    /** Accepts SPDK's metadata / DIF parameters at the values that mean "none". */
+    private static void spdkMetadataParams(Params p, int blockSize) {
+        String m = p.method();
+        long phys = p.integer("physical_block_size", 0);
+        if (phys != 0 && (phys < blockSize || Long.bitCount(phys) != 1)) {
+            throw RpcException.invalidParams(m + ": parameter 'physical_block_size' must be 0 or a power of two >= block_size, got " + phys);
+        }
+        if (p.integer("md_size", 0) != 0) throw RpcException.invalidParams(m + ": parameter 'md_size': per-block metadata is not supported (use 0)");
+        p.bool("md_interleave", false);
+        if (p.integer("dif_type", 0) != 0) throw RpcException.invalidParams(m + ": parameter 'dif_type': protection information is not supported (use 0)");
+        p.bool("dif_is_head_of_md", false);
+        p.integer("dif_pi_format", 0);
+    }
+
+    private static JsonNode deleteBdev(BdevRegistry bdevs, Params p, Class<?> type) {
+        String name = p.string("name");
+        p.done();
+        BlockDevice dev = bdevs.get(name);
+        if (!type.isInstance(dev)) throw new BdevException(BdevException.Kind.NOT_FOUND, "bdev '" + name + "' is a " + dev.productName() + ", not deleted here");
+        // Fails with EBUSY while a controller uses it; jvhost does not hot-remove a disk from a guest.
+        bdevs.delete(name);
+        return BooleanNode.TRUE;
+    }
+
+    private static List<BlockDevice> select(BdevRegistry bdevs, Params p) {
+        String name = p.string("name", null);
+        p.done();
+        return name == null ? bdevs.list() : List.of(bdevs.get(name));
+    }
+
+    private static JsonNode bdevGetBdevs(BdevRegistry bdevs, Params p) {
+        ArrayNode a = Json.arr();
+        for (BlockDevice d : select(bdevs, p)) a.add(describe(bdevs, d));
+        return a;
+    }
+
+    /** One bdev in SPDK's bdev_get_bdevs shape. */
+    static ObjectNode describe(BdevRegistry bdevs, BlockDevice d) {
+        ObjectNode o = Json.obj();
+        o.put("name", d.name());
+        o.putArray("aliases");
+        o.put("product_name", d.productName());
+        o.put("block_size", d.blockSize());
+        o.put("num_blocks", d.numBlocks());
+        o.put("uuid", d.uuid().toString());
+        ObjectNode limits = o.putObject("assigned_rate_limits");
+        limits.put("rw_ios_per_sec", 0).put("rw_mbytes_per_sec", 0).put("r_mbytes_per_sec", 0).put("w_mbytes_per_sec", 0);
+        boolean claimed = bdevs.claimedBy(d.name()).isPresent();
+        o.put("claimed", claimed);
+        if (claimed) o.put("claim_type", "exclusive_write");
+        o.put("zoned", false);
+        boolean rw = !d.readOnly();
+        ObjectNode io = o.putObject("supported_io_types");
+        io.put("read", true).put("write", rw).put("unmap", rw && d.supportsUnmap()).put("flush", true).put("reset", false)
+                .put("nvme_admin", false).put("nvme_io", false).put("write_zeroes", rw && d.supportsWriteZeroes())
+                .put("zcopy", false).put("compare", false).put("compare_and_write", false).put("abort", false).put("copy", false);
+        ObjectNode drv = o.putObject("driver_specific");
+        if (d instanceof FileBlockDevice f) drv.putObject("aio").put("filename", f.path()).put("readonly", f.readOnly());
+        return o;
+    }
+
+    /**
+     * SPDK's shape: {@code {tick_rate, ticks, bdevs: [{name, bytes_read, num_read_ops, ...}]}};
+     * jvhost adds {@code num_write_zeroes_ops}, {@code bytes_zeroed} and {@code num_flush_ops}
+     * (SPDK does not count those).
+     */
+    private static JsonNode bdevGetIostat(BdevRegistry bdevs, Params p) {
+        List<BlockDevice> list = select(bdevs, p);
+        ObjectNode r = Json.obj();
+        r.put("tick_rate", BdevIoStats.TICK_RATE);
+        r.put("ticks", System.nanoTime());
+        ArrayNode a = r.putArray("bdevs");
+        for (BlockDevice d : list) {
+            BdevIoStats.Snapshot s = d.ioStats().snapshot();
+            ObjectNode o = a.addObject();
+            o.put("name", d.name());
+            o.put("bytes_read", s.bytesRead()).put("num_read_ops", s.numReadOps());
+            o.put("bytes_written", s.bytesWritten()).put("num_write_ops", s.numWriteOps());
+            o.put("bytes_unmapped", s.bytesUnmapped()).put("num_unmap_ops", s.numUnmapOps());
+            o.put("bytes_copied", 0).put("num_copy_ops", 0);
+            o.put("read_latency_ticks", s.readLatencyTicks()).put("max_read_latency_ticks", s.maxReadLatencyTicks())
+                    .put("min_read_latency_ticks", s.minReadLatencyTicks());
+            o.put("write_latency_ticks", s.writeLatencyTicks()).put("max_write_latency_ticks", s.maxWriteLatencyTicks())
+                    .put("min_write_latency_ticks", s.minWriteLatencyTicks());
+            o.put("unmap_latency_ticks", s.unmapLatencyTicks()).put("max_unmap_latency_ticks", s.maxUnmapLatencyTicks())
+                    .put("min_unmap_latency_ticks", s.minUnmapLatencyTicks());
+            o.put("copy_latency_ticks", 0).put("max_copy_latency_ticks", 0).put("min_copy_latency_ticks", 0);
+            ObjectNode err = o.putObject("io_error");
+            if (s.ioErrors() > 0) err.put("failed", s.ioErrors());
+            o.put("num_write_zeroes_ops", s.numWriteZeroesOps()).put("bytes_zeroed", s.bytesZeroed());
+            o.put("num_flush_ops", s.numFlushOps());
+        }
+        return r;
+    }
+
+    /** The bdev subsystem's config: one create call per device, in creation order. */
+    private static JsonNode config(BdevRegistry bdevs) {
+        ArrayNode a = Json.arr();
+        for (BlockDevice d : bdevs.list()) {
+            ObjectNode e = Json.obj();
+            ObjectNode params = Json.obj();
+            switch (d) {
+                case MallocBlockDevice x -> e.put("method", "bdev_malloc_create");
+                case NullBlockDevice x -> e.put("method", "bdev_null_create");
+                case FileBlockDevice x -> e.put("method", "bdev_aio_create");
+                default -> { continue; }
+            }
+            params.put("name", d.name());
+            if (d instanceof FileBlockDevice f) {
+                params.put("filename", f.path());
+                params.put("readonly", f.readOnly());
+            } else {
+                params.put("num_blocks", d.numBlocks());
+            }
+            params.put("block_size", d.blockSize());
+            params.put("uuid", d.uuid().toString());
+            e.set("params", params);
+            a.add(e);
+        }
+        return a;
+    }
+
+    private static String nextName(BdevRegistry bdevs, String prefix) {
+        for (int i = 0; ; i++) {
+            String n = prefix + i;
+            if (bdevs.find(n).isEmpty()) return n;
+        }
+    }
+}

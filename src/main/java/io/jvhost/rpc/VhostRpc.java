@@ -1,0 +1,198 @@
+package io.jvhost.rpc;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.BooleanNode;
+import com.fasterxml.jackson.databind.node.NullNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jvhost.target.BlkDevice;
+import io.jvhost.target.Controller;
+import io.jvhost.target.Session;
+import io.jvhost.target.VhostTarget;
+import io.jvhost.target.VirtioScsiDevice;
+import io.jvhost.virtio.QueueStats;
+import io.jvhost.virtio.SplitVirtQueue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * SPDK's vhost methods: controllers (create blk, delete, list, coalescing) in SPDK's names and
+ * shapes, the {@code vhost_blk} config subsystem, and jvhost's {@code vhost_get_stats}
+ * (connection, queue and error counters per controller; SPDK has no such method).
+ *
+ * <p>vhost-scsi methods and subsystems live in {@link VhostScsiRpc}.
+ */
+public final class VhostRpc {
+    /** SPDK's name for the vhost-user blk transport (backend_specific.block.transport). */
+    public static final String BLK_TRANSPORT = "vhost_user_blk";
+    static final int DEFAULT_NUM_QUEUES = 16;
+
+    private VhostRpc() {}
+
+    static void register(Methods m) {
+        VhostTarget t = m.target();
+        m.register("vhost_create_blk_controller", p -> vhostCreateBlkController(t, p));
+        m.register("vhost_delete_controller", p -> vhostDeleteController(t, p));
+        m.register("vhost_get_controllers", p -> vhostGetControllers(t, p));
+        m.register("vhost_controller_set_coalescing", p -> vhostControllerSetCoalescing(t, p));
+        m.register("vhost_get_stats", p -> vhostGetStats(t, p));
+        m.registerSubsystem("vhost_blk", List.of("bdev"), () -> blkConfig(t));
+    }
+
+    private static JsonNode vhostCreateBlkController(VhostTarget t, Params p) {
+        String ctrlr = p.string("ctrlr");
+        String devName = p.string("dev_name");
+        boolean readonly = p.bool("readonly", false);
+        boolean packed = p.bool("packed_ring", false);
+        p.bool("packed_ring_recovery", false);
+        String cpumask = p.string("cpumask", null);
+        String transport = p.string("transport", BLK_TRANSPORT);
+        int numQueues = p.intInRange("num_queues", DEFAULT_NUM_QUEUES, 1, 64);
+        p.done();
+        if (packed) throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'packed_ring': packed rings are not supported yet");
+        if (!transport.equals(BLK_TRANSPORT)) {
+            throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'transport' must be " + BLK_TRANSPORT + ", got " + transport);
+        }
+        t.createBlkController(ctrlr, devName, readonly, numQueues, cpumask);
+        return BooleanNode.TRUE;
+    }
+
+    private static JsonNode vhostDeleteController(VhostTarget t, Params p) {
+        String ctrlr = p.string("ctrlr");
+        p.done();
+        t.deleteController(ctrlr);
+        return BooleanNode.TRUE;
+    }
+
+    private static JsonNode vhostControllerSetCoalescing(VhostTarget t, Params p) {
+        String ctrlr = p.string("ctrlr");
+        long delay = p.uint32("delay_base_us");
+        long iops = p.uint32("iops_threshold");
+        p.done();
+        t.controller(ctrlr).setCoalescing(delay, iops);
+        return BooleanNode.TRUE;
+    }
+
+    private static List<Controller> select(VhostTarget t, Params p) {
+        String name = p.string("name", null);
+        p.done();
+        return name == null ? t.controllers() : List.of(t.controller(name));
+    }
+
+    private static JsonNode vhostGetControllers(VhostTarget t, Params p) {
+        ArrayNode a = Json.arr();
+        for (Controller c : select(t, p)) {
+            ObjectNode o = a.addObject();
+            o.put("ctrlr", c.name());
+            o.put("cpumask", "0x" + cpumask(c));
+            o.put("delay_base_us", c.coalescingDelayBaseUs());
+            o.put("iops_threshold", c.coalescingIopsThreshold());
+            o.put("socket", c.socketPath());
+            o.set("backend_specific", backendSpecific(c));
+        }
+        return a;
+    }
+
+    /** The device part of vhost_get_controllers, keyed by device kind as SPDK does. */
+    static ObjectNode backendSpecific(Controller c) {
+        ObjectNode o = Json.obj();
+        if (c.device() instanceof BlkDevice b) {
+            o.putObject("block").put("readonly", b.readOnly()).put("bdev", b.bdev().name()).put("transport", BLK_TRANSPORT);
+        }
+        else if (c.device() instanceof VirtioScsiDevice s) o.set("scsi", VhostScsiRpc.targets(s));
+        return o;
+    }
+
+    /** The {@code vhost_controller_set_coalescing} entry that restores non-default settings, or null. */
+    static ObjectNode coalescingEntry(Controller c) {
+        if (c.coalescingDelayBaseUs() == 0 && c.coalescingIopsThreshold() == Controller.DEFAULT_IOPS_THRESHOLD) return null;
+        ObjectNode e = Json.obj().put("method", "vhost_controller_set_coalescing");
+        e.putObject("params").put("ctrlr", c.name()).put("delay_base_us", c.coalescingDelayBaseUs())
+                .put("iops_threshold", c.coalescingIopsThreshold());
+        return e;
+    }
+
+    /** SPDK cpumask text of the reactor a controller runs on, as SPDK saves it ("1", "2", ...). */
+    static String cpumask(Controller c) {
+        var r = c.device().reactor();
+        return Long.toHexString(1L << (r.cpu() >= 0 ? r.cpu() : r.id()));
+    }
+
+    private static JsonNode blkConfig(VhostTarget t) {
+        ArrayNode a = Json.arr();
+        for (Controller c : t.controllers()) {
+            if (!(c.device() instanceof BlkDevice b)) continue;
+            ObjectNode e = a.addObject().put("method", "vhost_create_blk_controller");
+            ObjectNode params = e.putObject("params");
+            params.put("ctrlr", c.name()).put("dev_name", b.bdev().name()).put("cpumask", cpumask(c)).put("readonly", b.readOnly());
+            // jvhost's extra parameter, written only when it differs so SPDK can read the file too.
+            if (b.maxQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", b.maxQueues());
+            ObjectNode co = coalescingEntry(c);
+            if (co != null) a.add(co);
+        }
+        return a;
+    }
+
+    /**
+     * jvhost's statistics per controller: connection and vhost-user counters, and for the live
+     * session each running queue's counters (requests, in flight, kicks, calls, errors by kind).
+     */
+    private static JsonNode vhostGetStats(VhostTarget t, Params p) {
+        ArrayNode a = Json.arr();
+        for (Controller c : select(t, p)) {
+            ObjectNode o = a.addObject();
+            o.put("ctrlr", c.name());
+            o.put("virtio_device_id", c.device().virtioDeviceId());
+            o.put("connections", c.stats.connections.get());
+            o.put("refused_connections", c.stats.refusedConnections.get());
+            o.put("protocol_errors", c.stats.protocolErrors.get());
+            o.put("failed_requests", c.stats.failedRequests.get());
+            o.put("unsupported_requests", c.stats.unsupportedRequests.get());
+            Session s = c.session();
+            if (s == null) {
+                o.set("session", NullNode.getInstance());
+                continue;
+            }
+            ObjectNode so = o.putObject("session");
+            so.put("name", s.name());
+            so.put("features", "0x" + Long.toHexString(s.negotiatedFeatures()));
+            so.set("queues", queueStats(c, s.runningQueues()));
+        }
+        return a;
+    }
+
+    /** Per-queue counters, read on the queues' reactor so each queue's numbers are consistent. */
+    static ArrayNode queueStats(Controller c, List<SplitVirtQueue> queues) {
+        List<long[]> rows;
+        try {
+            rows = c.device().reactor().call(() -> {
+                List<long[]> l = new ArrayList<>();
+                for (SplitVirtQueue q : queues) {
+                    QueueStats st = q.stats;
+                    l.add(new long[] {q.index(), q.size(), st.requests, q.inFlight(), st.kicks, st.calls, st.callErrors, st.chainErrors,
+                            st.requestErrors, q.isBroken() ? 1 : 0});
+                }
+                return l;
+            }).get(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RpcException(RpcException.INTERNAL_ERROR, "interrupted while reading queue statistics");
+        } catch (ExecutionException | TimeoutException e) {
+            throw new RpcException(RpcException.INTERNAL_ERROR, "reactor " + c.device().reactor().id() + " did not report queue statistics: " + e);
+        }
+        ArrayNode a = Json.arr();
+        for (int i = 0; i < rows.size(); i++) {
+            long[] r = rows.get(i);
+            ObjectNode q = a.addObject();
+            q.put("index", r[0]).put("size", r[1]).put("requests", r[2]).put("in_flight", r[3]).put("kicks", r[4])
+                    .put("calls", r[5]).put("call_errors", r[6]).put("chain_errors", r[7]).put("request_errors", r[8]);
+            q.put("broken", r[9] != 0);
+            if (r[9] != 0) q.put("broken_reason", queues.get(i).brokenReason().reason);
+        }
+        return a;
+    }
+}
