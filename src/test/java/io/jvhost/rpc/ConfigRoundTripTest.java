@@ -49,19 +49,22 @@ class ConfigRoundTripTest {
             c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.2\",\"dev_name\":\"Null0\",\"readonly\":true}"));
             c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.3\",\"dev_name\":\"AIO0\"}"));
             c.call("vhost_controller_set_coalescing", json("{\"ctrlr\":\"vhost.1\",\"delay_base_us\":30,\"iops_threshold\":50000}"));
+            c.call("vhost_create_scsi_controller", json("{\"ctrlr\":\"scsi0\",\"num_queues\":2}"));
+            c.call("vhost_scsi_controller_add_target", json("{\"ctrlr\":\"scsi0\",\"scsi_target_num\":3,\"bdev_name\":\"Spare\"}"));
             before = state(c);
             saved = ConfigClient.save(c);
             Files.writeString(cfg, Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(saved));
         }
         assertThat(dir.resolve("vhost.0")).doesNotExist();
-        assertThat(saved.get("subsystems")).extracting(s -> s.get("subsystem").asText()).containsExactly("bdev", "vhost_blk");
+        assertThat(saved.get("subsystems")).extracting(s -> s.get("subsystem").asText()).containsExactly("bdev", "vhost_blk", "scsi", "vhost_scsi");
+        assertThat(saved.at("/subsystems/3/config")).hasSize(2); // create + add_target
         assertThat(saved.at("/subsystems/0/config")).hasSize(5);
         assertThat(saved.at("/subsystems/1/config")).hasSize(5); // 4 controllers + 1 coalescing entry
 
         // Through RPC, as rpc.py load_config does it.
         try (RpcFixture f = new RpcFixture(dir)) {
             RpcClient c = f.client();
-            assertThat(ConfigClient.load(c, saved, cfg.toString())).isEqualTo(10);
+            assertThat(ConfigClient.load(c, saved, cfg.toString())).isEqualTo(12);
             State after = state(c);
             assertThat(after.controllers()).isEqualTo(before.controllers());
             assertThat(after.bdevs()).isEqualTo(before.bdevs());
@@ -72,7 +75,7 @@ class ConfigRoundTripTest {
         // Through 'jvhost serve --json FILE' (JsonConfig).
         try (VhostTarget t = new VhostTarget(dir, 2, IdleStrategy.BACKOFF)) {
             Methods m = new Methods(t);
-            assertThat(JsonConfig.load(cfg, m)).isEqualTo(10);
+            assertThat(JsonConfig.load(cfg, m)).isEqualTo(12);
             assertThat(wire(m.call("vhost_get_controllers", null))).isEqualTo(before.controllers());
             assertThat(wire(m.call("bdev_get_bdevs", null))).isEqualTo(before.bdevs());
             assertThat(wire(m.saveConfig())).isEqualTo(saved);

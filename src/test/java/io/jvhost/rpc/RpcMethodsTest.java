@@ -90,7 +90,8 @@ class RpcMethodsTest {
     @Test
     void frameworkSubsystemsAndConfig() throws Exception {
         assertThat(call("framework_get_subsystems", null)).isEqualTo(json("""
-                [{"subsystem":"bdev","depends_on":[]},{"subsystem":"vhost_blk","depends_on":["bdev"]}]"""));
+                [{"subsystem":"bdev","depends_on":[]},{"subsystem":"vhost_blk","depends_on":["bdev"]},
+                 {"subsystem":"scsi","depends_on":["bdev"]},{"subsystem":"vhost_scsi","depends_on":["scsi"]}]"""));
         assertThat(call("framework_get_config", "{\"name\":\"bdev\"}")).isEmpty();
         call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":64,\"block_size\":4096,\"uuid\":\"913fc008-79a7-447f-b2c4-c73543638c31\"}");
         call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"M\",\"cpumask\":\"0x2\",\"num_queues\":4}");
