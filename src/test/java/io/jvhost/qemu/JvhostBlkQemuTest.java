@@ -56,7 +56,14 @@ class JvhostBlkQemuTest {
         target.bdevs().register(ram);
         target.bdevs().register(new FileBlockDevice("AIO0", file.toString(), 512, false, null));
         Controller cr = target.createBlkController("ram", "Malloc0", false, 4, null);
-        Controller cf = target.createBlkController("file", "AIO0", false, 4, null);
+        // The file disk's controller is created through JSON-RPC, as an operator would.
+        Controller cf;
+        try (var rpc = io.jvhost.rpc.JsonRpcServer.start(sockDir.resolve("rpc.sock"), new io.jvhost.rpc.Methods(target));
+             var client = io.jvhost.rpc.RpcClient.connect(sockDir.resolve("rpc.sock"), Duration.ofSeconds(30))) {
+            client.call("vhost_create_blk_controller", new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readTree("{\"ctrlr\":\"file\",\"dev_name\":\"AIO0\",\"num_queues\":4}"));
+            cf = target.controller("file");
+        }
         b.guestResource("blk-workload.sh", "/qemu/blk-workload.sh")
                 .guestScript("""
                         for d in vda vdb; do

@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * A real QEMU guest (TCG, Linux virtio_scsi + sd_mod) uses a jvhost vhost-user-scsi controller
  * with two targets (RAM and file): identity from sysfs and sg3-utils, data integrity and a file
  * system on both, then a target attached while the guest runs (found after the rescan event)
- * and detached again (the disk goes away without a hang).
+ * and detached again (the disk goes away without a hang). The controller and the hot-plug are
+ * driven through the JSON-RPC server.
  */
 @Tag("qemu")
 class JvhostScsiQemuTest {
@@ -51,10 +52,15 @@ class JvhostScsiQemuTest {
         ram = new MallocBlockDevice("Malloc0", DISK / 512, 512, null);
         target.bdevs().register(ram);
         target.bdevs().register(new FileBlockDevice("AIO0", file.toString(), 512, false, null));
-        target.bdevs().register(new MallocBlockDevice("Hot0", 8192, 4096, null));
-        Controller c = target.createScsiController("scsi0", 2, null);
-        target.addScsiTarget("scsi0", 0, "Malloc0");
-        target.addScsiTarget("scsi0", 1, "AIO0");
+        // The controller, its targets and the hot-plugged disk are all made through JSON-RPC, as an
+        // operator would with 'jvhost rpc' or SPDK's rpc.py.
+        rpc = io.jvhost.rpc.JsonRpcServer.start(sockDir.resolve("rpc.sock"), new io.jvhost.rpc.Methods(target));
+        client = io.jvhost.rpc.RpcClient.connect(sockDir.resolve("rpc.sock"), Duration.ofSeconds(30));
+        call("bdev_malloc_create", "{\"name\":\"Hot0\",\"num_blocks\":8192,\"block_size\":4096}");
+        call("vhost_create_scsi_controller", "{\"ctrlr\":\"scsi0\",\"num_queues\":2}");
+        call("vhost_scsi_controller_add_target", "{\"ctrlr\":\"scsi0\",\"scsi_target_num\":0,\"bdev_name\":\"Malloc0\"}");
+        call("vhost_scsi_controller_add_target", "{\"ctrlr\":\"scsi0\",\"scsi_target_num\":-1,\"bdev_name\":\"AIO0\"}");
+        Controller c = target.controller("scsi0");
         b.guestResource("blk-workload.sh", "/qemu/blk-workload.sh")
                 .guestScript("""
                         dev_of() { # target id -> sdX
@@ -97,20 +103,30 @@ class JvhostScsiQemuTest {
         try (QemuGuest g = b.start()) {
             g.awaitLine(QemuGuest.BOOTED, Duration.ofSeconds(90));
             g.awaitLine("^JVHOST-ATTACH-NOW", Duration.ofSeconds(240));
-            target.addScsiTarget("scsi0", 2, "Hot0");
+            assertThat(call("vhost_scsi_controller_add_target", "{\"ctrlr\":\"scsi0\",\"scsi_target_num\":-1,\"bdev_name\":\"Hot0\"}").asInt()).isEqualTo(2);
             g.sendLine("go");
             g.awaitLine("^JVHOST-DETACH-NOW", Duration.ofSeconds(60));
-            target.removeScsiTarget("scsi0", 2);
+            call("vhost_scsi_controller_remove_target", "{\"ctrlr\":\"scsi0\",\"scsi_target_num\":2}");
             g.sendLine("go");
             exitCode = g.awaitExit(Duration.ofSeconds(60));
             lines = g.lines();
         }
     }
 
+    static io.jvhost.rpc.JsonRpcServer rpc;
+    static io.jvhost.rpc.RpcClient client;
+
+    static com.fasterxml.jackson.databind.JsonNode call(String method, String params) throws Exception {
+        return client.call(method, new com.fasterxml.jackson.databind.ObjectMapper().readTree(params));
+    }
+
     @AfterAll
     static void stop() throws Exception {
+        if (client != null) client.close();
+        if (rpc != null) rpc.close();
         if (target != null) target.close();
         if (sockDir != null) Files.deleteIfExists(sockDir);
+        // (the RPC socket was removed by the server)
     }
 
     @Test
