@@ -35,6 +35,6 @@ public final class RpcDocs {
             new Doc("vhost_scsi_controller_remove_target", "ctrlr scsi_target_num", "true"),
             new Doc("vhost_delete_controller", "ctrlr", "true"),
             new Doc("vhost_get_controllers", "[name]", "[{ctrlr, cpumask, delay_base_us, iops_threshold, socket, backend_specific}]"),
-            new Doc("vhost_controller_set_coalescing", "ctrlr delay_base_us iops_threshold", "true (stored and reported; not applied yet)"),
+            new Doc("vhost_controller_set_coalescing", "ctrlr delay_base_us iops_threshold", "true (applied to running queues, reported, saved)"),
             new Doc("vhost_get_stats*", "[name]", "[{ctrlr, connections, protocol_errors, ..., session: {queues: [{requests, in_flight, calls, ...}]}}]"));
 }

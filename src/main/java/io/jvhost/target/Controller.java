@@ -62,8 +62,7 @@ public final class Controller implements AutoCloseable {
     /**
      * SPDK vhost_controller_set_coalescing: stores the interrupt-coalescing settings with SPDK's
      * checks (the delay must fit 32-bit ticks, the threshold must be at least 100 IOPS, i.e. one
-     * request per 10 ms check interval). Stored and reported only: the data path does not
-     * coalesce calls yet.
+     * request per 10 ms check interval), and applies them to the running queues on their reactor.
      */
     public void setCoalescing(long delayBaseUs, long iopsThreshold) {
         long maxDelayUs = (0xffff_ffffL - 1) / 1000; // SPDK: delay in ticks must stay below UINT32_MAX
@@ -75,6 +74,8 @@ public final class Controller implements AutoCloseable {
         }
         coalescingDelayBaseUs = (int) delayBaseUs;
         coalescingIopsThreshold = iopsThreshold;
+        Session s = session;
+        if (s != null) s.applyCoalescing(delayBaseUs, iopsThreshold);
     }
 
     private void acceptLoop() {

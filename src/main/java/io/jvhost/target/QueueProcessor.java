@@ -58,6 +58,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     private void finishStopIfDrained() {
         if (stopFuture != null && queue.inFlight() - parkedChains() == 0 && pendingIo() == 0) {
             queue.flush();
+            queue.coalescing(0, 100); // sends a call still held back
             releaseParked();
             if (kickFd >= 0) reactor.removeWakeFd(kickFd);
             reactor.remove(this);
@@ -98,6 +99,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
             if (queue.isBroken() || queue.lastError() != io.jvhost.virtio.ChainError.NONE) reportErrors();
         }
         queue.flush();
+        if (queue.signalDeferred()) queue.flushDeferredSignal();
         if (stopFuture != null) finishStopIfDrained();
         return work;
     }
@@ -116,7 +118,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
-        if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null) return false;
+        if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null || queue.signalDeferred()) return false;
         return !queue.enableNotifications();
     }
 

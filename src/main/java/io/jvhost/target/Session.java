@@ -104,6 +104,19 @@ public final class Session implements Runnable {
         return features;
     }
 
+    /** Applies interrupt coalescing to the running queues (on their reactor); any thread. */
+    void applyCoalescing(long delayBaseUs, long iopsThreshold) {
+        List<SplitVirtQueue> qs = runningQueues();
+        try {
+            device.reactor().call(() -> {
+                for (SplitVirtQueue q : qs) q.coalescing(delayBaseUs, iopsThreshold);
+                return null;
+            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("{}: applying coalescing: {}", name, e.toString());
+        }
+    }
+
     /** Queues currently being processed (for statistics). */
     public synchronized List<SplitVirtQueue> runningQueues() {
         List<SplitVirtQueue> l = new ArrayList<>();
@@ -508,6 +521,7 @@ public final class Session implements Runnable {
             return false;
         }
         r.lastStartError = null;
+        if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
         try {
             device.reactor().call(() -> {

@@ -59,6 +59,17 @@ public final class SplitVirtQueue {
 
     public final QueueStats stats = new QueueStats();
 
+    // Interrupt coalescing (SPDK's vhost_controller_set_coalescing): off while delayBaseNs == 0.
+    /** Interval over which the request rate is measured (SPDK_VHOST_STATS_CHECK_INTERVAL_MS). */
+    public static final long COALESCING_INTERVAL_NS = 10_000_000L;
+    private long delayBaseNs;
+    private long thresholdPerInterval;
+    private long nextStatsCheck;
+    private long requestsInInterval;
+    private long irqDelayNs;
+    private long nextSignalAt;
+    private boolean signalDeferred;
+
     /**
      * @param descAddr  ring addresses as guest memory segments already resolved by the caller,
      *                  see {@link #fromUserAddresses}
@@ -248,12 +259,70 @@ public final class SplitVirtQueue {
         } else {
             notify = (Short.toUnsignedInt(avail.get(LE16, AVAIL_FLAGS)) & AVAIL_F_NO_INTERRUPT) == 0;
         }
+        if (delayBaseNs != 0) {
+            requestsInInterval += (usedIdx - old) & 0xffff;
+            if (notify) return coalescedSignal(System.nanoTime());
+            return 0;
+        }
         if (notify && callFd >= 0) {
-            stats.calls++;
-            if (EventFd.signal(callFd, scratch) < 0) stats.callErrors++;
+            signal();
             return 1;
         }
         return 0;
+    }
+
+    private void signal() {
+        if (callFd < 0) return;
+        stats.calls++;
+        if (EventFd.signal(callFd, scratch) < 0) stats.callErrors++;
+    }
+
+    /**
+     * Sets interrupt coalescing as SPDK does: every 10 ms the queue's request rate is compared
+     * with {@code iopsThreshold}; above it, calls are spaced by
+     * {@code delayBaseUs * (rate - threshold) / threshold}. {@code delayBaseUs == 0} turns it off.
+     */
+    public void coalescing(long delayBaseUs, long iopsThreshold) {
+        if (signalDeferred) signal();
+        signalDeferred = false;
+        delayBaseNs = delayBaseUs * 1000;
+        thresholdPerInterval = Math.max(1, iopsThreshold * COALESCING_INTERVAL_NS / 1_000_000_000L);
+        irqDelayNs = 0;
+        requestsInInterval = 0;
+        nextStatsCheck = 0;
+    }
+
+    private int coalescedSignal(long now) {
+        if (now >= nextStatsCheck) {
+            nextStatsCheck = now + COALESCING_INTERVAL_NS;
+            long req = requestsInInterval;
+            requestsInInterval = 0;
+            irqDelayNs = req <= thresholdPerInterval ? 0 : delayBaseNs * (req - thresholdPerInterval) / thresholdPerInterval;
+        }
+        if (irqDelayNs == 0 || now >= nextSignalAt) {
+            signalDeferred = false;
+            nextSignalAt = now + irqDelayNs;
+            signal();
+            return 1;
+        }
+        signalDeferred = true;
+        return 0;
+    }
+
+    /** Sends a call that coalescing held back once its time has come; returns 1 if it did. */
+    public int flushDeferredSignal() {
+        if (!signalDeferred) return 0;
+        long now = System.nanoTime();
+        if (now < nextSignalAt) return 0;
+        signalDeferred = false;
+        nextSignalAt = now + irqDelayNs;
+        signal();
+        return 1;
+    }
+
+    /** True while coalescing holds back a call (the reactor must not sleep). */
+    public boolean signalDeferred() {
+        return signalDeferred;
     }
 
     /** Asks the driver not to kick (we are polling). */

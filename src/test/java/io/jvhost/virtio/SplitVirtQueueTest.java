@@ -364,4 +364,33 @@ class SplitVirtQueueTest {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, r0.address(),
                 r0.address() + 0x1000, r0.address() + 0x20000 - 8, false, false, 0, -1, scratch, 64)).hasMessageContaining("used ring");
     }
+
+    @Test
+    void coalescingSpacesCallsAboveTheRateThreshold() throws Exception {
+        callFd = EventFd.create(true);
+        SplitVirtQueue q = device(false, false);
+        q.coalescing(1000, 100); // 1 ms base; threshold 100 IOPS = 1 request per 10 ms interval
+        for (int i = 0; i < 11; i++) driver.writeDescriptor(i, 0x20000, 16, 0, 0);
+        for (int i = 0; i < 11; i++) driver.pushRawHead(i);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("first call goes out").isEqualTo(1);
+        // 11 requests in the interval: the next calls are spaced by 1 ms * (11 - 1) / 1 = 10 ms
+        driver.writeDescriptor(12, 0x20000, 16, 0, 0);
+        driver.pushRawHead(12);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("held back").isZero();
+        assertThat(q.signalDeferred()).isTrue();
+        assertThat(q.flushDeferredSignal()).isZero();
+        assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
+        Thread.sleep(15);
+        assertThat(q.flushDeferredSignal()).isEqualTo(1);
+        assertThat(q.signalDeferred()).isFalse();
+        assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
+        // turning coalescing off sends calls at once again
+        q.coalescing(0, 100);
+        driver.writeDescriptor(13, 0x20000, 16, 0, 0);
+        driver.pushRawHead(13);
+        q.poll(record, 64);
+        assertThat(q.flush()).isEqualTo(1);
+    }
 }
