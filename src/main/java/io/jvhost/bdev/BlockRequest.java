@@ -18,7 +18,8 @@ public final class BlockRequest {
         void onComplete(BlockRequest request, int status);
     }
 
-    private MemorySegment[] segs;
+    // Object[]: stores into an interface-typed array pay a slow type check (see DescriptorChain).
+    private Object[] segs;
     private long[] offsets;
     private long[] lengths;
     private final int maxSegments;
@@ -44,7 +45,7 @@ public final class BlockRequest {
         if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
         this.maxSegments = maxSegments;
         int initial = Math.min(maxSegments, 16);
-        segs = new MemorySegment[initial];
+        segs = new Object[initial];
         offsets = new long[initial];
         lengths = new long[initial];
     }
@@ -89,7 +90,7 @@ public final class BlockRequest {
     }
 
     public MemorySegment bufferSegment(int i) {
-        return segs[i];
+        return (MemorySegment) segs[i];
     }
 
     public long bufferOffset(int i) {

@@ -62,7 +62,8 @@ public final class ScsiTask {
     long tag;
     Direction direction = Direction.NONE;
     long expectedLength = -1;
-    private MemorySegment[] segs;
+    // Object[]: stores into an interface-typed array pay a slow type check (see DescriptorChain).
+    private Object[] segs;
     private long[] offs;
     private long[] lens;
     private int count;
@@ -101,7 +102,7 @@ public final class ScsiTask {
         if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
         this.maxSegments = maxSegments;
         int initial = Math.min(maxSegments, 16);
-        segs = new MemorySegment[initial];
+        segs = new Object[initial];
         offs = new long[initial];
         lens = new long[initial];
         request = new BlockRequest(maxSegments);
@@ -389,7 +390,7 @@ public final class ScsiTask {
         int done = 0;
         for (int i = 0; i < count && done < n; i++) {
             int chunk = (int) Math.min(lens[i], n - done);
-            MemorySegment.copy(src, done, segs[i], ValueLayout.JAVA_BYTE, offs[i], chunk);
+            MemorySegment.copy(src, done, ((MemorySegment) segs[i]), ValueLayout.JAVA_BYTE, offs[i], chunk);
             done += chunk;
         }
         transferred = done;
@@ -408,7 +409,7 @@ public final class ScsiTask {
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
                 int chunk = (int) Math.min(lens[i] - from, n - done);
-                MemorySegment.copy(segs[i], ValueLayout.JAVA_BYTE, offs[i] + from, dst, done, chunk);
+                MemorySegment.copy(((MemorySegment) segs[i]), ValueLayout.JAVA_BYTE, offs[i] + from, dst, done, chunk);
                 done += chunk;
             }
             pos = end;
@@ -428,7 +429,7 @@ public final class ScsiTask {
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
                 long chunk = Math.min(lens[i] - from, n - done);
-                MemorySegment.copy(segs[i], offs[i] + from, dst, dstOffset + done, chunk);
+                MemorySegment.copy(((MemorySegment) segs[i]), offs[i] + from, dst, dstOffset + done, chunk);
                 done += chunk;
             }
             pos = end;
@@ -449,7 +450,7 @@ public final class ScsiTask {
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
                 long chunk = Math.min(lens[i] - from, len - done);
-                long m = MemorySegment.mismatch(segs[i], offs[i] + from, offs[i] + from + chunk,
+                long m = MemorySegment.mismatch(((MemorySegment) segs[i]), offs[i] + from, offs[i] + from + chunk,
                         buf, bufOffset + done, bufOffset + done + chunk);
                 if (m >= 0) return done + m;
                 done += chunk;
@@ -471,7 +472,7 @@ public final class ScsiTask {
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
                 long chunk = Math.min(lens[i] - from, len - done);
-                r.addBuffer(segs[i], offs[i] + from, chunk);
+                r.addBuffer(((MemorySegment) segs[i]), offs[i] + from, chunk);
                 done += chunk;
             }
             pos = end;
