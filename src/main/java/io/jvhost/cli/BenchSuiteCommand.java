@@ -112,7 +112,7 @@ final class BenchSuiteCommand implements Callable<Integer> {
                 }
                 double mj = median(jv), mq = median(qs);
                 rows.add(String.format("| %s | %,.0f (%.2f µs) | %,.0f (%.2f µs) | %.2f× | %s |", wl.name(), mj, median(jvLat), mq, median(qsLat), mj / mq,
-                        wl.bs() >= 131072 ? String.format("%,.0f / %,.0f MiB/s", mj * wl.bs() / (1 << 20), mq * wl.bs() / (1 << 20)) : ""));
+                        wl.bs() >= 131072 && wl.device().equals("ram") ? String.format("%,.0f / %,.0f MiB/s", mj * wl.bs() / (1 << 20), mq * wl.bs() / (1 << 20)) : ""));
             }
             StringBuilder md = new StringBuilder();
             md.append("Run ").append(LocalDateTime.now().withNano(0)).append(", ").append(rounds).append(" rounds of ").append(time)
