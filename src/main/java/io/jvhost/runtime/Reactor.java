@@ -107,14 +107,29 @@ public final class Reactor implements AutoCloseable {
         active = pollables.toArray(new Pollable[0]);
     }
 
+    /** Told how many notifications an eventfd carried when the reactor drained it. */
+    @FunctionalInterface
+    public interface WakeListener {
+        void onWake(long count);
+    }
+
+    private final java.util.Map<Integer, WakeListener> wakeListeners = new java.util.HashMap<>();
+
     /** Registers an eventfd that should wake this reactor from sleep (reactor thread only). */
     public void addWakeFd(int fd) {
+        addWakeFd(fd, null);
+    }
+
+    /** As {@link #addWakeFd(int)}; {@code listener} (may be null) gets the drained counts, e.g. kick statistics. */
+    public void addWakeFd(int fd, WakeListener listener) {
         checkThread();
         epoll.add(fd, Epoll.EPOLLIN, fd);
+        if (listener != null) wakeListeners.put(fd, listener);
     }
 
     public void removeWakeFd(int fd) {
         checkThread();
+        wakeListeners.remove(fd);
         try {
             epoll.remove(fd);
         } catch (RuntimeException e) {
@@ -211,7 +226,11 @@ public final class Reactor implements AutoCloseable {
                         removeWakeFd(fd);
                         continue;
                     }
-                    EventFd.drain(tag == COMMAND_TAG ? commandFd : fd, scratch);
+                    long count = EventFd.drain(tag == COMMAND_TAG ? commandFd : fd, scratch);
+                    if (tag != COMMAND_TAG && count > 0) {
+                        WakeListener l = wakeListeners.get(fd); // boxing: only when waking from sleep
+                        if (l != null) l.onWake(count);
+                    }
                 }
                 wakeups++;
             }

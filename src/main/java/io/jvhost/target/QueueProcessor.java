@@ -41,7 +41,8 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     /** Reactor thread: attach to the reactor. */
     public void start() {
-        if (kickFd >= 0) reactor.addWakeFd(kickFd);
+        // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
+        if (kickFd >= 0) reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
         queue.disableNotifications();
         reactor.add(this);
     }

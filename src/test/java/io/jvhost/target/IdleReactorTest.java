@@ -43,6 +43,8 @@ class IdleReactorTest {
                 // the guest's next request kicks the sleeping reactor awake
                 assertThat(ini.read(0, 0, 512)).isEqualTo(S_OK);
                 assertThat(reactor.stats().wakeups()).isGreaterThan(wakeupsBefore);
+                // that kick is counted on the queue
+                assertThat(target.controller("v").session().runningQueues().get(0).stats.kicks).isPositive();
             }
         }
     }
