@@ -13,54 +13,44 @@ import java.util.UUID;
  * (preadv/pwritev) inline in {@code submit} and delivers completions from {@code poll}; an
  * io_uring channel replaces it later without changing the contract.
  */
-public final class FileBlockDevice implements BlockDevice {
-    private final String name;
+public final class FileBlockDevice extends AbstractBlockDevice {
     private final String path;
-    private final int blockSize;
-    private final long numBlocks;
-    private final UUID uuid;
     private final boolean readOnly;
     private final int fd;
-    private final BdevIoStats ioStats = new BdevIoStats();
 
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid) {
-        if (blockSize == 0) blockSize = 512;
+        this(name, path, blockSize == 0 ? 512 : blockSize, readOnly, uuid, openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly));
+    }
+
+    private FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid, long[] fdAndSize) {
+        super(name, fdAndSize[1] / blockSize, blockSize, uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes()));
+        this.fd = (int) fdAndSize[0];
+        this.path = path;
+        this.readOnly = readOnly;
+    }
+
+    /** Opens the file and checks its size and the geometry (closing it on failure): {fd, size}. */
+    private static long[] openChecked(String name, String path, int blockSize, boolean readOnly) {
         if (path == null || path.isBlank()) throw new IllegalArgumentException("filename must not be empty");
         int fd = Fd.open(path, readOnly ? Fd.O_RDONLY : Fd.O_RDWR, 0);
-        long size;
         try {
-            size = Fd.size(fd);
+            long size = Fd.size(fd);
             if (size < blockSize) throw new IllegalArgumentException("file " + path + " is " + size
                     + " bytes, smaller than one " + blockSize + "-byte block");
             BlockDevices.checkGeometry(name, size / blockSize, blockSize);
+            return new long[] {fd, size};
         } catch (RuntimeException e) {
             Fd.closeQuietly(fd);
             throw e;
         }
-        this.fd = fd;
-        this.name = name;
-        this.path = path;
-        this.blockSize = blockSize;
-        this.numBlocks = size / blockSize;
-        this.readOnly = readOnly;
-        this.uuid = uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes());
     }
 
     public String path() { return path; }
-    @Override public String name() { return name; }
     @Override public String productName() { return "AIO disk"; }
-    @Override public int blockSize() { return blockSize; }
-    @Override public long numBlocks() { return numBlocks; }
-    @Override public UUID uuid() { return uuid; }
     @Override public boolean readOnly() { return readOnly; }
     @Override public boolean supportsUnmap() { return true; }
     @Override public boolean supportsWriteZeroes() { return true; }
     @Override public boolean volatileWriteCache() { return true; }
-
-    @Override
-    public BdevIoStats ioStats() {
-        return ioStats;
-    }
 
     @Override
     public BlockChannel openChannel() {
@@ -72,25 +62,25 @@ public final class FileBlockDevice implements BlockDevice {
         Fd.closeQuietly(fd);
     }
 
-    private final class Channel implements BlockChannel {
+    private final class Channel extends InlineBlockChannel {
         private static final int IOV_MAX = 1024;
         private final Arena arena = Arena.ofShared();
         private final MemorySegment iov = arena.allocate(16L * IOV_MAX, 8);
         private final MemorySegment zeros = arena.allocate(1 << 20, 4096);
-        private final CompletionQueue done = new CompletionQueue(256);
+
+        Channel() {
+            super(sizeBytes());
+        }
 
         @Override
-        public int submit(BlockRequest r) {
-            if (r.offset < 0 || r.length < 0 || r.offset + r.length > sizeBytes()) return -Errno.EINVAL;
-            int status = switch (r.op) {
+        protected int execute(BlockRequest r) {
+            return switch (r.op) {
                 case READ -> vectored(r, false);
                 case WRITE -> readOnly ? -Errno.EROFS : vectored(r, true);
                 case FLUSH -> Fd.fdatasync(fd);
                 case UNMAP -> readOnly ? -Errno.EROFS : punch(r.offset, r.length);
                 case WRITE_ZEROES -> readOnly ? -Errno.EROFS : zero(r.offset, r.length);
             };
-            done.push(r, status);
-            return 0;
         }
 
         private int vectored(BlockRequest r, boolean write) {
@@ -148,16 +138,6 @@ public final class FileBlockDevice implements BlockDevice {
                 pos += got;
             }
             return 0;
-        }
-
-        @Override
-        public int poll() {
-            return done.size() == 0 ? 0 : done.drain();
-        }
-
-        @Override
-        public int inFlight() {
-            return done.size();
         }
 
         @Override
