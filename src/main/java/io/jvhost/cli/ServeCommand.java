@@ -175,11 +175,11 @@ final class ServeCommand implements Callable<Integer> {
     private static void printQuickStart(List<Controller> controllers, JsonRpcServer rpc) {
         StringBuilder sb = new StringBuilder();
         sb.append("jvhost ").append(Main.VERSION).append(" serving ").append(controllers.size()).append(" controller(s):\n");
-        if (rpc != null) {
-            sb.append("RPC on ").append(rpc.path()).append("  (jvhost rpc").append(rpc.path().toString().equals(JsonRpcServer.DEFAULT_SOCKET) ? "" : " -s " + rpc.path())
-                    .append(" rpc_get_methods)\n");
-        }
         for (Controller c : controllers) sb.append("  ").append(c.name()).append("  ").append(c.socketPath()).append('\n');
+        if (rpc != null) {
+            sb.append("JSON-RPC on ").append(rpc.path()).append("  (try: jvhost rpc").append(rpc.path().toString().equals(JsonRpcServer.DEFAULT_SOCKET) ? "" : " -s " + rpc.path())
+                    .append(" vhost_get_controllers)\n");
+        }
         if (!controllers.isEmpty()) {
             sb.append("\nAttach a QEMU guest (guest RAM must be shared memory; the backend size must equal -m):\n");
             sb.append("  qemu-system-x86_64 -machine q35,accel=kvm:tcg -smp 2 -m 1G \\\n");

@@ -51,7 +51,7 @@ class ServeCommandTest {
             if (line.startsWith("Stop with")) break;
         }
         assertThat(out.toString()).contains("vhost-user-blk-pci,chardev=vhost0").contains("path=" + dir.resolve("vhost.0"))
-                .contains("memory-backend-memfd").doesNotContain("RPC on");
+                .contains("memory-backend-memfd").doesNotContain("JSON-RPC on");
         Path sock = dir.resolve("vhost.0");
         assertThat(sock).exists();
         try (BlkInitiator ini = BlkInitiator.connect(sock.toString(), 1, 64, 1 << 20)) {
@@ -117,7 +117,7 @@ class ServeCommandTest {
         JsonNode controllers, bdevs;
         Path cfg = dir.resolve("saved.json");
         try {
-            assertThat(out.toString()).contains("RPC on " + rpcSock).contains("serving 0 controller(s)");
+            assertThat(out.toString()).contains("JSON-RPC on " + rpcSock).contains("serving 0 controller(s)");
             // The CLI as a process, once; then the in-process client for speed.
             assertThat(run(0, "rpc", "-s", rpcSock.toString(), "bdev_malloc_create", "--name", "M", "--num_blocks", "32768")).contains("\"M\"");
             try (RpcClient c = RpcClient.connect(rpcSock, Duration.ofSeconds(30))) {
