@@ -176,16 +176,12 @@ public final class BenchEngine {
         m.set(ValueLayout.JAVA_BYTE, at, (byte) 1);
         m.set(ValueLayout.JAVA_BYTE, at + 2, (byte) 0x40);
         // READ(16)/WRITE(16) in the LUN's logical blocks
-        long lbaPerUnit = cfg.blockSize() / scsiBlock();
+        long lbaPerUnit = cfg.blockSize() / scsiBlockSize;
         long lba = unit * lbaPerUnit;
         int c = 19;
         m.set(ValueLayout.JAVA_BYTE, at + c, (byte) (write ? 0x8a : 0x88));
         m.set(ValueLayout.JAVA_LONG_UNALIGNED, at + c + 2, Long.reverseBytes(lba));
         m.set(ValueLayout.JAVA_INT_UNALIGNED, at + c + 10, Integer.reverseBytes((int) lbaPerUnit));
-    }
-
-    private int scsiBlock() {
-        return scsiBlockSize;
     }
 
     /** Every 512-byte sector starts with (unit, generation, sector index): a misplaced or stale block shows. */

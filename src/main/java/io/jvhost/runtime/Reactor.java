@@ -94,6 +94,18 @@ public final class Reactor implements AutoCloseable {
         return f;
     }
 
+    /**
+     * Runs {@code r} on the reactor thread and waits for it (control path): its exception comes
+     * back wrapped in an {@link java.util.concurrent.ExecutionException}; a reactor that does not
+     * get to it within {@code timeoutSeconds} gives a {@link java.util.concurrent.TimeoutException}.
+     */
+    public void runAndWait(Runnable r, long timeoutSeconds) throws Exception {
+        call(() -> {
+            r.run();
+            return null;
+        }).get(timeoutSeconds, java.util.concurrent.TimeUnit.SECONDS);
+    }
+
     /** Adds a pollable (reactor thread only; use {@link #call} from elsewhere). */
     public void add(Pollable p) {
         checkThread();

@@ -20,8 +20,4 @@ public final class Affinity {
             throw Native.rethrow(t);
         }
     }
-
-    public static int availableCpus() {
-        return Runtime.getRuntime().availableProcessors();
-    }
 }

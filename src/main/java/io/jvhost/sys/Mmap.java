@@ -47,7 +47,7 @@ public final class Mmap implements AutoCloseable {
         return new Mmap(arena, whole.asSlice(pageOff, size), size);
     }
 
-    /** Anonymous-memory-like mapping backed by a new memfd (used by tests and the initiator). */
+    /** munmap(2), used by the arena's cleanup when the mapping is closed; failures are ignored. */
     public static void unmap(long address, long length) {
         try {
             int r = (int) Native.MUNMAP.invokeExact(Native.capture(), MemorySegment.ofAddress(address), length);

@@ -7,7 +7,6 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
-import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
@@ -121,5 +120,4 @@ public final class Native {
     /** Page size of this platform (x86_64 Linux: 4096). */
     public static final long PAGE_SIZE = 4096;
 
-    static final ValueLayout.OfInt C_INT = JAVA_INT;
 }

@@ -70,7 +70,6 @@ public final class Session implements Runnable {
 
     private long features;
     private long protocolFeatures;
-    private boolean owner;
     private GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
 
@@ -108,10 +107,9 @@ public final class Session implements Runnable {
     void applyCoalescing(long delayBaseUs, long iopsThreshold) {
         List<SplitVirtQueue> qs = runningQueues();
         try {
-            device.reactor().call(() -> {
+            device.reactor().runAndWait(() -> {
                 for (SplitVirtQueue q : qs) q.coalescing(delayBaseUs, iopsThreshold);
-                return null;
-            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            }, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             log.warn("{}: applying coalescing: {}", name, e.toString());
         }
@@ -169,7 +167,7 @@ public final class Session implements Runnable {
             case GET_CONFIG -> { getConfig(m); return; }
             case SET_FEATURES -> ok = setFeatures(m.u64(0));
             case SET_PROTOCOL_FEATURES -> ok = setProtocolFeatures(m.u64(0));
-            case SET_OWNER -> { owner = true; ok = true; }
+            case SET_OWNER -> ok = true; // one front-end per connection: ownership is implied
             case RESET_OWNER, RESET_DEVICE -> { resetDevice(); ok = true; }
             case SET_MEM_TABLE -> ok = setMemTable(m);
             case ADD_MEM_REG -> ok = addMemReg(m);
@@ -491,10 +489,7 @@ public final class Session implements Runnable {
         if (p == null) return;
         CompletableFuture<Integer> done = new CompletableFuture<>();
         try {
-            device.reactor().call(() -> {
-                p.stop(done);
-                return null;
-            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            device.reactor().runAndWait(() -> p.stop(done), STOP_TIMEOUT_SECONDS);
             r.base = done.get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
         } catch (Exception e) {
             throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS + " s", e);
@@ -524,10 +519,7 @@ public final class Session implements Runnable {
         if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
         try {
-            device.reactor().call(() -> {
-                p.start();
-                return null;
-            }).get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
             return false;

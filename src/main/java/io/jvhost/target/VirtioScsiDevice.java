@@ -13,7 +13,6 @@ import org.slf4j.LoggerFactory;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 import static io.jvhost.virtio.ScsiLayout.*;
@@ -149,15 +148,19 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     @Override
     public void sessionEnded() {
+        onReactor("forgetting pending events", () -> {
+            guestAttached = false;
+            pendingEvents.clear();
+            eventsMissed = false;
+        });
+    }
+
+    /** Runs a control-path step on the reactor and waits; a failure is logged, not thrown. */
+    private void onReactor(String what, Runnable r) {
         try {
-            reactor.call(() -> {
-                guestAttached = false;
-                pendingEvents.clear();
-                eventsMissed = false;
-                return null;
-            }).get(10, TimeUnit.SECONDS);
+            reactor.runAndWait(r, 10);
         } catch (Exception e) {
-            log.warn("{}: {}", name, e.toString());
+            log.warn("{}: {}: {}", name, what, e.toString());
         }
     }
 
@@ -227,25 +230,13 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     }
 
     private void postEvent(int event, int target, int reason) {
-        try {
-            reactor.call(() -> {
-                queueEvent(event, target, reason);
-                return null;
-            }).get(10, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: could not queue event for target {}: {}", name, target, e.toString());
-        }
+        onReactor("queueing an event for target " + target, () -> queueEvent(event, target, reason));
     }
 
     /** Closes every channel (reactor stopped or controller deleted). */
     void closeChannels() {
-        try {
-            reactor.call(() -> {
-                for (ScsiTarget t : channelOwners) if (t != null) closeChannel(t);
-                return null;
-            }).get(10, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: closing channels: {}", name, e.toString());
-        }
+        onReactor("closing channels", () -> {
+            for (ScsiTarget t : channelOwners) if (t != null) closeChannel(t);
+        });
     }
 }

@@ -1,6 +1,5 @@
 package io.jvhost.vhostuser;
 
-import io.jvhost.sys.Fd;
 import io.jvhost.sys.ProtocolFdException;
 import io.jvhost.sys.UnixSocket;
 
@@ -145,9 +144,5 @@ public final class VhostUserConnection implements AutoCloseable {
     @Override
     public void close() {
         socket.close();
-    }
-
-    static void closeAll(int[] fds) {
-        for (int f : fds) Fd.closeQuietly(f);
     }
 }

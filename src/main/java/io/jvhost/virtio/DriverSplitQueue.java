@@ -123,10 +123,6 @@ public final class DriverSplitQueue {
 
     /** Reaps used elements, freeing their descriptors; returns how many. */
     public int pollUsed(UsedHandler h) {
-        if (interruptsOff && eventIdx) {
-            // Keep used_event half a ring-index space ahead so the device never decides to signal.
-            avail.set(LE16, usedEventOffset(size), (short) (lastUsed + 0x8000));
-        }
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
         int n = 0;
         while (lastUsed != usedIdx) {
@@ -138,11 +134,16 @@ public final class DriverSplitQueue {
             h.onUsed(head, len);
             n++;
         }
-        if (eventIdx && !interruptsOff && n > 0) {
-            // Ask for an interrupt at the next completion; the caller polls once more before it
-            // sleeps, and the fence orders this store before that re-read (2.7.10).
-            avail.set(LE16, usedEventOffset(size), (short) lastUsed);
-            VarHandle.fullFence();
+        if (eventIdx && n > 0) {
+            if (interruptsOff) {
+                // Keep used_event half a ring-index space ahead so the device never decides to signal.
+                avail.set(LE16, usedEventOffset(size), (short) (lastUsed + 0x8000));
+            } else {
+                // Ask for an interrupt at the next completion; the caller polls once more before
+                // it sleeps, and the fence orders this store before that re-read (2.7.10).
+                avail.set(LE16, usedEventOffset(size), (short) lastUsed);
+                VarHandle.fullFence();
+            }
         }
         return n;
     }
