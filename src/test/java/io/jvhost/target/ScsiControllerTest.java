@@ -177,4 +177,39 @@ class ScsiControllerTest {
         assertThatThrownBy(() -> target.addScsiTarget("nope", 0, "Malloc1")).hasMessageContaining("does not exist");
         assertThatThrownBy(() -> target.addScsiTarget("scsi0", 1, "Malloc0")).hasMessageContaining("already in use");
     }
+
+    /** Pushes one raw chain of (gpa offset in scratch, length, writable) buffers on queue q and waits; returns the used length. */
+    static int raw(ScsiInitiator ini, int q, long[][] bufs) throws Exception {
+        var dq = ini.queue(q);
+        dq.begin(bufs.length);
+        for (long[] b : bufs) dq.add(ini.scratchGpa() + b[0], (int) b[1], b[2] != 0);
+        int head = dq.end();
+        ini.publishAndKick(q);
+        return ini.waitFor(q, head, Duration.ofSeconds(5));
+    }
+
+    @Test
+    void malformedChainsOnEveryQueueAreReturnedAndTheQueuesGoOn() throws Exception {
+        try (ScsiInitiator ini = connect()) {
+            // request queue: a header shorter than lun+id+attrs+cdb (51 bytes)
+            assertThat(raw(ini, FIRST_REQUEST_QUEUE, new long[][] {{4096, 20, 0}, {8192, 108, 1}})).isZero();
+            // request queue: no room for the 108-byte response
+            assertThat(raw(ini, FIRST_REQUEST_QUEUE, new long[][] {{4096, 51, 0}, {8192, 10, 1}})).isZero();
+            // control queue: type field cut short, and a TMF shorter than its 24 bytes
+            assertThat(raw(ini, CONTROL_QUEUE, new long[][] {{4096, 2, 0}, {8192, 1, 1}})).isZero();
+            ini.scratch().set(ValueLayout.JAVA_INT_UNALIGNED, 4096, T_TMF);
+            assertThat(raw(ini, CONTROL_QUEUE, new long[][] {{4096, 8, 0}, {8192, 1, 1}})).isEqualTo(TMF_RESP_SIZE);
+            assertThat(ini.scratch().get(ValueLayout.JAVA_BYTE, 8192)).isEqualTo((byte) S_FAILURE);
+            // unknown control request type
+            ini.scratch().set(ValueLayout.JAVA_INT_UNALIGNED, 4096, 77);
+            assertThat(raw(ini, CONTROL_QUEUE, new long[][] {{4096, 24, 0}, {8192, 1, 1}})).isEqualTo(TMF_RESP_SIZE);
+            assertThat(ini.scratch().get(ValueLayout.JAVA_BYTE, 8192)).isEqualTo((byte) S_FAILURE);
+            // event queue: a buffer too small for an event, and a device-readable one
+            assertThat(raw(ini, EVENT_QUEUE, new long[][] {{4096, 8, 1}})).isZero();
+            assertThat(raw(ini, EVENT_QUEUE, new long[][] {{4096, 16, 0}})).isZero();
+            // everything still works
+            assertThat(ini.command(0, 0, 0, cdb(0x00, 0, 0, 0, 0, 0), 0, 0).status()).isZero();
+            assertThat(ini.taskManagement(5, 0, 0, 0)).isEqualTo(S_OK);
+        }
+    }
 }
