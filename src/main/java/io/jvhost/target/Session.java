@@ -72,6 +72,7 @@ public final class Session implements Runnable {
     private long protocolFeatures;
     private GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
+    private boolean loggedOddEnable;
 
     Session(Controller controller, VhostUserDevice device, VhostUserConnection conn, int id) {
         this.controller = controller;
@@ -417,11 +418,14 @@ public final class Session implements Runnable {
     private boolean setVringEnable(VhostUserMessage m) throws VhostUserProtocolException {
         int idx = m.u32(0);
         Ring r = ring(idx, m.request);
-        int en = m.u32(4);
-        if (en != 0 && en != 1) {
-            log.warn("{}: SET_VRING_ENABLE {} for ring {} is neither 0 nor 1, rejected", name, Integer.toUnsignedString(en), idx);
-            return false;
+        int num = m.u32(4);
+        // vhost-user.rst says 0 or 1, but SPDK's virtio-user sends the ring size; DPDK's vhost
+        // library and libvhost-user both take any non-zero value as "enable", and so do we.
+        if (num != 0 && num != 1 && !loggedOddEnable) {
+            loggedOddEnable = true;
+            log.debug("{}: SET_VRING_ENABLE num {} for ring {} taken as enable (front-end sends non-boolean values)", name, Integer.toUnsignedString(num), idx);
         }
+        int en = num != 0 ? 1 : 0;
         if (!protocolFeaturesNegotiated()) {
             log.warn("{}: SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES, rejected", name);
             return false;
