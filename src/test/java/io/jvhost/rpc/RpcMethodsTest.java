@@ -98,9 +98,10 @@ class RpcMethodsTest {
         call("vhost_controller_set_coalescing", "{\"ctrlr\":\"v\",\"delay_base_us\":20,\"iops_threshold\":100000}");
         assertThat(call("framework_get_config", "{\"name\":\"bdev\"}")).isEqualTo(json("""
                 [{"method":"bdev_malloc_create","params":{"name":"M","num_blocks":64,"block_size":4096,
-                  "uuid":"913fc008-79a7-447f-b2c4-c73543638c31"}}]"""));
+                  "uuid":"913fc008-79a7-447f-b2c4-c73543638c31","optimal_io_boundary":0}}]"""));
         assertThat(call("framework_get_config", "{\"name\":\"vhost_blk\"}")).isEqualTo(json("""
-                [{"method":"vhost_create_blk_controller","params":{"ctrlr":"v","dev_name":"M","cpumask":"2","readonly":false,"num_queues":4}},
+                [{"method":"vhost_create_blk_controller","params":{"ctrlr":"v","dev_name":"M","cpumask":"2","readonly":false,
+                   "transport":"vhost_user_blk","num_queues":4}},
                  {"method":"vhost_controller_set_coalescing","params":{"ctrlr":"v","delay_base_us":20,"iops_threshold":100000}}]"""));
         assertThat(fails(c, "framework_get_config", null, INVALID_PARAMS)).hasMessageContaining("'name'");
         assertThat(fails(c, "framework_get_config", "{\"name\":\"nvmf\"}", INVALID_PARAMS)).hasMessageContaining("nvmf");
