@@ -93,7 +93,9 @@ class SpdkConfigInteropTest {
     @Test
     void everySpdkSavedConfigLoadsThroughServeJsonAndThroughRpcLikeRpcPy() throws Exception {
         List<Path> files = fixtures();
-        assertThat(files).extracting(p -> p.getFileName().toString()).contains("vhost-empty.json", "vhost-blk-scsi.json");
+        // real-*: saved by a real SPDK v23.01.1 vhost app; the others: written from SPDK's source.
+        assertThat(files).extracting(p -> p.getFileName().toString())
+                .contains("real-vhost-empty.json", "real-vhost-blk-scsi.json", "vhost-empty.json", "vhost-blk-scsi.json");
         for (Path fixture : files) {
             JsonNode cfg = withLocalFiles(fixture);
             Path sockets = Files.createTempDirectory(dir, "serve");
@@ -142,6 +144,22 @@ class SpdkConfigInteropTest {
             JsonNode scsi = c.call("vhost_get_controllers", json("{\"name\":\"vhost.scsi\"}")).get(0);
             assertThat(scsi.at("/backend_specific/scsi")).extracting(n -> n.get("scsi_dev_num").asInt()).containsExactly(0, 3);
             assertThat(c.call("framework_get_scheduler", null).get("scheduler_name").asText()).isEqualTo("static");
+        }
+    }
+
+    @Test
+    void realSpdkConfigBuildsWhatItSays() throws Exception {
+        JsonNode cfg = withLocalFiles(Path.of(getClass().getResource("/spdk-23.01/real-vhost-blk-scsi.json").toURI()));
+        try (RpcFixture f = new RpcFixture(dir)) {
+            RpcClient c = f.client();
+            ConfigClient.load(c, cfg, "real-vhost-blk-scsi.json");
+            assertThat(c.call("bdev_get_bdevs", null)).extracting(b -> b.get("name").asText()).containsExactly("Malloc0", "Null0", "AIO0");
+            assertThat(c.call("bdev_get_bdevs", json("{\"name\":\"Null0\"}")).get(0).get("uuid").asText()).isEqualTo("6d3acb03-1c1f-4751-90c4-5ceae99140a5");
+            JsonNode v0 = c.call("vhost_get_controllers", json("{\"name\":\"vhost.0\"}")).get(0);
+            assertThat(v0.get("delay_base_us").asInt()).isEqualTo(20);
+            assertThat(v0.get("iops_threshold").asInt()).isEqualTo(70000);
+            JsonNode scsi = c.call("vhost_get_controllers", json("{\"name\":\"scsi0\"}")).get(0);
+            assertThat(scsi.at("/backend_specific/scsi")).extracting(n -> n.at("/luns/0/bdev_name").asText()).containsExactly("Null0", "AIO0");
         }
     }
 
