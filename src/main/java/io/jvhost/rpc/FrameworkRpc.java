@@ -40,7 +40,8 @@ public final class FrameworkRpc {
      * bdev_wait_for_examine); module/bdev/nvme, module/bdev/iscsi ({@code *_set_options},
      * bdev_nvme_set_hotplug); module/event/subsystems/iobuf; lib/sock/sock.c
      * {@code spdk_sock_write_config_json}; lib/accel/accel.c {@code spdk_accel_write_config_json}
-     * (accel_assign_opc, accel_crypto_key_create); module/event/subsystems/vmd (vmd_enable).
+     * (accel_assign_opc, accel_crypto_key_create) and module/accel/* ({@code *_scan_accel_module});
+     * module/event/subsystems/vmd (vmd_enable).
      * The rest SPDK can write is applied ({@link BdevRpc}, {@link VhostRpc}, {@link VhostScsiRpc},
      * framework_set_scheduler here), refused when ignoring it would be silently wrong
      * (bdev_set_qos_limit with a limit), or named in {@link #UNSUPPORTED_SPDK_METHODS}.
@@ -48,7 +49,11 @@ public final class FrameworkRpc {
     static final List<String> IGNORED_SPDK_SETTINGS = List.of(
             "bdev_set_options", "bdev_wait_for_examine", "bdev_examine", "bdev_nvme_set_options", "bdev_nvme_set_hotplug",
             "bdev_raid_set_options", "bdev_iscsi_set_options", "iobuf_set_options", "sock_set_default_impl",
-            "sock_impl_set_options", "accel_set_options", "accel_assign_opc", "accel_crypto_key_create", "vmd_enable");
+            "sock_impl_set_options", "accel_set_options", "accel_assign_opc", "accel_crypto_key_create", "vmd_enable",
+            // Hardware accel modules (module/accel/*: idxd, crypto and compress builds): jvhost
+            // copies on the CPU, which is what SPDK falls back to without them.
+            "dsa_scan_accel_module", "iaa_scan_accel_module", "dpdk_cryptodev_scan_accel_module", "dpdk_cryptodev_set_driver",
+            "compressdev_scan_accel_module", "mlx5_scan_accel_module");
 
     /**
      * SPDK methods its save_config can write (or that users call) which jvhost does not have,
