@@ -85,7 +85,10 @@ public final class BdevRegistry {
     public synchronized void delete(String name) {
         BlockDevice d = get(name);
         String cur = claims.get(name);
-        if (cur != null) throw new BdevException(BdevException.Kind.IN_USE, "bdev '" + name + "' is in use by " + cur);
+        if (cur != null) {
+            throw new BdevException(BdevException.Kind.IN_USE, "bdev '" + name + "' is in use by " + cur
+                    + "; delete that controller (or remove its SCSI target) first");
+        }
         devices.remove(name);
         d.close();
         notify(NOTIFY_UNREGISTER, name);

@@ -204,7 +204,9 @@ public final class BdevRpc {
                 .put("nvme_admin", false).put("nvme_io", false).put("write_zeroes", rw && d.supportsWriteZeroes())
                 .put("zcopy", false).put("compare", false).put("compare_and_write", false).put("abort", false).put("copy", false);
         ObjectNode drv = o.putObject("driver_specific");
-        if (d instanceof FileBlockDevice f) drv.putObject("aio").put("filename", f.path()).put("readonly", f.readOnly());
+        if (d instanceof FileBlockDevice f) {
+            drv.putObject("aio").put("filename", f.path()).put("block_size_override", f.blockSizeGiven()).put("readonly", f.readOnly());
+        }
         return o;
     }
 

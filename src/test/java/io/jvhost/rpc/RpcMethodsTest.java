@@ -178,6 +178,8 @@ class RpcMethodsTest {
         assertThat(a1.at("/supported_io_types/write").asBoolean()).isFalse();
         assertThat(a1.at("/driver_specific/aio/filename").asText()).isEqualTo(img.toString());
         assertThat(a1.at("/driver_specific/aio/readonly").asBoolean()).isTrue();
+        assertThat(a1.at("/driver_specific/aio/block_size_override").asBoolean()).isTrue();
+        assertThat(call("bdev_get_bdevs", "{\"name\":\"A0\"}").at("/0/driver_specific/aio/block_size_override").asBoolean()).isFalse();
         assertThat(fails(c, "bdev_aio_create", "{\"name\":\"A2\",\"filename\":\"" + dir.resolve("missing") + "\"}", ENOENT))
                 .hasMessageContaining("missing");
         assertThat(fails(c, "bdev_aio_create", "{\"name\":\"A2\",\"filename\":\"" + img + "\",\"block_size\":1000}", INVALID_PARAMS)).hasMessageContaining("'block_size'");
@@ -216,7 +218,8 @@ class RpcMethodsTest {
         call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":64}");
         call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"M\"}");
         RpcException e = fails(c, "bdev_malloc_delete", "{\"name\":\"M\"}", EBUSY);
-        assertThat(e).hasMessageContaining("in use by vhost controller v").hasMessageContaining("Device or resource busy");
+        assertThat(e).hasMessageContaining("in use by vhost controller v").hasMessageContaining("delete that controller")
+                .hasMessageContaining("Device or resource busy");
         assertThat(call("bdev_get_bdevs", "{\"name\":\"M\"}")).hasSize(1);
         call("vhost_delete_controller", "{\"ctrlr\":\"v\"}");
         assertThat(call("bdev_malloc_delete", "{\"name\":\"M\"}").asBoolean()).isTrue();
