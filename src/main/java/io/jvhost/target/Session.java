@@ -33,6 +33,12 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
  * negotiated) and its addresses resolve in guest memory. Any change to a running ring's
  * parameters, its call fd or the memory table first stops it (draining in-flight requests),
  * applies the change, and starts it again at the same available index: no request is lost.
+ *
+ * <p>Liberal where the ecosystem is, strict where safety needs it: what DPDK's vhost library and
+ * libvhost-user both accept (SET_VRING_ENABLE with the ring size, NEED_REPLY without REPLY_ACK,
+ * a 32-bit SET_VRING_BASE, an empty memory table, ...) is accepted, logged once at debug and
+ * counted in {@code toleratedDeviations}; bounds, sizes, fds, addresses, ring sizes and memory stay
+ * checked. The decision for every check is the table in the README's Compatibility section.
  */
 public final class Session implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(Session.class);

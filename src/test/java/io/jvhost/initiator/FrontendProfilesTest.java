@@ -21,12 +21,16 @@ import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
+import io.jvhost.vhostuser.VhostUserRequest;
 import java.util.stream.Stream;
 
 import static io.jvhost.virtio.BlkLayout.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static io.jvhost.vhostuser.VhostUserRequest.*;
 
 /**
  * Each known front-end, imitated by a {@link FrontendProfile} (its message order, features,
@@ -215,6 +219,46 @@ class FrontendProfilesTest {
             fill(ini.data(), 65536, 5);
             assertThat(ini.write(0, 64, 65536)).isEqualTo(S_OK);
             assertThat(blkDisk.memory().asSlice(64 * 512, 65536).mismatch(pattern(65536, 5))).isEqualTo(-1);
+        }
+    }
+
+    /**
+     * The qemu-7.2 profile sends what a real QEMU 7.2 sent to jvhost (debug-log capture of
+     * JvhostBlkQemuTest and JvhostScsiQemuTest: realize, the Linux guest's start, shutdown) and
+     * acks the same protocol features and, for our offer, the same virtio features.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.EnumSource(Kind.class)
+    void qemuProfileSendsWhatTheCapturedQemuSent(Kind kind) throws Exception {
+        int n = kind == Kind.BLK ? 2 : 4;
+        List<VhostUserRequest> expect = new ArrayList<>(List.of(GET_FEATURES, GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
+                GET_MAX_MEM_SLOTS, SET_OWNER, GET_FEATURES));
+        for (int q = 0; q < n; q++) expect.addAll(List.of(SET_VRING_CALL, SET_VRING_ERR));
+        if (kind == Kind.BLK) {
+            expect.add(GET_CONFIG);
+            expect.add(SET_FEATURES);
+            for (int q = 0; q < n; q++) expect.add(SET_VRING_CALL);
+            expect.add(SET_FEATURES);
+        } else {
+            expect.addAll(List.of(RESET_DEVICE, RESET_DEVICE, SET_FEATURES));
+        }
+        expect.add(ADD_MEM_REG);
+        expect.add(ADD_MEM_REG); // our layout has RAM above 4 GiB too: one more section
+        for (int q = 0; q < n; q++) expect.addAll(List.of(SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK));
+        for (int q = 0; q < n; q++) expect.add(SET_VRING_ENABLE);
+        if (kind == Kind.SCSI) for (int q = 0; q < n; q++) expect.add(SET_VRING_CALL);
+        for (int q = 0; q < n; q++) expect.add(SET_VRING_ENABLE);
+        for (int q = 0; q < n; q++) expect.add(GET_VRING_BASE);
+        if (kind == Kind.SCSI) expect.add(RESET_DEVICE);
+
+        VhostUserDriver ini = kind == Kind.BLK
+                ? BlkInitiator.connect(dir.resolve("blk").toString(), FrontendProfile.QEMU_7_2, n, 128, 1 << 20)
+                : ScsiInitiator.connect(dir.resolve("scsi").toString(), FrontendProfile.QEMU_7_2, n - 2, 128, 1 << 20);
+        try (ini) {
+            ini.stop();
+            assertThat(ini.frontend().sent()).isEqualTo(expect);
+            assertThat(ini.negotiatedProtocolFeatures()).isEqualTo(kind == Kind.BLK ? 0xa209L : 0xa009L);
+            assertThat(ini.negotiatedFeatures()).isEqualTo(kind == Kind.BLK ? 0x170007e46L : 0x170000006L);
         }
     }
 }
