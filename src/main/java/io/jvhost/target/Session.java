@@ -189,7 +189,9 @@ public final class Session implements Runnable {
         VhostUserRequest req = m.request;
         if (m.tolerated != 0) {
             for (int bit = 1; bit < 1 << VhostUserMessage.TOLERATED_COUNT; bit <<= 1) {
-                if ((m.tolerated & bit) != 0) tolerate(bit, VhostUserMessage.toleratedName(bit) + " (" + m + ")");
+                if ((m.tolerated & bit) == 0) continue;
+                if ((loggedTolerated & bit) != 0) controller.stats.toleratedDeviations.incrementAndGet(); // no log line to build
+                else tolerate(bit, VhostUserMessage.toleratedName(bit) + " (" + m + ")");
             }
         }
         boolean ok;
