@@ -136,7 +136,8 @@ public interface FrontendProfile {
      * SET_VRING_CALL and SET_VRING_ERR with its masked notifiers, then GET_CONFIG of the 57
      * bytes up to write_zeroes_may_unmap (blk) or two RESET_DEVICE (scsi, bus resets). At
      * start: SET_FEATURES (twice for blk, the guest notifiers in between), ADD_MEM_REG per RAM
-     * section with NEED_REPLY (CONFIGURE_MEM_SLOTS is negotiated, so no SET_MEM_TABLE), per
+     * section with NEED_REPLY (the only messages with it: memory table and SET_CONFIG;
+     * CONFIGURE_MEM_SLOTS is negotiated, so no SET_MEM_TABLE), per
      * ring SET_VRING_NUM/BASE/ADDR/KICK, SET_VRING_ENABLE 1 on every ring, and (scsi) the
      * unmasked call fds. At stop: SET_VRING_ENABLE 0, GET_VRING_BASE per ring, RESET_DEVICE
      * (scsi). Memory: below and above 4 GiB from one backend.
@@ -165,6 +166,8 @@ public interface FrontendProfile {
             fe.setProtocolFeatures(pf);
             d.protocolFeatures(pf);
             fe.useReplyAck((pf & (1L << PF_REPLY_ACK)) != 0);
+            fe.ackOnly(java.util.EnumSet.of(io.jvhost.vhostuser.VhostUserRequest.SET_MEM_TABLE, io.jvhost.vhostuser.VhostUserRequest.ADD_MEM_REG,
+                    io.jvhost.vhostuser.VhostUserRequest.REM_MEM_REG, io.jvhost.vhostuser.VhostUserRequest.SET_CONFIG));
             if ((pf & (1L << PF_MQ)) != 0 && fe.getQueueNum() < n) throw new IOException("back-end has fewer than " + n + " queues");
             if ((pf & (1L << PF_CONFIGURE_MEM_SLOTS)) != 0) fe.getMaxMemSlots();
             fe.setOwner();

@@ -24,6 +24,9 @@ public final class VhostUserFrontend implements AutoCloseable {
     private boolean replyAck;
     private boolean needReplyOnAll;
     private final java.util.List<VhostUserRequest> sent = new java.util.ArrayList<>();
+    private final java.util.List<VhostUserRequest> sentWithNeedReply = new java.util.ArrayList<>();
+    /** With REPLY_ACK on: the requests that ask for an ack (null: all without a reply of their own). */
+    private java.util.Set<VhostUserRequest> ackOnly;
 
     public VhostUserFrontend(UnixSocket socket) {
         this.conn = new VhostUserConnection(socket, false);
@@ -52,6 +55,20 @@ public final class VhostUserFrontend implements AutoCloseable {
         replyAck = on || replyAck;
     }
 
+    /**
+     * With REPLY_ACK on, ask for an ack only on {@code requests} (QEMU 7.2 does so for the
+     * memory table messages and SET_CONFIG, nothing else); null: on every request without a
+     * reply of its own.
+     */
+    public void ackOnly(java.util.Set<VhostUserRequest> requests) {
+        ackOnly = requests;
+    }
+
+    /** The requests sent so far that carried NEED_REPLY, in order. */
+    public java.util.List<VhostUserRequest> sentWithNeedReply() {
+        return java.util.List.copyOf(sentWithNeedReply);
+    }
+
     /** Every request sent so far, in order (for tests that compare a profile's sequence). */
     public java.util.List<VhostUserRequest> sent() {
         return java.util.List.copyOf(sent);
@@ -64,17 +81,20 @@ public final class VhostUserFrontend implements AutoCloseable {
     private void sendGet(int... fds) {
         out.flags = getFlags();
         sent.add(out.request);
+        if (needReplyOnAll) sentWithNeedReply.add(out.request);
         conn.send(out, fds);
     }
 
     private void request(VhostUserRequest req, int size, int... fds) throws IOException {
         out.requestCode = req.code;
         out.request = req;
-        out.flags = VERSION | (replyAck ? FLAG_NEED_REPLY : 0);
+        boolean ack = replyAck && (needReplyOnAll || ackOnly == null || ackOnly.contains(req));
+        out.flags = VERSION | (ack ? FLAG_NEED_REPLY : 0);
         out.size = size;
         sent.add(req);
+        if (ack) sentWithNeedReply.add(req);
         conn.send(out, fds);
-        if (replyAck) {
+        if (ack) {
             receiveReply(req);
             if (in.u64(0) != 0) throw new IOException(req + " was rejected by the back-end (ack " + in.u64(0) + ")");
         }

@@ -257,6 +257,7 @@ class FrontendProfilesTest {
         try (ini) {
             ini.stop();
             assertThat(ini.frontend().sent()).isEqualTo(expect);
+            assertThat(ini.frontend().sentWithNeedReply()).as("flags 0x9 in the capture").containsExactly(ADD_MEM_REG, ADD_MEM_REG);
             assertThat(ini.negotiatedProtocolFeatures()).isEqualTo(kind == Kind.BLK ? 0xa209L : 0xa009L);
             assertThat(ini.negotiatedFeatures()).isEqualTo(kind == Kind.BLK ? 0x170007e46L : 0x170000006L);
         }
