@@ -357,7 +357,8 @@ public interface FrontendProfile {
      * virtio-devices/src/vhost_user (vu_common_ctrl.rs, blk.rs): SET_OWNER, GET_FEATURES,
      * GET/SET_PROTOCOL_FEATURES, and once REPLY_ACK is acked NEED_REPLY on every message
      * (the crate's header flags), replies of their own or not; GET_CONFIG at offset 0x100 (the
-     * crate's VHOST_USER_CONFIG_OFFSET, where virtio-pci puts device config); at activation
+     * crate's VHOST_USER_CONFIG_OFFSET, where virtio-pci puts device config: older releases
+     * passed it, today's crate takes absolute offsets); at activation
      * SET_FEATURES, SET_MEM_TABLE (guest RAM from address 0), SET_VRING_NUM for all rings,
      * then per ring SET_VRING_ADDR, BASE, CALL, KICK, then SET_VRING_ENABLE on all. Pause:
      * SET_VRING_ENABLE 0. blk only.
