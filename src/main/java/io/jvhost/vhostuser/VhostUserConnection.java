@@ -97,7 +97,7 @@ public final class VhostUserConnection implements AutoCloseable {
             case U64, VRING_STATE -> 8;
             case VRING_ADDR -> VRING_ADDR_SIZE;
             case MEM_REGION -> 8 + MEM_REGION_SIZE;
-            case MEM_TABLE, CONFIG -> Math.min(size, MEM_TABLE_HEADER); // refined below once the header is known
+            case MEM_TABLE, CONFIG -> 0; // checked below, once their header is known
         };
         String bad = null;
         if (size < needed) {
