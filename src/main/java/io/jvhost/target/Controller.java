@@ -24,6 +24,8 @@ public final class Controller implements AutoCloseable {
         public final AtomicLong protocolErrors = new AtomicLong();
         public final AtomicLong failedRequests = new AtomicLong();
         public final AtomicLong unsupportedRequests = new AtomicLong();
+        /** Requests that deviate from vhost-user.rst in ways the ecosystem's back-ends accept (Session). */
+        public final AtomicLong toleratedDeviations = new AtomicLong();
     }
 
     private final String name;
