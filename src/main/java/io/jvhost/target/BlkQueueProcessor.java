@@ -110,17 +110,17 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         switch (type) {
             case T_IN -> {
                 long len = writable - 1;
-                if (!checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                if (!checkRange(sector, len)) { answer(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.READ, sector * SECTOR_SIZE);
-                if (!c.addWritableRange(t, 0, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addWritableRange(t, 0, len)) { answer(t, S_IOERR, 1); return; }
                 t.usedLen = (int) Math.min(Integer.MAX_VALUE, len + 1);
                 submit(t);
             }
             case T_OUT -> {
                 long len = readable - HEADER_SIZE;
-                if (readOnly || !checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                if (readOnly || !checkRange(sector, len)) { answer(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.WRITE, sector * SECTOR_SIZE);
-                if (!c.addReadableRange(t, HEADER_SIZE, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addReadableRange(t, HEADER_SIZE, len)) { answer(t, S_IOERR, 1); return; }
                 t.usedLen = 1;
                 t.flushAfter = !device.writeback() && device.bdev().volatileWriteCache();
                 submit(t);
@@ -133,19 +133,19 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             case T_GET_ID -> {
                 long n = Math.min(ID_BYTES, writable - 1);
                 c.copyToWritable(0, serial, 0, n);
-                fail(t, S_OK, (int) n + 1);
+                answer(t, S_OK, (int) n + 1);
             }
             case T_DISCARD, T_WRITE_ZEROES -> discardOrZero(c, t, type, readable);
-            default -> fail(t, S_UNSUPP, 1);
+            default -> answer(t, S_UNSUPP, 1);
         }
     }
 
     private void discardOrZero(DescriptorChain c, Task t, int type, long readable) {
         long payload = readable - HEADER_SIZE;
-        if (readOnly) { fail(t, S_IOERR, 1); return; }
+        if (readOnly) { answer(t, S_IOERR, 1); return; }
         if (payload != SEGMENT_SIZE) {
             // We announce max_discard_seg = max_write_zeroes_seg = 1 (5.2.6.2).
-            fail(t, payload == 0 || payload % SEGMENT_SIZE != 0 ? S_IOERR : S_UNSUPP, 1);
+            answer(t, payload == 0 || payload % SEGMENT_SIZE != 0 ? S_IOERR : S_UNSUPP, 1);
             return;
         }
         c.copyFromReadable(HEADER_SIZE, header, 0, SEGMENT_SIZE);
@@ -153,8 +153,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         long num = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, 8));
         int flags = header.get(ValueLayout.JAVA_INT, 12);
         // 5.2.6.2: UNSUPP for unknown flags, and for the unmap flag on discard.
-        if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { fail(t, S_UNSUPP, 1); return; }
-        if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { fail(t, S_IOERR, 1); return; }
+        if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { answer(t, S_UNSUPP, 1); return; }
+        if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { answer(t, S_IOERR, 1); return; }
         t.req.reset(type == T_DISCARD ? BlockRequest.Op.UNMAP : BlockRequest.Op.WRITE_ZEROES, sector * SECTOR_SIZE);
         t.req.length = num * SECTOR_SIZE;
         t.usedLen = 1;
@@ -175,12 +175,12 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         if (rc != 0) {
             // Not accepted: no completion will come (submit contract); answer now.
             t.req.clearBuffers();
-            fail(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
+            answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
         }
     }
 
     /** Completes a request that never reached the block device. */
-    private void fail(Task t, int status, int usedLen) {
+    private void answer(Task t, int status, int usedLen) {
         if (status != S_OK) queue.stats.requestErrors++;
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) status);
         t.statusSeg = null;
@@ -190,6 +190,13 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     @Override
     public void onComplete(BlockRequest req, int status) {
         Task t = tasks[req.tag];
+        if (queue.isFaulted()) {
+            // The guest memory is gone: account the request, write nothing (no status, no used entry).
+            req.clearBuffers();
+            t.statusSeg = null;
+            queue.complete(t.head, 0);
+            return;
+        }
         if (status == 0 && t.flushAfter) {
             // Write-through mode (WCE = 0) on a device with a volatile cache: flush before answering.
             t.flushAfter = false;

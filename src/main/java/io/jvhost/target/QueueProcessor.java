@@ -2,10 +2,15 @@ package io.jvhost.target;
 
 import io.jvhost.runtime.Pollable;
 import io.jvhost.runtime.Reactor;
+import io.jvhost.memory.MemoryRegion;
+import io.jvhost.sys.EventFd;
+import io.jvhost.virtio.ChainError;
 import io.jvhost.virtio.SplitVirtQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -15,17 +20,35 @@ import java.util.concurrent.CompletableFuture;
  *
  * <p>Stopping (GET_VRING_BASE, memory-table change, disconnect) stops fetching new chains and
  * completes the stop future once every in-flight request has completed and been published.
+ *
+ * <p><b>Faults.</b> When the reactor reports that this queue's processing threw (an access to
+ * guest memory the front-end truncated, or a bug), the queue is failed ({@link #fail}): it is
+ * marked broken with {@link ChainError#GUEST_MEMORY_FAULT} or {@link ChainError#INTERNAL_ERROR},
+ * logged once, its error eventfd is signalled, and guest memory is never touched again. Chains
+ * in flight are dropped (counted, never answered: their memory is gone); requests still in the
+ * block layer are only awaited for their completion callbacks, so a stop finishes as soon as
+ * the block layer has let go of them, and an idle faulted queue lets the reactor sleep.
  */
 public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHandler {
     private static final Logger log = LoggerFactory.getLogger(QueueProcessor.class);
     /** Chains fetched per poll before completions are published. */
     protected static final int BATCH = 64;
+    /**
+     * After a fault, how long a stop waits for the block layer to hand back requests before it
+     * gives up on them (their callbacks then find the processor gone; nothing is unmapped
+     * before the processor has left the reactor).
+     */
+    static final long FAULT_DRAIN_GRACE_NANOS = 2_000_000_000L;
 
     protected final SplitVirtQueue queue;
     protected final Reactor reactor;
     protected final String owner;
     private final int kickFd;
+    private int errFd = -1;
+    private MemorySegment errScratch;
+    private boolean kickFdRegistered;
     private CompletableFuture<Integer> stopFuture;
+    private long faultedAt;
     private long loggedErrors;
 
     protected QueueProcessor(SplitVirtQueue queue, Reactor reactor, int kickFd, String owner) {
@@ -39,35 +62,90 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         return queue;
     }
 
+    /** The ring's error eventfd (SET_VRING_ERR), signalled once when the queue faults; before {@link #start()}. */
+    void errorFd(int fd) {
+        errFd = fd;
+        if (fd >= 0 && errScratch == null) errScratch = Arena.ofAuto().allocate(8, 8);
+    }
+
     /** Reactor thread: attach to the reactor. */
     public void start() {
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
-        if (kickFd >= 0) reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
-        queue.disableNotifications();
+        if (kickFd >= 0) {
+            reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
+            kickFdRegistered = true;
+        }
         reactor.add(this);
+        try {
+            queue.disableNotifications();
+        } catch (Throwable t) {
+            // The ring's memory is gone already: the queue starts failed, and stops at once.
+            fail(t);
+        }
     }
 
     /**
      * Reactor thread: stop fetching; {@code done} completes with the last available index once
-     * nothing is in flight.
+     * nothing is in flight (at once, or once the block layer has let go, for a faulted queue).
      */
     public void stop(CompletableFuture<Integer> done) {
         stopFuture = done;
-        finishStopIfDrained();
+        try {
+            finishStopIfDrained();
+        } catch (Throwable t) {
+            fail(t); // publishing into a vanished ring: fail, which finishes the stop
+        }
+    }
+
+    private boolean drained() {
+        if (queue.isFaulted()) {
+            return pendingIo() == 0 || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS;
+        }
+        return queue.inFlight() - parkedChains() == 0 && pendingIo() == 0;
     }
 
     private void finishStopIfDrained() {
-        if (stopFuture != null && queue.inFlight() - parkedChains() == 0 && pendingIo() == 0) {
+        if (stopFuture == null || !drained()) return;
+        if (!queue.isFaulted()) {
             queue.flush();
             queue.coalescing(0, 100); // sends a call still held back
             releaseParked();
-            if (kickFd >= 0) reactor.removeWakeFd(kickFd);
-            reactor.remove(this);
+        } else if (pendingIo() != 0) {
+            log.error("{} queue {}: {} request(s) still in the block layer {} ms after the fault; stopping without them",
+                    owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
+        }
+        detach();
+        CompletableFuture<Integer> f = stopFuture;
+        stopFuture = null;
+        f.complete(queue.lastAvail());
+    }
+
+    /** Leaves the reactor: no more polls, no more wake-ups from the kick fd; releases resources. */
+    private void detach() {
+        if (kickFdRegistered) {
+            reactor.removeWakeFd(kickFd);
+            kickFdRegistered = false;
+        }
+        reactor.remove(this);
+        try {
             onStopped();
+        } catch (RuntimeException e) {
+            log.warn("{} queue {}: releasing resources: {}", owner, queue.index(), e.toString());
+        }
+    }
+
+    /**
+     * Reactor thread: detaches at once whatever is in flight (the session gave up waiting for a
+     * stop). Requests still in the block layer are abandoned; the queue touches nothing again.
+     */
+    void forceStop() {
+        queue.markFaulted(ChainError.INTERNAL_ERROR);
+        if (stopFuture != null) {
             CompletableFuture<Integer> f = stopFuture;
             stopFuture = null;
             f.complete(queue.lastAvail());
         }
+        detach();
     }
 
     /**
@@ -97,7 +175,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (stopFuture == null) {
             int n = queue.poll(this, BATCH);
             if (n > 0) work += n + pollIo();
-            if (queue.isBroken() || queue.lastError() != io.jvhost.virtio.ChainError.NONE) reportErrors();
+            if (queue.isBroken() || queue.lastError() != ChainError.NONE) reportErrors();
         }
         queue.flush();
         if (queue.signalDeferred()) queue.flushDeferredSignal();
@@ -106,6 +184,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     }
 
     private void reportErrors() {
+        if (queue.isFaulted()) return; // logged by fail()
         long errs = queue.stats.chainErrors;
         if (errs != loggedErrors) {
             // Log the first error and then at powers of two, so a hostile guest cannot flood the log.
@@ -119,6 +198,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
+        if (queue.isFaulted()) return pendingIo() == 0 && stopFuture == null;
         if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null || queue.signalDeferred()) return false;
         return !queue.enableNotifications();
     }
@@ -126,5 +206,54 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     @Override
     public void afterWake() {
         queue.disableNotifications();
+    }
+
+    @Override
+    public void onError(Throwable error) {
+        fail(error);
+    }
+
+    @Override
+    public boolean onMemoryFault(Throwable fault) {
+        if (queue.isFaulted()) return true; // ours, and already handled
+        MemoryRegion gone = queue.memory().vanishedRegion();
+        if (gone == null) return false;
+        fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
+        return true;
+    }
+
+    /** Fails the queue after {@code t} escaped its processing (reactor thread; idempotent). */
+    final void fail(Throwable t) {
+        if (queue.isFaulted()) return;
+        MemoryRegion gone = t instanceof InternalError ? queue.memory().vanishedRegion() : null;
+        if (gone != null) {
+            fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
+        } else if (t instanceof InternalError) {
+            fail(ChainError.GUEST_MEMORY_FAULT, t.getMessage());
+        } else {
+            log.error("{} queue {}: unexpected error", owner, queue.index(), t);
+            fail(ChainError.INTERNAL_ERROR, t.toString());
+        }
+    }
+
+    private void fail(ChainError why, String detail) {
+        if (queue.isFaulted()) return;
+        int inFlight = queue.inFlight() - parkedChains();
+        queue.markFaulted(why);
+        faultedAt = System.nanoTime();
+        onFaulted();
+        log.warn("{} queue {}: {} ({}); queue stopped, {} request(s) in flight dropped, until the front-end resets the ring",
+                owner, queue.index(), why.reason, detail, inFlight);
+        // A faulted queue needs no kicks: it will not read the ring again.
+        if (kickFdRegistered) {
+            reactor.removeWakeFd(kickFd);
+            kickFdRegistered = false;
+        }
+        if (errFd >= 0) EventFd.signal(errFd, errScratch); // vhost-user SET_VRING_ERR: tell the front-end
+        if (stopFuture != null) finishStopIfDrained();
+    }
+
+    /** The queue just faulted: forget state that refers to guest memory (reactor thread). */
+    protected void onFaulted() {
     }
 }

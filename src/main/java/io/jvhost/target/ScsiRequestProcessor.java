@@ -84,6 +84,15 @@ final class ScsiRequestProcessor extends QueueProcessor {
 
         @Override
         public void onTaskComplete(ScsiTask t) {
+            // Accounted first: if writing the response faults, the task is still not pending.
+            inFlightTasks--;
+            if (queue.isFaulted()) {
+                // The guest memory is gone: write nothing, just forget the request.
+                for (int i = 0; i < pieces; i++) pieceSeg[i] = null;
+                pieces = 0;
+                queue.complete(head, 0);
+                return;
+            }
             int response = S_OK;
             int status = 0;
             int senseLen = 0;
@@ -98,7 +107,6 @@ final class ScsiRequestProcessor extends QueueProcessor {
             }
             writeResponse(response, status, senseLen, t.residual());
             long used = respSize + (dataIn && response == S_OK ? t.dataTransferred() : 0);
-            inFlightTasks--;
             queue.complete(head, (int) Math.min(used, Integer.MAX_VALUE));
         }
     }

@@ -11,4 +11,8 @@ public final class QueueStats {
     public long calls;
     public long callErrors;
     public long kicks;
+    /** Times processing faulted (guest memory gone or an internal error): 0 or 1 per queue start. */
+    public long faults;
+    /** Requests in flight when the queue faulted: dropped, never answered (their memory is gone). */
+    public long droppedRequests;
 }

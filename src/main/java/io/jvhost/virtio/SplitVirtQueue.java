@@ -56,6 +56,8 @@ public final class SplitVirtQueue {
     private int inFlightCount;
     private ChainError brokenReason = ChainError.NONE;
     private ChainError lastError = ChainError.NONE;
+    /** Processing faulted: guest memory is not touched again (see {@link #markFaulted}). */
+    private boolean faulted;
 
     public final QueueStats stats = new QueueStats();
 
@@ -122,6 +124,8 @@ public final class SplitVirtQueue {
     public int usedIndex() { return usedIdx; }
     public int inFlight() { return inFlightCount; }
     public boolean isBroken() { return brokenReason != ChainError.NONE; }
+    /** True after {@link #markFaulted}: the queue no longer reads or writes guest memory. */
+    public boolean isFaulted() { return faulted; }
     public ChainError brokenReason() { return brokenReason; }
     /** The most recent chain error (for logging by the owner). */
     public ChainError lastError() { return lastError; }
@@ -225,13 +229,17 @@ public final class SplitVirtQueue {
         }
     }
 
-    /** Returns chain {@code head} to the driver with {@code len} bytes written. Not yet published. */
+    /**
+     * Returns chain {@code head} to the driver with {@code len} bytes written. Not yet published.
+     * On a faulted queue the head is only forgotten: nothing is written to the used ring.
+     */
     public void complete(int head, int len) {
         if (head < 0 || head >= size || !inFlight[head]) {
             throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
         }
         inFlight[head] = false;
         inFlightCount--;
+        if (faulted) return;
         long at = USED_RING + (long) USED_ELEM_SIZE * (usedIdx & mask);
         used.set(LE32, at, head);
         used.set(LE32, at + 4, len);
@@ -243,7 +251,7 @@ public final class SplitVirtQueue {
      * the driver wants an interrupt. Returns 1 if it signalled, else 0. One call per batch.
      */
     public int flush() {
-        if (usedIdx == publishedUsed) return 0;
+        if (usedIdx == publishedUsed || faulted) return 0;
         int old = publishedUsed;
         U16.setRelease(used, (long) USED_IDX, (short) usedIdx);
         publishedUsed = usedIdx;
@@ -327,7 +335,7 @@ public final class SplitVirtQueue {
 
     /** Asks the driver not to kick (we are polling). */
     public void disableNotifications() {
-        if (!notificationsEnabled) return;
+        if (!notificationsEnabled || faulted) return;
         notificationsEnabled = false;
         if (!eventIdx) used.set(LE16, USED_FLAGS, (short) USED_F_NO_NOTIFY);
         // Under EVENT_IDX a stale avail_event already suppresses kicks.
@@ -338,6 +346,7 @@ public final class SplitVirtQueue {
      * arrived meanwhile (the caller must not sleep).
      */
     public boolean enableNotifications() {
+        if (faulted) return false;
         notificationsEnabled = true;
         if (eventIdx) {
             used.set(LE16, availEventOffset(size), (short) lastAvail);
@@ -353,6 +362,23 @@ public final class SplitVirtQueue {
         if (brokenReason != ChainError.NONE) return false;
         int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
         return availIdx != lastAvail;
+    }
+
+    /**
+     * Stops all access to guest memory after a fault (the front-end truncated the memory behind
+     * the ring or a buffer) or an internal error: no more chains are fetched, completions and
+     * flushes write nothing, notification control is a no-op. In-flight heads stay counted
+     * until their owner {@link #complete}s them (which then only forgets them); a held-back
+     * call is dropped. Counted once in {@link QueueStats#faults}. Owning reactor thread.
+     */
+    public void markFaulted(ChainError why) {
+        if (faulted) return;
+        faulted = true;
+        signalDeferred = false;
+        brokenReason = why;
+        lastError = why;
+        stats.faults++;
+        stats.droppedRequests += inFlightCount;
     }
 
     private void markBroken(ChainError why) {

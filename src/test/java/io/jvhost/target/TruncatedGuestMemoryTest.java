@@ -1,0 +1,207 @@
+package io.jvhost.target;
+
+import io.jvhost.bdev.MallocBlockDevice;
+import io.jvhost.initiator.BlkInitiator;
+import io.jvhost.initiator.SharedMemory;
+import io.jvhost.runtime.IdleStrategy;
+import io.jvhost.runtime.Reactor;
+import io.jvhost.sys.Fd;
+import io.jvhost.virtio.ChainError;
+import io.jvhost.virtio.SplitVirtQueue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import static io.jvhost.virtio.BlkLayout.*;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.awaitility.Awaitility.await;
+
+/**
+ * Issue 15 items 1 and 5, issue 8 item 5: a front-end hands over guest memory that cannot be
+ * sealed, then truncates it under live rings (SIGBUS on access, an {@link InternalError} in
+ * Java). Only that front-end's queue may fail: a bystander controller on the same reactor keeps
+ * its I/O going, the reactor survives and sleeps again when idle, the faulted queue stops at
+ * once, the session tears down completely (no queue left on the reactor, no mapping left) and
+ * the controller takes a new connection right away.
+ */
+class TruncatedGuestMemoryTest {
+    static final long RING_GPA = 0x1_0000_0000L;
+    static final long DATA_GPA = 0x2_0000_0000L;
+
+    @TempDir
+    Path dir;
+    VhostTarget target;
+    Controller victim;
+    Reactor reactor;
+    BlkInitiator bystander;
+    long bystanderValue;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        target = new VhostTarget(dir, 1, IdleStrategy.BACKOFF);
+        target.bdevs().register(new MallocBlockDevice("Bad", 2048, 512, null));
+        target.bdevs().register(new MallocBlockDevice("Good", 2048, 512, null));
+        victim = target.createBlkController("bad", "Bad", false, 1, null);
+        target.createBlkController("good", "Good", false, 1, null);
+        reactor = target.reactors()[0];
+        bystander = BlkInitiator.connect(dir.resolve("good").toString(), 1, 64, 1 << 20);
+        bystanderStillServes();
+    }
+
+    @AfterEach
+    void tearDown() {
+        bystander.close();
+        target.close();
+    }
+
+    private void bystanderStillServes() throws IOException {
+        long v = ++bystanderValue;
+        bystander.data().set(ValueLayout.JAVA_LONG, 0, v);
+        assertThat(bystander.write(0, 5, 512)).isEqualTo(S_OK);
+        bystander.data().fill((byte) 0);
+        assertThat(bystander.read(0, 5, 512)).isEqualTo(S_OK);
+        assertThat(bystander.data().get(ValueLayout.JAVA_LONG, 0)).isEqualTo(v);
+    }
+
+    private SplitVirtQueue victimQueue() {
+        List<SplitVirtQueue> qs = victim.session().runningQueues();
+        assertThat(qs).hasSize(1);
+        return qs.get(0);
+    }
+
+    private void awaitVictimFaulted() {
+        await().atMost(Duration.ofSeconds(10)).until(() -> victimQueue().isFaulted());
+        SplitVirtQueue q = victimQueue();
+        assertThat(q.brokenReason()).isEqualTo(ChainError.GUEST_MEMORY_FAULT);
+        assertThat(q.stats.faults).isEqualTo(1);
+        assertThat(reactor.stats().dead()).isFalse();
+        assertThat(reactor.stats().errors()).isPositive();
+    }
+
+    /**
+     * After the attacker disconnects: the session ends well within the 30 s stop timeout, the
+     * queue leaves the reactor, the target's mapping of {@code attacked} is gone, the reactor
+     * sleeps again, and the controller serves a new front-end.
+     */
+    private void teardownIsComplete(TruncatingFrontEnd fe, SharedMemory... attacked) throws Exception {
+        fe.close();
+        await().atMost(Duration.ofSeconds(10)).until(() -> victim.session() == null);
+        for (SharedMemory m : attacked) {
+            assertThat(TruncatingFrontEnd.mappings(m.fd())).as("target mappings left of the attacked memory").isEqualTo(1);
+        }
+        await().atMost(Duration.ofSeconds(5)).until(() -> reactor.stats().pollables() == 1); // the bystander's queue
+        long sleeps = reactor.stats().sleeps();
+        await().atMost(Duration.ofSeconds(10)).until(() -> reactor.stats().sleeps() >= sleeps + 2);
+        bystanderStillServes();
+        try (BlkInitiator again = BlkInitiator.connect(dir.resolve("bad").toString(), 1, 64, 1 << 20)) {
+            again.data().set(ValueLayout.JAVA_LONG, 0, 42);
+            assertThat(again.write(0, 9, 512)).isEqualTo(S_OK);
+            assertThat(again.read(0, 9, 512)).isEqualTo(S_OK);
+        }
+        assertThat(reactor.stats().dead()).isFalse();
+    }
+
+    @Test
+    void ringsTruncatedToZeroFailOnlyThatQueue() throws Exception {
+        try (SharedMemory mem = new SharedMemory(1 << 20, RING_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, false)) {
+            assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
+            assertThat(TruncatingFrontEnd.mappings(mem.fd())).as("ours and the target's").isEqualTo(2);
+            Fd.ftruncate(mem.fd(), 0);
+            fe.kick(); // the woken reactor touches the ring: poll or afterWake faults
+            awaitVictimFaulted();
+            bystanderStillServes();
+            teardownIsComplete(fe, mem);
+        }
+    }
+
+    @Test
+    void usedRingCutFaultsWhenTheReactorPreparesToSleep() throws Exception {
+        // desc and avail stay, the used ring (where EVENT_IDX's avail_event is written before
+        // sleeping) is cut: the first access is the re-enabling of kicks in prepareSleep.
+        try (SharedMemory mem = new SharedMemory(1 << 20, RING_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, true)) {
+            assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
+            Fd.ftruncate(mem.fd(), TruncatingFrontEnd.USED);
+            bystanderStillServes(); // wakes the reactor; it goes back to sleep through prepareSleep
+            awaitVictimFaulted();
+            bystanderStillServes();
+            teardownIsComplete(fe, mem);
+        }
+    }
+
+    /** Rings sealed and intact, data buffers in a second, unsealed region truncated under a request. */
+    private void dataRegionTruncated(int type, boolean headerInData) throws Exception {
+        try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
+             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, false)) {
+            fe.data().set(ValueLayout.JAVA_LONG, 0, 7);
+            assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
+            assertThat(fe.request(T_IN, 0, 4096)).isEqualTo(S_OK);
+            int usedBefore = fe.q.usedIndex();
+            fe.prepare(type, 0, 4096, headerInData);
+            Fd.ftruncate(data.fd(), 0);
+            fe.publishAndKick();
+            awaitVictimFaulted();
+            SplitVirtQueue q = victimQueue();
+            assertThat(q.stats.droppedRequests).isEqualTo(1);
+            // Nothing was written into the guest for the faulted request: its memory is gone.
+            assertThat(fe.status()).isEqualTo(0xff);
+            assertThat(fe.q.usedIndex()).isEqualTo(usedBefore);
+            bystanderStillServes();
+            // GET_VRING_BASE stops the faulted ring at once (not after the 30 s stop timeout)
+            int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
+            assertThat(base).isEqualTo(3);
+            assertThat(reactor.stats().pollables()).isEqualTo(1);
+            teardownIsComplete(fe, data);
+        }
+    }
+
+    @Test
+    void writeFromTruncatedDataFailsOnlyThatQueue() throws Exception {
+        dataRegionTruncated(T_OUT, false);
+    }
+
+    @Test
+    void readIntoTruncatedDataFailsOnlyThatQueue() throws Exception {
+        dataRegionTruncated(T_IN, false);
+    }
+
+    @Test
+    void headerInTruncatedDataFailsOnlyThatQueue() throws Exception {
+        dataRegionTruncated(T_OUT, true);
+    }
+
+    @Test
+    void disconnectRightAfterTheFaultTearsDownAtOnce() throws Exception {
+        try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
+             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, true)) {
+            fe.prepare(T_OUT, 0, 4096, true);
+            Fd.ftruncate(data.fd(), 4096); // cuts all but the first page: data buffers from 0, headers at 512 KiB
+            fe.publishAndKick();
+            awaitVictimFaulted();
+            assertTimeoutPreemptively(Duration.ofSeconds(15), () -> teardownIsComplete(fe, data));
+        }
+    }
+
+    @Test
+    void sealableMemoryCannotBeTruncatedUnderTheTarget() throws Exception {
+        try (SharedMemory mem = new SharedMemory(1 << 20, RING_GPA);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, false)) {
+            assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
+            // The target sealed it against shrinking when it mapped it.
+            assertThat(Fd.seals(mem.fd()) & Fd.F_SEAL_SHRINK).isNotZero();
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> Fd.ftruncate(mem.fd(), 0)).isInstanceOf(RuntimeException.class);
+            assertThat(fe.request(T_IN, 0, 4096)).isEqualTo(S_OK);
+        }
+    }
+}

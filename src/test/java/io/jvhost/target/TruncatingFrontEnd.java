@@ -1,0 +1,147 @@
+package io.jvhost.target;
+
+import io.jvhost.initiator.SharedMemory;
+import io.jvhost.initiator.VhostUserFrontend;
+import io.jvhost.sys.EventFd;
+import io.jvhost.sys.Fd;
+import io.jvhost.virtio.DriverSplitQueue;
+import io.jvhost.virtio.SplitRing;
+import io.jvhost.virtio.VirtioFeatures;
+import io.jvhost.vhostuser.VhostUserProtocol;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+
+import static io.jvhost.virtio.BlkLayout.*;
+
+/**
+ * A vhost-user-blk front-end for attacks on guest memory (test only): one queue of 64 whose
+ * rings and request headers lie in {@code ringMem} (desc at 0, avail at 4 KiB, used at 8 KiB,
+ * headers and status bytes from 12 KiB) and whose data buffers lie in {@code dataMem} (the same
+ * memory or a second region). Either memory may be unsealable, so the test can truncate it
+ * under the live target.
+ */
+final class TruncatingFrontEnd implements AutoCloseable {
+    static final int QUEUE_SIZE = 64;
+    static final long DESC = 0, AVAIL = 4096, USED = 8192, HEADERS = 12288;
+
+    final VhostUserFrontend fe;
+    final SharedMemory ringMem;
+    final SharedMemory dataMem;
+    final DriverSplitQueue q;
+    final int kick = EventFd.create(true);
+    final int call = EventFd.create(true);
+    private final long dataOff;
+    private final MemorySegment scratch = Arena.ofAuto().allocate(8, 8);
+    private int lastHead = -1;
+    private int lastLen;
+
+    TruncatingFrontEnd(Path socket, SharedMemory ringMem, SharedMemory dataMem, boolean eventIdx) throws IOException {
+        this.ringMem = ringMem;
+        this.dataMem = dataMem;
+        this.fe = VhostUserFrontend.connect(socket.toString());
+        dataOff = dataMem == ringMem ? 65536 : 0;
+        long offered = fe.getFeatures();
+        fe.setProtocolFeatures(fe.getProtocolFeatures() & (1L << VhostUserProtocol.PF_REPLY_ACK));
+        fe.useReplyAck(true);
+        fe.setOwner();
+        long want = VirtioFeatures.bit(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) | VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                | (eventIdx ? VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX) : 0);
+        fe.setFeatures(offered & want);
+        if (dataMem == ringMem) fe.setMemTable(ringMem);
+        else fe.setMemTable(ringMem, dataMem);
+        MemorySegment s = ringMem.segment();
+        q = new DriverSplitQueue(QUEUE_SIZE, s.asSlice(DESC), s.asSlice(AVAIL), s.asSlice(USED), eventIdx);
+        fe.setVringNum(0, QUEUE_SIZE);
+        fe.setVringBase(0, 0);
+        fe.setVringAddr(0, ringMem.uva(DESC), ringMem.uva(USED), ringMem.uva(AVAIL));
+        fe.setVringKick(0, kick);
+        fe.setVringCall(0, call);
+        fe.setVringEnable(0, true);
+    }
+
+    MemorySegment data() {
+        return dataMem.segment().asSlice(dataOff);
+    }
+
+    /**
+     * Queues one request (header, {@code bytes} of data, status) and publishes it; kicks when
+     * {@code kick}. The header lies in the data memory when {@code headerInData}. Returns the head.
+     */
+    int queue(int type, long sector, int bytes, boolean headerInData, boolean kick) {
+        int head = prepare(type, sector, bytes, headerInData);
+        q.publish();
+        if (kick) kick();
+        return head;
+    }
+
+    /** Writes the request and its descriptors but does not publish it yet; returns the head. */
+    int prepare(int type, long sector, int bytes, boolean headerInData) {
+        MemorySegment hdrMem = headerInData ? dataMem.segment() : ringMem.segment();
+        long hdrOff = headerInData ? dataOff + (1 << 19) : HEADERS;
+        hdrMem.set(ValueLayout.JAVA_INT_UNALIGNED, hdrOff, type);
+        hdrMem.set(ValueLayout.JAVA_INT_UNALIGNED, hdrOff + 4, 0);
+        hdrMem.set(ValueLayout.JAVA_LONG_UNALIGNED, hdrOff + 8, sector);
+        ringMem.segment().set(ValueLayout.JAVA_BYTE, HEADERS + 16, (byte) 0xff);
+        if (!q.begin(3)) throw new IllegalStateException("no descriptors");
+        q.add((headerInData ? dataMem : ringMem).gpa(hdrOff), HEADER_SIZE, false);
+        q.add(dataMem.gpa(dataOff), bytes, type == T_IN);
+        q.add(ringMem.gpa(HEADERS + 16), 1, true);
+        return q.end();
+    }
+
+    /** Publishes what {@link #prepare} queued and kicks (touches only the avail ring). */
+    void publishAndKick() {
+        q.publish();
+        kick();
+    }
+
+    void kick() {
+        EventFd.signal(kick, scratch);
+    }
+
+    /** The status byte of the last request (0xff until the target writes it). */
+    int status() {
+        return Byte.toUnsignedInt(ringMem.segment().get(ValueLayout.JAVA_BYTE, HEADERS + 16));
+    }
+
+    /** One complete request; returns its status. */
+    int request(int type, long sector, int bytes) throws IOException {
+        int head = queue(type, sector, bytes, false, true);
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        lastHead = -1;
+        while (lastHead != head) {
+            q.pollUsed((h, len) -> {
+                lastHead = h;
+                lastLen = len;
+            });
+            if (System.nanoTime() > deadline) throw new IOException("no completion for head " + head);
+            Thread.onSpinWait();
+        }
+        return status();
+    }
+
+    private boolean closed;
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        fe.close();
+        Fd.closeQuietly(kick);
+        Fd.closeQuietly(call);
+    }
+
+    /** Mappings of {@code fd}'s file in this process (/proc/self/maps, matched by inode). */
+    static long mappings(int fd) throws IOException {
+        long ino = ((Number) Files.getAttribute(Path.of("/proc/self/fd/" + fd), "unix:ino")).longValue();
+        try (var lines = Files.lines(Path.of("/proc/self/maps"))) {
+            return lines.map(l -> l.trim().split("\\s+")).filter(f -> f.length >= 5 && f[4].equals(Long.toString(ino))).count();
+        }
+    }
+}
