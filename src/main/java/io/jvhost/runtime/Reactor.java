@@ -280,10 +280,22 @@ public final class Reactor implements AutoCloseable {
         }
     }
 
+    /** Test hook: an error the loop throws outside every guard (reactor thread). */
+    private Error fatalForTest;
+
+    /** Tests only: makes the loop end with {@code e}, as an unguarded error would. */
+    void crashForTest(Error e) {
+        call(() -> {
+            fatalForTest = e;
+            return null;
+        });
+    }
+
     private void loop() {
         long lastWork = System.nanoTime();
         long mark = lastWork; // start of the current busy/idle accounting interval
         while (running) {
+            if (fatalForTest != null) throw fatalForTest;
             int work = 0;
             try {
                 work = runCommands();
@@ -446,8 +458,13 @@ public final class Reactor implements AutoCloseable {
                 d == null ? null : d.toString());
     }
 
+    private boolean closed;
+
+    /** Ends the loop (waiting up to 5 s for the thread) and releases the epoll and command fds; idempotent. */
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
         running = false;
         EventFd.signal(commandFd, scratch);
         try {
