@@ -35,6 +35,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         final BlockRequest req;
         int head;
         int usedLen;
+        /** In the block layer (accepted by submit, completion not yet delivered). */
+        boolean submitted;
         MemorySegment statusSeg;
         long statusOff;
         boolean flushAfter;
@@ -172,7 +174,9 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     private void submit(Task t) {
         int rc = channel.submit(t.req);
-        if (rc != 0) {
+        if (rc == 0) {
+            t.submitted = true;
+        } else {
             // Not accepted: no completion will come (submit contract); answer now.
             t.req.clearBuffers();
             answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
@@ -190,11 +194,9 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     @Override
     public void onComplete(BlockRequest req, int status) {
         Task t = tasks[req.tag];
+        t.submitted = false;
         if (queue.isFaulted()) {
-            // The guest memory is gone: account the request, write nothing (no status, no used entry).
-            req.clearBuffers();
-            t.statusSeg = null;
-            queue.complete(t.head, 0);
+            completeAfterFault(t, status);
             return;
         }
         if (status == 0 && t.flushAfter) {
@@ -210,5 +212,38 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         t.statusSeg = null;
         queue.complete(t.head, t.usedLen);
+    }
+
+    /** A block-layer completion after the queue faulted: answer if the status byte survived. */
+    private void completeAfterFault(Task t, int status) {
+        t.req.clearBuffers();
+        MemorySegment seg = t.statusSeg;
+        t.statusSeg = null;
+        if (!answerable(seg)) {
+            drop(t.head);
+            return;
+        }
+        if (status != 0) queue.stats.requestErrors++;
+        seg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
+        queue.complete(t.head, t.usedLen);
+    }
+
+    @Override
+    protected void onFaulted() {
+        // The chain being processed when the fault hit (a header or data access) is in flight
+        // but not in the block layer: fail it with an I/O error if its status byte survived.
+        DescriptorChain c = queue.lastChain();
+        int h = c.head();
+        if (!queue.isInFlight(h) || tasks[h].submitted) return;
+        tasks[h].req.clearBuffers();
+        tasks[h].statusSeg = null;
+        long w = c.writableBytes();
+        if (w >= 1 && c.locateWritable(w - 1) && answerable(c.locatedSegment())) {
+            queue.stats.requestErrors++;
+            c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
+            queue.complete(h, 1);
+        } else {
+            drop(h);
+        }
     }
 }

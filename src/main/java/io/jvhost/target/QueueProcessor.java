@@ -110,9 +110,19 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
             queue.flush();
             queue.coalescing(0, 100); // sends a call still held back
             releaseParked();
-        } else if (pendingIo() != 0) {
-            log.error("{} queue {}: {} request(s) still in the block layer {} ms after the fault; stopping without them",
-                    owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
+        } else {
+            if (pendingIo() != 0) {
+                log.error("{} queue {}: {} request(s) still in the block layer {} ms after the fault; stopping without them",
+                        owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
+            }
+            // Whatever is still in flight was never answered (its answer faulted, or its memory is gone).
+            queue.stats.droppedRequests += queue.inFlight();
+            try {
+                queue.flush();
+                queue.coalescing(0, 100);
+            } catch (Throwable t) {
+                queue.markFaulted(queue.brokenReason(), false);
+            }
         }
         detach();
         CompletableFuture<Integer> f = stopFuture;
@@ -139,7 +149,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
      * stop). Requests still in the block layer are abandoned; the queue touches nothing again.
      */
     void forceStop() {
-        queue.markFaulted(ChainError.INTERNAL_ERROR);
+        queue.markFaulted(ChainError.INTERNAL_ERROR, false);
         if (stopFuture != null) {
             CompletableFuture<Integer> f = stopFuture;
             stopFuture = null;
@@ -215,7 +225,11 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean onMemoryFault(Throwable fault) {
-        if (queue.isFaulted()) return true; // ours, and already handled
+        if (queue.isFaulted()) {
+            // A second fault: writing answers into memory we believed intact faulted too.
+            if (queue.ringUsable()) giveUpRing();
+            return true;
+        }
         MemoryRegion gone = queue.memory().vanishedRegion();
         if (gone == null) return false;
         fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
@@ -224,7 +238,10 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     /** Fails the queue after {@code t} escaped its processing (reactor thread; idempotent). */
     final void fail(Throwable t) {
-        if (queue.isFaulted()) return;
+        if (queue.isFaulted()) {
+            if (queue.ringUsable()) giveUpRing();
+            return;
+        }
         MemoryRegion gone = t instanceof InternalError ? queue.memory().vanishedRegion() : null;
         if (gone != null) {
             fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
@@ -236,24 +253,69 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         }
     }
 
+    /** Segments of the regions found truncated at the fault (identity = a region's whole mapping). */
+    private MemorySegment[] vanished = new MemorySegment[0];
+
     private void fail(ChainError why, String detail) {
         if (queue.isFaulted()) return;
-        int inFlight = queue.inFlight() - parkedChains();
-        queue.markFaulted(why);
+        // The ring stays usable only when we know what vanished and the rings are not in it:
+        // then requests in flight whose status byte survived get an I/O error.
+        java.util.List<MemorySegment> v = new java.util.ArrayList<>();
+        boolean ringUsable = why == ChainError.GUEST_MEMORY_FAULT;
+        for (MemoryRegion r : queue.memory().regions()) {
+            if (!r.intact()) {
+                v.add(r.segment());
+                if (queue.ringIn(r.segment())) ringUsable = false;
+            }
+        }
+        if (v.isEmpty()) ringUsable = false;
+        vanished = v.toArray(new MemorySegment[0]);
+        queue.markFaulted(why, ringUsable);
         faultedAt = System.nanoTime();
-        onFaulted();
-        log.warn("{} queue {}: {} ({}); queue stopped, {} request(s) in flight dropped, until the front-end resets the ring",
-                owner, queue.index(), why.reason, detail, inFlight);
+        log.warn("{} queue {}: {} ({}); queue stopped until the front-end resets the ring{}", owner, queue.index(), why.reason, detail,
+                ringUsable ? "; requests in flight are failed where their status survived" : "; requests in flight are dropped");
         // A faulted queue needs no kicks: it will not read the ring again.
         if (kickFdRegistered) {
             reactor.removeWakeFd(kickFd);
             kickFdRegistered = false;
         }
         if (errFd >= 0) EventFd.signal(errFd, errScratch); // vhost-user SET_VRING_ERR: tell the front-end
+        try {
+            onFaulted();
+            queue.flush();
+        } catch (Throwable t) {
+            giveUpRing(); // memory we believed intact faulted as well
+        }
         if (stopFuture != null) finishStopIfDrained();
     }
 
-    /** The queue just faulted: forget state that refers to guest memory (reactor thread). */
+    private void giveUpRing() {
+        queue.markFaulted(queue.brokenReason(), false);
+        log.warn("{} queue {}: more guest memory faulted; the ring is no longer touched", owner, queue.index());
+        if (stopFuture != null) finishStopIfDrained();
+    }
+
+    /**
+     * May an answer be written at {@code segment} (a buffer's region mapping, as the chain gave
+     * it)? False once the ring is gone or when that region vanished. Cold path (after a fault).
+     */
+    protected final boolean answerable(MemorySegment segment) {
+        if (!queue.ringUsable() || segment == null) return false;
+        for (MemorySegment g : vanished) if (g == segment) return false;
+        return true;
+    }
+
+    /** Forgets a request that cannot be answered (after a fault); counted as dropped. */
+    protected final void drop(int head) {
+        queue.stats.droppedRequests++;
+        queue.complete(head, 0);
+    }
+
+    /**
+     * The queue just faulted: answer what can be answered ({@link #answerable}) with an error,
+     * {@link #drop} the rest that is not in the block layer, forget state that refers to guest
+     * memory (reactor thread). May fault again: the ring is then given up.
+     */
     protected void onFaulted() {
     }
 }

@@ -46,8 +46,8 @@ final class ScsiControlProcessor extends QueueProcessor {
             pending--; // first: a fault writing the response must not leave it pending
             MemorySegment seg = respSeg;
             respSeg = null;
-            if (queue.isFaulted()) {
-                queue.complete(head, 0); // guest memory gone: forget it, write nothing
+            if (queue.isFaulted() && !answerable(seg)) {
+                drop(head); // the response would go into memory that is gone
                 return;
             }
             seg.set(ValueLayout.JAVA_BYTE, respOff, (byte) r);

@@ -49,10 +49,10 @@ final class ScsiEventProcessor extends QueueProcessor {
 
     @Override
     protected void onFaulted() {
-        // The parked buffers lie in memory that is gone: drop them (the fault counted them).
+        // Parked buffers may lie in memory that is gone: forget them (the driver re-posts after a reset).
         while (count > 0) {
             segs[first] = null;
-            queue.complete(heads[first], 0);
+            drop(heads[first]);
             first = (first + 1) % heads.length;
             count--;
         }

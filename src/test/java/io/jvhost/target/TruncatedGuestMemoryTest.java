@@ -152,10 +152,11 @@ class TruncatedGuestMemoryTest {
             fe.publishAndKick();
             awaitVictimFaulted();
             SplitVirtQueue q = victimQueue();
-            assertThat(q.stats.droppedRequests).isEqualTo(1);
-            // Nothing was written into the guest for the faulted request: its memory is gone.
-            assertThat(fe.status()).isEqualTo(0xff);
-            assertThat(fe.q.usedIndex()).isEqualTo(usedBefore);
+            // The ring and the status byte survived: the request is failed, not left hanging.
+            await().atMost(Duration.ofSeconds(5)).until(() -> fe.q.usedIndex() == usedBefore + 1);
+            assertThat(fe.status()).isEqualTo(S_IOERR);
+            assertThat(q.stats.droppedRequests).isZero();
+            assertThat(q.stats.requestErrors).isEqualTo(1);
             bystanderStillServes();
             // GET_VRING_BASE stops the faulted ring at once (not after the 30 s stop timeout)
             int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
@@ -178,6 +179,35 @@ class TruncatedGuestMemoryTest {
     @Test
     void headerInTruncatedDataFailsOnlyThatQueue() throws Exception {
         dataRegionTruncated(T_OUT, true);
+    }
+
+    @Test
+    void requestWhoseStatusByteVanishedIsDroppedNotWritten() throws Exception {
+        try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
+             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, false)) {
+            assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
+            int usedBefore = fe.q.usedIndex();
+            // header and data in the data region, status byte too: the whole request vanishes
+            long hdr = 1 << 19;
+            data.segment().set(ValueLayout.JAVA_INT_UNALIGNED, hdr, T_OUT);
+            data.segment().set(ValueLayout.JAVA_LONG_UNALIGNED, hdr + 8, 0);
+            fe.q.begin(3);
+            fe.q.add(data.gpa(hdr), HEADER_SIZE, false);
+            fe.q.add(data.gpa(0), 4096, false);
+            fe.q.add(data.gpa(hdr + 16), 1, true);
+            fe.q.end();
+            Fd.ftruncate(data.fd(), 0);
+            fe.publishAndKick();
+            awaitVictimFaulted();
+            SplitVirtQueue q = victimQueue();
+            await().atMost(Duration.ofSeconds(5)).until(() -> q.stats.droppedRequests == 1);
+            assertThat(q.ringUsable()).isTrue();
+            bystanderStillServes();
+            int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
+            assertThat(base).isEqualTo(2);
+            teardownIsComplete(fe, data);
+        }
     }
 
     @Test
