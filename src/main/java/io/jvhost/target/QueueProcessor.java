@@ -232,7 +232,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         }
         MemoryRegion gone = queue.memory().vanishedRegion();
         if (gone == null) return false;
-        fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
+        fail(ChainError.GUEST_MEMORY_FAULT, "region " + gone + " is gone");
         return true;
     }
 
@@ -244,7 +244,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         }
         MemoryRegion gone = t instanceof InternalError ? queue.memory().vanishedRegion() : null;
         if (gone != null) {
-            fail(ChainError.GUEST_MEMORY_FAULT, "guest memory region " + gone + " was truncated by the front-end");
+            fail(ChainError.GUEST_MEMORY_FAULT, "region " + gone + " is gone");
         } else if (t instanceof InternalError) {
             fail(ChainError.GUEST_MEMORY_FAULT, t.getMessage());
         } else {

@@ -22,7 +22,7 @@ public enum ChainError {
      * An access to the ring or a buffer faulted (SIGBUS): the front-end truncated or shrank the
      * file behind a memory region it handed us. Nothing more is read from or written to it.
      */
-    GUEST_MEMORY_FAULT("guest memory access faulted: the front-end truncated a memory region under the queue"),
+    GUEST_MEMORY_FAULT("guest memory access faulted (the front-end truncated its memory)"),
     /** The queue's processing threw unexpectedly (a bug); the queue stops rather than the reactor. */
     INTERNAL_ERROR("internal error while processing the queue");
 

@@ -234,4 +234,42 @@ class TruncatedGuestMemoryTest {
             assertThat(fe.request(T_IN, 0, 4096)).isEqualTo(S_OK);
         }
     }
+
+    @Test
+    void scsiReadIntoTruncatedDataFailsTheTaskAndOnlyThatQueue() throws Exception {
+        target.bdevs().register(new MallocBlockDevice("Scsi", 2048, 512, null));
+        Controller scsi = target.createScsiController("scsi", 1, null);
+        target.addScsiTarget("scsi", 0, "Scsi");
+        try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
+             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("scsi"), rings, data, false, 2)) {
+            await().atMost(Duration.ofSeconds(5)).until(() -> scsi.session() != null && scsi.session().runningQueues().size() == 1);
+            fe.prepareScsiRead(8);
+            Fd.ftruncate(data.fd(), 0);
+            fe.publishAndKick();
+            await().atMost(Duration.ofSeconds(10)).until(() -> scsi.session().runningQueues().get(0).isFaulted());
+            SplitVirtQueue q = scsi.session().runningQueues().get(0);
+            assertThat(q.brokenReason()).isEqualTo(ChainError.GUEST_MEMORY_FAULT);
+            // The task was answered (CHECK CONDITION, HARDWARE ERROR), not left hanging.
+            await().atMost(Duration.ofSeconds(5)).until(() -> fe.q.usedIndex() == 1);
+            MemorySegmentView resp = new MemorySegmentView(rings.segment(), TruncatingFrontEnd.SCSI_RESP);
+            assertThat(resp.u8(io.jvhost.virtio.ScsiLayout.RESP_RESPONSE)).isZero();
+            assertThat(resp.u8(io.jvhost.virtio.ScsiLayout.RESP_STATUS)).isEqualTo(2);
+            bystanderStillServes();
+            int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(2));
+            assertThat(base).isEqualTo(1);
+            fe.close();
+            await().atMost(Duration.ofSeconds(10)).until(() -> scsi.session() == null);
+            assertThat(TruncatingFrontEnd.mappings(data.fd())).isEqualTo(1);
+            await().atMost(Duration.ofSeconds(5)).until(() -> reactor.stats().pollables() == 1);
+            assertThat(reactor.stats().dead()).isFalse();
+            bystanderStillServes();
+        }
+    }
+
+    private record MemorySegmentView(java.lang.foreign.MemorySegment m, long base) {
+        int u8(long off) {
+            return Byte.toUnsignedInt(m.get(ValueLayout.JAVA_BYTE, base + off));
+        }
+    }
 }

@@ -42,6 +42,11 @@ final class TruncatingFrontEnd implements AutoCloseable {
     private int lastLen;
 
     TruncatingFrontEnd(Path socket, SharedMemory ringMem, SharedMemory dataMem, boolean eventIdx) throws IOException {
+        this(socket, ringMem, dataMem, eventIdx, 0);
+    }
+
+    /** @param ring the one ring to set up (2 = the first virtio-scsi request queue) */
+    TruncatingFrontEnd(Path socket, SharedMemory ringMem, SharedMemory dataMem, boolean eventIdx, int ring) throws IOException {
         this.ringMem = ringMem;
         this.dataMem = dataMem;
         this.fe = VhostUserFrontend.connect(socket.toString());
@@ -57,12 +62,35 @@ final class TruncatingFrontEnd implements AutoCloseable {
         else fe.setMemTable(ringMem, dataMem);
         MemorySegment s = ringMem.segment();
         q = new DriverSplitQueue(QUEUE_SIZE, s.asSlice(DESC), s.asSlice(AVAIL), s.asSlice(USED), eventIdx);
-        fe.setVringNum(0, QUEUE_SIZE);
-        fe.setVringBase(0, 0);
-        fe.setVringAddr(0, ringMem.uva(DESC), ringMem.uva(USED), ringMem.uva(AVAIL));
-        fe.setVringKick(0, kick);
-        fe.setVringCall(0, call);
-        fe.setVringEnable(0, true);
+        fe.setVringNum(ring, QUEUE_SIZE);
+        fe.setVringBase(ring, 0);
+        fe.setVringAddr(ring, ringMem.uva(DESC), ringMem.uva(USED), ringMem.uva(AVAIL));
+        fe.setVringKick(ring, kick);
+        fe.setVringCall(ring, call);
+        fe.setVringEnable(ring, true);
+    }
+
+    /** Where a virtio-scsi response goes (in the ring memory, after the request header). */
+    static final long SCSI_RESP = HEADERS + 256;
+
+    /**
+     * Queues (unpublished) a virtio-scsi READ(10) of {@code blocks} 512-byte blocks at LBA 0 from
+     * target 0 LUN 0: request header and response in the ring memory, data-in in the data memory.
+     */
+    int prepareScsiRead(int blocks) {
+        MemorySegment m = ringMem.segment();
+        m.asSlice(HEADERS, 256 + 256).fill((byte) 0);
+        m.set(ValueLayout.JAVA_BYTE, HEADERS, (byte) 1); // lun[0] = 1, target 0, LUN 0
+        m.set(ValueLayout.JAVA_BYTE, HEADERS + 2, (byte) 0x40);
+        long cdb = HEADERS + io.jvhost.virtio.ScsiLayout.REQ_CDB;
+        m.set(ValueLayout.JAVA_BYTE, cdb, (byte) 0x28);
+        m.set(ValueLayout.JAVA_BYTE, cdb + 8, (byte) blocks);
+        m.set(ValueLayout.JAVA_BYTE, SCSI_RESP + io.jvhost.virtio.ScsiLayout.RESP_RESPONSE, (byte) 0xff);
+        if (!q.begin(3)) throw new IllegalStateException("no descriptors");
+        q.add(ringMem.gpa(HEADERS), io.jvhost.virtio.ScsiLayout.REQ_HEADER + 32, false);
+        q.add(ringMem.gpa(SCSI_RESP), io.jvhost.virtio.ScsiLayout.RESP_HEADER + 96, true);
+        q.add(dataMem.gpa(dataOff), blocks * 512, true);
+        return q.end();
     }
 
     MemorySegment data() {
