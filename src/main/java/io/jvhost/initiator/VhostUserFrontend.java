@@ -151,6 +151,7 @@ public final class VhostUserFrontend implements AutoCloseable {
     /** fd -1 sends the "no fd" flag (polling). */
     public void setVringKick(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_KICK, index, fd); }
     public void setVringCall(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_CALL, index, fd); }
+    public void setVringErr(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_ERR, index, fd); }
 
     private void vringFile(VhostUserRequest req, int index, int fd) throws IOException {
         long v = index & VRING_FILE_INDEX_MASK;

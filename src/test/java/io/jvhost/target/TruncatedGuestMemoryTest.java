@@ -98,6 +98,7 @@ class TruncatedGuestMemoryTest {
             assertThat(TruncatingFrontEnd.mappings(m.fd())).as("target mappings left of the attacked memory").isEqualTo(1);
         }
         await().atMost(Duration.ofSeconds(5)).until(() -> reactor.stats().pollables() == 1); // the bystander's queue
+        assertThat(reactor.call(reactor::wakeFdCount).get(5, java.util.concurrent.TimeUnit.SECONDS)).as("kick fds in epoll").isEqualTo(1);
         long sleeps = reactor.stats().sleeps();
         await().atMost(Duration.ofSeconds(10)).until(() -> reactor.stats().sleeps() >= sleeps + 2);
         bystanderStillServes();
@@ -115,9 +116,11 @@ class TruncatedGuestMemoryTest {
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, false)) {
             assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
             assertThat(TruncatingFrontEnd.mappings(mem.fd())).as("ours and the target's").isEqualTo(2);
+            assertThat(fe.errorSignals()).isZero();
             Fd.ftruncate(mem.fd(), 0);
             fe.kick(); // the woken reactor touches the ring: poll or afterWake faults
             awaitVictimFaulted();
+            assertThat(fe.errorSignals()).as("SET_VRING_ERR eventfd signalled").isEqualTo(1);
             bystanderStillServes();
             teardownIsComplete(fe, mem);
         }

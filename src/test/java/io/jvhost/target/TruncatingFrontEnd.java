@@ -36,6 +36,8 @@ final class TruncatingFrontEnd implements AutoCloseable {
     final DriverSplitQueue q;
     final int kick = EventFd.create(true);
     final int call = EventFd.create(true);
+    /** The ring's error eventfd (SET_VRING_ERR): the target signals it when the queue faults. */
+    final int err = EventFd.create(true);
     private final long dataOff;
     private final MemorySegment scratch = Arena.ofAuto().allocate(8, 8);
     private int lastHead = -1;
@@ -67,6 +69,7 @@ final class TruncatingFrontEnd implements AutoCloseable {
         fe.setVringAddr(ring, ringMem.uva(DESC), ringMem.uva(USED), ringMem.uva(AVAIL));
         fe.setVringKick(ring, kick);
         fe.setVringCall(ring, call);
+        fe.setVringErr(ring, err);
         fe.setVringEnable(ring, true);
     }
 
@@ -133,6 +136,11 @@ final class TruncatingFrontEnd implements AutoCloseable {
         EventFd.signal(kick, scratch);
     }
 
+    /** Notifications the target sent on the error eventfd so far (drains it). */
+    long errorSignals() {
+        return Math.max(0, EventFd.drain(err, scratch));
+    }
+
     /** The status byte of the last request (0xff until the target writes it). */
     int status() {
         return Byte.toUnsignedInt(ringMem.segment().get(ValueLayout.JAVA_BYTE, HEADERS + 16));
@@ -163,6 +171,7 @@ final class TruncatingFrontEnd implements AutoCloseable {
         fe.close();
         Fd.closeQuietly(kick);
         Fd.closeQuietly(call);
+        Fd.closeQuietly(err);
     }
 
     /** Mappings of {@code fd}'s file in this process (/proc/self/maps, matched by inode). */
