@@ -24,10 +24,14 @@ import java.util.concurrent.CompletableFuture;
  * <p><b>Faults.</b> When the reactor reports that this queue's processing threw (an access to
  * guest memory the front-end truncated, or a bug), the queue is failed ({@link #fail}): it is
  * marked broken with {@link ChainError#GUEST_MEMORY_FAULT} or {@link ChainError#INTERNAL_ERROR},
- * logged once, its error eventfd is signalled, and guest memory is never touched again. Chains
- * in flight are dropped (counted, never answered: their memory is gone); requests still in the
- * block layer are only awaited for their completion callbacks, so a stop finishes as soon as
- * the block layer has let go of them, and an idle faulted queue lets the reactor sleep.
+ * logged once, its kick fd leaves epoll, its error eventfd is signalled and no chain is fetched
+ * again. If what vanished is known and holds no part of the rings, requests in flight are
+ * still answered with an error where their status lies in surviving memory; everything else
+ * is dropped (counted, never written: its memory is gone), and after a fault in the rings'
+ * own memory (or of unknown cause) the ring is not touched at all. Requests in the block layer
+ * are only awaited for their callbacks, so a stop finishes as soon as the block layer lets go
+ * of them (at most {@link #FAULT_DRAIN_GRACE_NANOS}), and an idle faulted queue lets the
+ * reactor sleep.
  */
 public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHandler {
     private static final Logger log = LoggerFactory.getLogger(QueueProcessor.class);
@@ -208,7 +212,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
-        if (queue.isFaulted()) return pendingIo() == 0 && stopFuture == null;
+        if (queue.isFaulted()) return stopFuture == null && (pendingIo() == 0 || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
         if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null || queue.signalDeferred()) return false;
         return !queue.enableNotifications();
     }

@@ -510,17 +510,30 @@ public final class Session implements Runnable {
         }).whenComplete((v, t) -> {
             if (t != null && reactor.isStopped()) done.completeExceptionally(t);
         });
-        try {
-            r.base = done.get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            abandon(r, p, "interrupted while stopping");
-        } catch (ExecutionException e) {
-            abandon(r, p, "its reactor is gone (" + e.getCause() + ")");
-        } catch (TimeoutException e) {
-            forceStop(r, p);
-            throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS
-                    + " s; detached it with requests in flight");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
+        while (true) {
+            try {
+                r.base = done.get(1, TimeUnit.SECONDS);
+                break;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                abandon(r, p, "interrupted while stopping");
+                return;
+            } catch (ExecutionException e) {
+                abandon(r, p, "its reactor is gone (" + e.getCause() + ")");
+                return;
+            } catch (TimeoutException e) {
+                // A reactor that died while the queue drained will never finish the stop.
+                if (reactor.isStopped()) {
+                    abandon(r, p, "its reactor stopped" + (reactor.isDead() ? " (dead)" : ""));
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    forceStop(r, p);
+                    throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS
+                            + " s; detached it with requests in flight");
+                }
+            }
         }
         synchronized (this) {
             r.running = null;

@@ -146,9 +146,35 @@ final class TruncatingFrontEnd implements AutoCloseable {
         return Byte.toUnsignedInt(ringMem.segment().get(ValueLayout.JAVA_BYTE, HEADERS + 16));
     }
 
+    private int reaped;
+
+    /**
+     * Runs {@code n} requests of one shape in batches of 16 (all sharing one header and status
+     * byte), so the target's data path gets compiled; throws if one is not answered S_OK.
+     */
+    void warmUp(int n, int type, boolean headerInData) throws IOException {
+        for (int done = 0; done < n; done += 16) {
+            for (int i = 0; i < 16; i++) prepare(type, 0, 4096, headerInData);
+            publishAndKick();
+            reaped = 0;
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (reaped < 16) {
+                q.pollUsed((h, len) -> reaped++);
+                if (System.nanoTime() > deadline) throw new IOException("warm-up batch not completed");
+                Thread.onSpinWait();
+            }
+            if (status() != S_OK) throw new IOException("warm-up request failed: status " + status());
+        }
+    }
+
     /** One complete request; returns its status. */
     int request(int type, long sector, int bytes) throws IOException {
-        int head = queue(type, sector, bytes, false, true);
+        return request(type, sector, bytes, false);
+    }
+
+    /** One complete request, its header in the data memory when {@code headerInData}; returns its status. */
+    int request(int type, long sector, int bytes, boolean headerInData) throws IOException {
+        int head = queue(type, sector, bytes, headerInData, true);
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         lastHead = -1;
         while (lastHead != head) {
