@@ -166,7 +166,8 @@ public final class FrameworkRpc {
      * lw_threads: [{name, id, cpumask}]}]}}, busy/idle in nanosecond ticks; a controller's
      * queues run on one reactor, so its lightweight thread is the controller. jvhost adds the
      * loop counters ({@code busy_loops}, {@code idle_loops}, {@code sleeps}, {@code wakeups},
-     * {@code pollables}) and the {@code idle_strategy}.
+     * {@code pollables}), the {@code idle_strategy} and its health ({@code errors}, {@code dead},
+     * {@code death_reason}).
      */
     private static JsonNode frameworkGetReactors(VhostTarget target, Params p) {
         p.done();
@@ -196,6 +197,11 @@ public final class FrameworkRpc {
             o.put("sleeps", s.sleeps());
             o.put("wakeups", s.wakeups());
             o.put("pollables", s.pollables());
+            // Health: errors caught in the loop (a queue failed, the reactor went on); a dead
+            // reactor serves nothing and says why.
+            o.put("errors", s.errors());
+            o.put("dead", s.dead());
+            if (s.dead()) o.put("death_reason", s.deathReason());
         }
         return r;
     }

@@ -2,6 +2,7 @@ package io.jvhost.target;
 
 import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
+import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
 import io.jvhost.virtio.SplitRing;
 import io.jvhost.virtio.SplitVirtQueue;
@@ -19,7 +20,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 import static io.jvhost.vhostuser.VhostUserProtocol.*;
 
@@ -544,16 +547,50 @@ public final class Session implements Runnable {
         for (int i = 0; i < rings.length; i++) reconcile(i);
     }
 
-    /** Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail index. */
+    /**
+     * Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail
+     * index. A faulted queue (guest memory gone) stops at once. When the stop does not finish
+     * in time, the processor is detached from the reactor by force (so the mappings can still be
+     * released) and an {@link IllegalStateException} says so; a dead reactor is not waited for.
+     */
     private void stop(Ring r) {
         QueueProcessor p = r.running;
         if (p == null) return;
+        Reactor reactor = device.reactor();
         CompletableFuture<Integer> done = new CompletableFuture<>();
-        try {
-            device.reactor().runAndWait(() -> p.stop(done), STOP_TIMEOUT_SECONDS);
-            r.base = done.get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS + " s", e);
+        // The command itself can fail (a fault while publishing into a vanished ring): the
+        // processor then fails the queue, and that completes the stop too. Only a stopped
+        // reactor never completes it: give up at once then.
+        reactor.call(() -> {
+            p.stop(done);
+            return null;
+        }).whenComplete((v, t) -> {
+            if (t != null && reactor.isStopped()) done.completeExceptionally(t);
+        });
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
+        while (true) {
+            try {
+                r.base = done.get(1, TimeUnit.SECONDS);
+                break;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                abandon(r, p, "interrupted while stopping");
+                return;
+            } catch (ExecutionException e) {
+                abandon(r, p, "its reactor is gone (" + e.getCause() + ")");
+                return;
+            } catch (TimeoutException e) {
+                // A reactor that died while the queue drained will never finish the stop.
+                if (reactor.isStopped()) {
+                    abandon(r, p, "its reactor stopped" + (reactor.isDead() ? " (dead)" : ""));
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    forceStop(r, p);
+                    throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS
+                            + " s; detached it with requests in flight");
+                }
+            }
         }
         synchronized (this) {
             r.running = null;
@@ -561,10 +598,43 @@ public final class Session implements Runnable {
         log.debug("{}: ring {} stopped at avail index {}", name, p.queue().index(), r.base);
     }
 
+    /** The reactor is stopped or dead: nothing touches the queue any more; forget it. */
+    private void abandon(Ring r, QueueProcessor p, String why) {
+        log.error("{}: ring {} could not be stopped cleanly: {}", name, p.queue().index(), why);
+        if (device.reactor().isTerminated()) r.base = p.queue().lastAvail(); // the reactor thread has ended
+        synchronized (this) {
+            r.running = null;
+        }
+    }
+
+    /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
+    private void forceStop(Ring r, QueueProcessor p) {
+        try {
+            device.reactor().runAndWait(p::forceStop, STOP_TIMEOUT_SECONDS);
+        } catch (Exception e) {
+            // The reactor does not answer: it may still touch the queue, so its memory stays mapped.
+            log.error("{}: ring {} did not stop and its reactor does not answer ({}); its guest memory stays mapped", name,
+                    p.queue().index(), e.toString());
+            return;
+        }
+        r.base = p.queue().lastAvail();
+        synchronized (this) {
+            r.running = null;
+        }
+    }
+
     /** Starts ring {@code idx} if it should run and does not; returns false if it should but cannot. */
     private boolean reconcile(int idx) {
         Ring r = rings[idx];
         if (r.running != null || !r.started || !r.enabled || !r.addrSet || r.num == 0 || memory.regionCount() == 0) return true;
+        MemoryRegion gone = memory.vanishedRegion();
+        if (gone != null) {
+            // Reading the ring would fault: the front-end truncated its memory file.
+            String why = "guest memory region " + gone + " was truncated by the front-end";
+            if (!why.equals(r.lastStartError)) log.warn("{}: cannot start ring {}: {}", name, idx, why);
+            r.lastStartError = why;
+            return false;
+        }
         SplitVirtQueue q;
         try {
             q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
@@ -575,10 +645,15 @@ public final class Session implements Runnable {
             if (!e.getMessage().equals(r.lastStartError)) log.warn("{}: cannot start ring: {}", name, e.getMessage());
             r.lastStartError = e.getMessage();
             return false;
+        } catch (InternalError e) {
+            // The used index is read from guest memory that vanished after the check above.
+            log.warn("{}: cannot start ring {}: guest memory access faulted ({})", name, idx, e.getMessage());
+            return false;
         }
         r.lastStartError = null;
         if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
+        p.errorFd(r.errFd);
         try {
             device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
@@ -617,10 +692,14 @@ public final class Session implements Runnable {
     }
 
     private void teardown() {
-        try {
-            stopAll();
-        } catch (RuntimeException e) {
-            log.error("{}: {}", name, e.getMessage());
+        // Every ring is tried, whatever one of them did; a ring that could not be stopped was
+        // detached by force, so the memory below is released unless a reactor does not answer.
+        for (Ring r : rings) {
+            try {
+                stop(r);
+            } catch (RuntimeException e) {
+                log.error("{}: {}", name, e.getMessage());
+            }
         }
         for (Ring r : rings) {
             Fd.closeQuietly(r.kickFd);
@@ -631,6 +710,8 @@ public final class Session implements Runnable {
         if (!anyRunning()) {
             for (MemoryRegion reg : memory.regions()) reg.close();
             arena.close();
+        } else {
+            log.error("{}: a ring is still attached to an unresponsive reactor; its guest memory stays mapped", name);
         }
         memory = GuestMemory.EMPTY;
         device.sessionEnded();

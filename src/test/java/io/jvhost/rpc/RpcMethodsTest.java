@@ -121,6 +121,8 @@ class RpcMethodsTest {
         assertThat(r1.get("lcore").asInt()).isEqualTo(1);
         assertThat(r1.get("busy").asLong() + r1.get("idle").asLong()).isPositive();
         assertThat(r1.get("in_interrupt").isBoolean()).isTrue();
+        assertThat(r1.get("dead").asBoolean(true)).isFalse();
+        assertThat(r1.get("errors").asLong(-1)).isZero();
         assertThat(r1.get("lw_threads")).hasSize(1);
         assertThat(r1.at("/lw_threads/0/name").asText()).isEqualTo("v1");
         assertThat(r1.at("/lw_threads/0/cpumask").asText()).isEqualTo("2");
