@@ -42,8 +42,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * newline. Control path only: nothing here touches a reactor except through the methods.
  *
  * <p>Nobody can lock the operator out: a client that completes no request for
- * {@link Options#idleTimeout} is disconnected (one with half a request buffered is told so
- * first, {@code -32700}), and when {@link Options#maxClients} are connected a newcomer takes the
+ * {@link Options#idleTimeout} is disconnected, and so is one whose request has stayed
+ * incomplete for {@link #STALLED_REQUEST_TIMEOUT} (it is told so first, {@code -32700}: such a
+ * stream, e.g. {@code [1,2}, cannot be resynchronised). When {@link Options#maxClients} are connected a newcomer takes the
  * place of the longest-idle client that is not in a call; it is refused only when every client
  * is in the middle of a call.
  *
@@ -61,6 +62,12 @@ public final class JsonRpcServer implements AutoCloseable {
     public static final int MAX_CLIENTS = 64;
     /** Default for {@link Options#idleTimeout}. */
     public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(60);
+    /**
+     * A request that stays incomplete this long (no byte arrives) is answered with -32700 and the
+     * connection closed; capped by the idle timeout, off when that is off. Clients write a request
+     * in one go: a stall of seconds means a broken or hostile client.
+     */
+    public static final Duration STALLED_REQUEST_TIMEOUT = Duration.ofSeconds(5);
 
     /**
      * @param maxRequest  largest single request in bytes
@@ -100,8 +107,11 @@ public final class JsonRpcServer implements AutoCloseable {
         final int id;
         final SocketChannel channel;
         volatile long lastActive = System.nanoTime();
+        volatile long lastByte = System.nanoTime();
+        volatile boolean partial; // part of a request is buffered
         volatile boolean inCall;
         volatile boolean timedOut;
+        volatile String timeoutReason;
         volatile boolean evicted;
 
         Client(int id, SocketChannel channel) {
@@ -284,13 +294,19 @@ public final class JsonRpcServer implements AutoCloseable {
     private void reapIdle() {
         long now = System.nanoTime();
         long limit = options.idleTimeout().toNanos();
+        long stall = Math.min(limit, STALLED_REQUEST_TIMEOUT.toNanos());
         for (Client c : clients) {
-            if (c.inCall || now - c.lastActive < limit) continue;
+            if (c.inCall) continue;
+            boolean idle = now - c.lastActive >= limit;
+            boolean stalled = c.partial && now - c.lastByte >= stall;
+            if (!idle && !stalled) continue;
             if (!c.timedOut) {
+                c.timeoutReason = idle ? "no complete request within " + options.idleTimeout().toSeconds() + " s"
+                        : "the request stayed incomplete for " + stall / 1_000_000_000L + " s";
                 c.timedOut = true;
-                log.info("RPC client {}: no complete request for {} s, disconnecting", c.id, options.idleTimeout().toSeconds());
+                log.info("RPC client {}: {}, disconnecting", c.id, c.timeoutReason);
                 endInput(c);
-            } else if (now - c.lastActive >= 2 * limit) {
+            } else if (now - Math.max(c.lastActive, c.lastByte) >= limit + stall) {
                 // Still here a whole timeout later: stuck writing to a client that does not read.
                 closeQuietly(c.channel);
             }
@@ -330,7 +346,7 @@ public final class JsonRpcServer implements AutoCloseable {
                 if (n < 0) {
                     byte[] rest = splitter.finish(onRequest);
                     if (rest != null) {
-                        String why = client.timedOut ? "no complete request within " + options.idleTimeout().toSeconds() + " s; closing the connection"
+                String why = client.timedOut ? client.timeoutReason + "; closing the connection"
                                 : client.evicted ? "connection closed to make room for another client"
                                 : "the stream ended inside a request";
                         respond(c, JsonRpcHandler.write(JsonRpcHandler.error(NullNode.getInstance(),
@@ -338,8 +354,11 @@ public final class JsonRpcServer implements AutoCloseable {
                     }
                     break;
                 }
+                client.lastByte = System.nanoTime();
                 in.flip();
-                if (!splitter.feed(in, onRequest)) {
+                boolean ok = splitter.feed(in, onRequest);
+                client.partial = splitter.pending();
+                if (!ok) {
                     respond(c, JsonRpcHandler.write(JsonRpcHandler.error(NullNode.getInstance(),
                             RpcException.PARSE_ERROR, "Parse error: request longer than " + options.maxRequest() + " bytes; closing the connection")));
                     break;

@@ -93,6 +93,11 @@ public final class JsonStreamSplitter {
         return true;
     }
 
+    /** True while part of a value has been fed but not yet emitted. */
+    public boolean pending() {
+        return len > 0;
+    }
+
     /** End of stream: a pending complete token (a bare scalar) is emitted; returns the bytes of an unfinished value, or null. */
     public byte[] finish(Consumer<byte[]> out) {
         if (len == 0) return null;

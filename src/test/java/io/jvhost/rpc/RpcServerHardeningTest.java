@@ -130,6 +130,15 @@ class RpcServerHardeningTest {
         c.send(bytes("123"));
         assertThat(c.read().at("/error/code").asInt()).isEqualTo(RpcException.INVALID_REQUEST);
         assertThat(c.call("spdk_get_version", null).get("version").asText()).startsWith("jvhost");
+        // "[1,2" cannot be resynchronised: with the default options it is answered once it has
+        // stalled for a few seconds (not after the whole 60 s idle timeout), then closed.
+        RpcClient d = connect();
+        d.send(bytes("[1,2"));
+        JsonNode r = d.read();
+        assertThat(r.at("/error/code").asInt()).isEqualTo(RpcException.PARSE_ERROR);
+        assertThat(r.at("/error/message").asText()).contains("stayed incomplete for " + JsonRpcServer.STALLED_REQUEST_TIMEOUT.toSeconds() + " s");
+        assertThatThrownBy(d::read).hasMessageContaining("closed");
+        assertThat(c.call("spdk_get_version", null).get("version").asText()).startsWith("jvhost");
     }
 
     @Test
