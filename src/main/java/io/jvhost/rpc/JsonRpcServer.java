@@ -258,7 +258,7 @@ public final class JsonRpcServer implements AutoCloseable {
         }
     }
 
-    /** SO_PEERCRED: root, the socket's owner, or (with a socket group) a member of it by primary group. */
+    /** SO_PEERCRED: root, the socket's owner, or (with a socket group) a member of that group. */
     private boolean peerAllowed(SocketChannel c, int id) {
         UnixDomainPrincipal peer;
         try {
@@ -270,6 +270,9 @@ public final class JsonRpcServer implements AutoCloseable {
         if (peer.user().getName().equals("root") || peer.user().equals(owner)) return true;
         GroupPrincipal g = options.access().group();
         if (g != null && peer.group().equals(g)) return true;
+        // SO_PEERCRED carries the primary group only. When the socket is not writable by others,
+        // connect(2) itself proved that this peer is in the socket's group (primary or supplementary).
+        if (g != null && (options.access().mode() & 0002) == 0) return true;
         log.warn("RPC: refusing client {}: user {} (group {}) is not root, the owner of {}{} (see --rpc-peer-check)", id,
                 peer.user().getName(), peer.group().getName(), path, g != null ? " or in group " + g.getName() : "");
         return false;

@@ -161,13 +161,17 @@ class RpcServerHardeningTest {
 
     /** Connects as user nobody (needs root and setpriv) and returns what the server said, or "EOF". */
     static String callAsNobody(Path socket) throws Exception {
+        return callAsNobody(socket, "--clear-groups");
+    }
+
+    static String callAsNobody(Path socket, String groupsArg) throws Exception {
         String py = "import socket,sys\n"
                 + "s=socket.socket(socket.AF_UNIX)\n"
                 + "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('CONNECT', e.errno); sys.exit(0)\n"
                 + "s.settimeout(20)\n"
                 + "try:\n s.sendall(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"framework_wait_init\"}')\n d=s.recv(4096)\nexcept OSError as e:\n d=b''\n"
                 + "print(d.decode() if d else 'EOF')\n";
-        Process p = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", py, socket.toString())
+        Process p = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", groupsArg, "/usr/bin/python3", "-c", py, socket.toString())
                 .redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
         assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
@@ -186,6 +190,12 @@ class RpcServerHardeningTest {
         // World-writable by mistake: the peer check still refuses nobody.
         server = JsonRpcServer.start(dir.resolve("rpc.sock"), methods, JsonRpcServer.Options.defaults().withAccess(SocketAccess.parse("0666", null)));
         assertThat(callAsNobody(server.path())).isEqualTo("EOF");
+        server.close();
+        // A member of the socket group by a supplementary group (SO_PEERCRED shows only the primary
+        // one) is let in: with no write access for others, connect(2) proved the membership.
+        server = JsonRpcServer.start(dir.resolve("rpc.sock"), methods, JsonRpcServer.Options.defaults().withAccess(SocketAccess.parse("0660", "daemon")));
+        assertThat(callAsNobody(server.path(), "--groups=1")).contains("\"result\":true");
+        assertThat(callAsNobody(server.path())).isEqualTo("CONNECT 13");
         server.close();
         // Turned off: the file permissions alone decide.
         server = JsonRpcServer.start(dir.resolve("rpc.sock"), methods,
