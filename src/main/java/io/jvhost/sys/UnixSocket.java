@@ -345,10 +345,14 @@ public final class UnixSocket implements AutoCloseable {
         boolean live;
         try (UnixSocket probe = connect(path)) {
             live = true;
-        } catch (RuntimeException e) {
-            // ECONNREFUSED: nobody listens, the socket is stale. (Another error, e.g. EACCES, is
-            // treated as stale too; unlink below then fails if we may not touch it.)
-            live = false;
+        } catch (NativeException e) {
+            if (e.errno() == Errno.ENOENT) return; // removed meanwhile
+            if (e.errno() != ECONNREFUSED) {
+                // EACCES and the like: we cannot tell whether someone serves there, so it is not ours to remove.
+                throw new SocketPathException(e.errno(), "cannot create socket " + path + ": a socket exists there and probing it failed ("
+                        + Native.strerror(e.errno()) + "); it is not removed (remove it yourself or choose another path)");
+            }
+            live = false; // ECONNREFUSED: nobody listens, the socket is stale
         }
         if (live) {
             throw new SocketPathException(EADDRINUSE, "cannot create socket " + path
@@ -365,6 +369,7 @@ public final class UnixSocket implements AutoCloseable {
 
     /** Linux EADDRINUSE: a live server already listens at the path. */
     public static final int EADDRINUSE = 98;
+    private static final int ECONNREFUSED = 111;
 
     /** What is at {@code p} without following a link: null (nothing), "socket", "a regular file", ... */
     private static String fileKind(java.nio.file.Path p) {
