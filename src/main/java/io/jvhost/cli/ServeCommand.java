@@ -167,6 +167,12 @@ final class ServeCommand implements Callable<Integer> {
             target.close();
             stopped.countDown();
         }, "shutdown"));
+        // spdk_kill_instance: SIGKILL stops at once; any other signal shuts down as SIGTERM does
+        // (the shutdown hook above). On another thread, so the RPC's answer goes out first.
+        methods.setKillHandler(sig -> Thread.ofPlatform().name("spdk_kill_instance").start(() -> {
+            if (sig.equals("SIGKILL")) Runtime.getRuntime().halt(137);
+            System.exit(0);
+        }));
         printQuickStart(target.controllers(), server);
         keepRunning = true;
         stopped.await();

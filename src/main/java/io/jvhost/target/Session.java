@@ -33,6 +33,12 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
  * negotiated) and its addresses resolve in guest memory. Any change to a running ring's
  * parameters, its call fd or the memory table first stops it (draining in-flight requests),
  * applies the change, and starts it again at the same available index: no request is lost.
+ *
+ * <p>Liberal where the ecosystem is, strict where safety needs it: what DPDK's vhost library and
+ * libvhost-user both accept (SET_VRING_ENABLE with the ring size, NEED_REPLY without REPLY_ACK,
+ * a 32-bit SET_VRING_BASE, an empty memory table, ...) is accepted, logged once at debug and
+ * counted in {@code toleratedDeviations}; bounds, sizes, fds, addresses, ring sizes and memory stay
+ * checked. The decision for every check is the table in the README's Compatibility section.
  */
 public final class Session implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(Session.class);
@@ -72,7 +78,17 @@ public final class Session implements Runnable {
     private long protocolFeatures;
     private GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
-    private boolean loggedOddEnable;
+    /** Deviations (codec TOLERATED_* bits and {@link #QUIRK_*} bits) already logged once. */
+    private int loggedTolerated;
+    private static final int QUIRK_ODD_ENABLE = 1 << 16;
+    private static final int QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES = 1 << 17;
+    private static final int QUIRK_WIDE_VRING_BASE = 1 << 18;
+    private static final int QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK = 1 << 19;
+    private static final int QUIRK_EMPTY_MEM_TABLE = 1 << 20;
+    private static final int QUIRK_ZERO_RING_SIZE = 1 << 21;
+    private static final int QUIRK_CONFIG_OFFSET_0X100 = 1 << 22;
+    /** Where rust-vmm's vhost crate used to count config offsets from (its VHOST_USER_CONFIG_OFFSET). */
+    static final int RUST_VMM_CONFIG_OFFSET = 0x100;
 
     Session(Controller controller, VhostUserDevice device, VhostUserConnection conn, int id) {
         this.controller = controller;
@@ -156,8 +172,28 @@ public final class Session implements Runnable {
         conn.shutdown();
     }
 
+    /**
+     * Counts a deviation from vhost-user.rst that the ecosystem's back-ends accept, and logs it
+     * at debug level the first time this session sees it (a front-end repeats its quirks on
+     * every connection and every ring: one line is enough).
+     */
+    private void tolerate(int quirk, String what) {
+        controller.stats.toleratedDeviations.incrementAndGet();
+        if ((loggedTolerated & quirk) == 0) {
+            loggedTolerated |= quirk;
+            log.debug("{}: tolerated (as DPDK's vhost library and libvhost-user do): {}", name, what);
+        }
+    }
+
     private void handle(VhostUserMessage m) throws VhostUserProtocolException {
         VhostUserRequest req = m.request;
+        if (m.tolerated != 0) {
+            for (int bit = 1; bit < 1 << VhostUserMessage.TOLERATED_COUNT; bit <<= 1) {
+                if ((m.tolerated & bit) == 0) continue;
+                if ((loggedTolerated & bit) != 0) controller.stats.toleratedDeviations.incrementAndGet(); // no log line to build
+                else tolerate(bit, VhostUserMessage.toleratedName(bit) + " (" + m + ")");
+            }
+        }
         boolean ok;
         switch (req) {
             case GET_FEATURES -> { replyU64(req, offeredFeatures()); return; }
@@ -187,10 +223,13 @@ public final class Session implements Runnable {
                 ok = false;
             }
         }
-        if (m.needReply() && (protocolFeatures & (1L << PF_REPLY_ACK)) != 0) {
+        if (!ok) controller.stats.failedRequests.incrementAndGet();
+        // Requests with a reply of their own returned above: NEED_REPLY never yields two replies.
+        // A front-end that sets NEED_REPLY waits for the ack whether or not REPLY_ACK was
+        // negotiated; DPDK's vhost library and libvhost-user ack it in both cases, and so do we.
+        if (m.needReply()) {
+            if ((protocolFeatures & (1L << PF_REPLY_ACK)) == 0) tolerate(QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK, "NEED_REPLY on " + req + " without REPLY_ACK negotiated");
             conn.ack(out, req, ok);
-        } else if (!ok) {
-            controller.stats.failedRequests.incrementAndGet();
         }
     }
 
@@ -249,6 +288,7 @@ public final class Session implements Runnable {
 
     private boolean setMemTable(VhostUserMessage m) {
         int n = m.u32(0);
+        if (n == 0) tolerate(QUIRK_EMPTY_MEM_TABLE, "SET_MEM_TABLE with no regions (the rings stop until memory comes back)");
         List<MemoryRegion> regions = new ArrayList<>();
         try {
             for (int i = 0; i < n; i++) {
@@ -332,7 +372,10 @@ public final class Session implements Runnable {
     private boolean setVringNum(VhostUserMessage m) throws VhostUserProtocolException {
         Ring r = ring(m.u32(0), m.request);
         int num = m.u32(4);
-        if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
+        if (num == 0) {
+            // DPDK's vhost library and libvhost-user take 0; it describes no ring, so ours stays stopped.
+            tolerate(QUIRK_ZERO_RING_SIZE, "SET_VRING_NUM 0 for ring " + m.u32(0) + " (the ring stays stopped)");
+        } else if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
             log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), MAX_QUEUE_SIZE);
             return false;
         }
@@ -357,8 +400,11 @@ public final class Session implements Runnable {
         Ring r = ring(idx, m.request);
         int base = m.u32(4);
         if (Integer.compareUnsigned(base, 0xffff) > 0) {
-            log.warn("{}: SET_VRING_BASE {} for ring {} exceeds 16 bits, rejected", name, Integer.toUnsignedString(base), idx);
-            return false;
+            // A split ring's index is 16 bits wide; DPDK's vhost library and libvhost-user store
+            // the low 16 bits of a wider value, and so do we (the upper bits carry packed-ring
+            // or used-index state some front-ends add).
+            tolerate(QUIRK_WIDE_VRING_BASE, "SET_VRING_BASE 0x" + Integer.toHexString(base) + " for ring " + idx + " wider than 16 bits; using 0x" + Integer.toHexString(base & 0xffff));
+            base &= 0xffff;
         }
         stop(r);
         r.base = base;
@@ -421,14 +467,14 @@ public final class Session implements Runnable {
         int num = m.u32(4);
         // vhost-user.rst says 0 or 1, but SPDK's virtio-user sends the ring size; DPDK's vhost
         // library and libvhost-user both take any non-zero value as "enable", and so do we.
-        if (num != 0 && num != 1 && !loggedOddEnable) {
-            loggedOddEnable = true;
-            log.debug("{}: SET_VRING_ENABLE num {} for ring {} taken as enable (front-end sends non-boolean values)", name, Integer.toUnsignedString(num), idx);
+        if (num != 0 && num != 1) {
+            tolerate(QUIRK_ODD_ENABLE, "SET_VRING_ENABLE num " + Integer.toUnsignedString(num) + " for ring " + idx + " taken as enable");
         }
         int en = num != 0 ? 1 : 0;
         if (!protocolFeaturesNegotiated()) {
-            log.warn("{}: SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES, rejected", name);
-            return false;
+            // Meaningless by the spec (rings start enabled at SET_VRING_KICK), but DPDK's vhost
+            // library and libvhost-user apply it: so do we.
+            tolerate(QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES, "SET_VRING_ENABLE for ring " + idx + " without VHOST_USER_F_PROTOCOL_FEATURES negotiated");
         }
         if (!r.enabled && en == 1 || r.enabled && en == 0) {
             stop(r);
@@ -443,8 +489,19 @@ public final class Session implements Runnable {
         int offset = m.u32(0);
         int size = m.u32(4);
         int flags = m.u32(8);
+        int from = offset;
+        if (Integer.compareUnsigned(offset, RUST_VMM_CONFIG_OFFSET) >= 0 && Integer.compareUnsigned(offset - RUST_VMM_CONFIG_OFFSET, MAX_CONFIG_SIZE) <= 0
+                && (offset - RUST_VMM_CONFIG_OFFSET) + size <= MAX_CONFIG_SIZE) {
+            // rust-vmm's vhost crate (cloud-hypervisor, crosvm) counted config offsets from
+            // 0x100, where the device config sits in virtio-pci. DPDK's vhost library and
+            // libvhost-user ignore the offset of GET_CONFIG altogether and so serve such a read
+            // from the start of the config space; we serve it from offset - 0x100, which is the
+            // same for the reads those front-ends make.
+            from = offset - RUST_VMM_CONFIG_OFFSET;
+            tolerate(QUIRK_CONFIG_OFFSET_0X100, "GET_CONFIG at offset 0x" + Integer.toHexString(offset) + " read as offset " + from);
+        }
         out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER + size);
-        if (Integer.compareUnsigned(offset, MAX_CONFIG_SIZE) > 0 || offset + size > MAX_CONFIG_SIZE) {
+        if (Integer.compareUnsigned(from, MAX_CONFIG_SIZE) > 0 || from + size > MAX_CONFIG_SIZE) {
             // Answer with an empty config so the front-end sees a failure instead of hanging.
             log.warn("{}: GET_CONFIG offset {} size {} outside the {}-byte config space", name, Integer.toUnsignedString(offset), size, MAX_CONFIG_SIZE);
             out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER);
@@ -459,7 +516,7 @@ public final class Session implements Runnable {
         out.putU32(0, offset);
         out.putU32(4, size);
         out.putU32(8, flags);
-        MemorySegment.copy(cfg, offset, out.payload(), CONFIG_HEADER, size);
+        MemorySegment.copy(cfg, from, out.payload(), CONFIG_HEADER, size);
         conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER + size);
     }
 

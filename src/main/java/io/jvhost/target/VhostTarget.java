@@ -185,28 +185,49 @@ public final class VhostTarget implements AutoCloseable {
         return new ArrayList<>(controllers.values());
     }
 
-    /** SPDK vhost_delete_controller: disconnects the front-end, removes the socket, releases the bdev. */
+    /**
+     * SPDK vhost_delete_controller: refused with {@link ControllerBusyException} while a
+     * front-end is connected (as SPDK does); otherwise stops listening, removes the socket and
+     * releases the bdevs. Never waits for a session, so the target's lock is held only briefly.
+     */
     public synchronized void deleteController(String name) {
         Controller c = controller(name);
+        String live = c.closeIfIdle();
+        if (live != null) throw new ControllerBusyException(name, live);
         controllers.remove(name);
-        c.close();
-        if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), "vhost controller " + name);
+        releaseDevice(c);
+    }
+
+    /** After a controller is closed: its bdevs go back to the registry, its SCSI channels close. */
+    private void releaseDevice(Controller c) {
+        String owner = "vhost controller " + c.name();
+        if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), owner);
         if (c.device() instanceof VirtioScsiDevice d) {
             for (var t : d.scsi().targets()) {
                 d.scsi().removeTarget(t.id(), null);
-                bdevs.release(t.lun(0).bdev().name(), "vhost controller " + name);
+                bdevs.release(t.lun(0).bdev().name(), owner);
             }
             d.closeChannels();
         }
     }
 
+    /**
+     * Shutdown: ends every session (waiting for each, outside the target's lock so RPCs are not
+     * stalled meanwhile), then stops the reactors and closes the bdevs.
+     */
     @Override
-    public synchronized void close() {
-        for (String n : new ArrayList<>(controllers.keySet())) {
+    public void close() {
+        List<Controller> all;
+        synchronized (this) {
+            all = new ArrayList<>(controllers.values());
+            controllers.clear();
+        }
+        for (Controller c : all) {
             try {
-                deleteController(n);
+                c.close();
+                releaseDevice(c);
             } catch (RuntimeException e) {
-                log.warn("closing controller {}: {}", n, e.getMessage());
+                log.warn("closing controller {}: {}", c.name(), e.getMessage());
             }
         }
         for (Reactor r : reactors) r.close();
