@@ -69,7 +69,8 @@ class ServeCommandTest {
         assertThat(top).contains("serve").contains("vhost-user");
         String serve = run(0, "serve", "--help");
         assertThat(serve).contains("--socket-dir").contains("--json").contains("--malloc").contains("--busy-poll")
-                .contains("--rpc-socket").contains("/var/tmp/jvhost.sock").contains("--no-rpc").contains("--reactors");
+                .contains("--rpc-socket").contains("/var/tmp/jvhost.sock").contains("--no-rpc").contains("--reactors")
+                .contains("--socket-mode").contains("--socket-group").contains("--rpc-idle-timeout").contains("rpc-peer-check");
         assertThat(run(0, "rpc", "--help")).contains("vhost_get_controllers").contains("--socket");
     }
 

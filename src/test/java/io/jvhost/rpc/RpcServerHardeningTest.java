@@ -130,6 +130,12 @@ class RpcServerHardeningTest {
         c.send(bytes("123"));
         assertThat(c.read().at("/error/code").asInt()).isEqualTo(RpcException.INVALID_REQUEST);
         assertThat(c.call("spdk_get_version", null).get("version").asText()).startsWith("jvhost");
+        // 100k nested arrays: one parse error (Jackson's nesting limit), no stack overflow, connection usable.
+        c.send(bytes("[".repeat(100_000) + "]".repeat(100_000)));
+        JsonNode deep = c.read();
+        assertThat(deep.at("/error/code").asInt()).isEqualTo(RpcException.PARSE_ERROR);
+        assertThat(deep.at("/error/message").asText()).containsIgnoringCase("nesting");
+        assertThat(c.call("spdk_get_version", null).get("version").asText()).startsWith("jvhost");
         // "[1,2" cannot be resynchronised: with the default options it is answered once it has
         // stalled for a few seconds (not after the whole 60 s idle timeout), then closed.
         RpcClient d = connect();
