@@ -10,6 +10,7 @@ import io.jvhost.bdev.BdevIoStats;
 import io.jvhost.bdev.BdevRegistry;
 import io.jvhost.bdev.BlockDevice;
 import io.jvhost.bdev.FileBlockDevice;
+import io.jvhost.bdev.HostMemory;
 import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.bdev.NullBlockDevice;
 
@@ -53,8 +54,22 @@ public final class BdevRpc {
         spdkMetadataParams(p, blockSize);
         p.done();
         if (name == null) name = nextName(bdevs, "Malloc");
+        if (numBlocks > 0 && numBlocks <= Long.MAX_VALUE / blockSize) admitRamDisk(bdevs, numBlocks * blockSize, HostMemory.read());
         bdevs.register(new MallocBlockDevice(name, numBlocks, blockSize, uuid));
         return TextNode.valueOf(name);
+    }
+
+    /**
+     * Refuses a RAM disk the host cannot back ({@link HostMemory}) with SPDK's answer to a failed
+     * allocation: {@code -ENOMEM} and its text, at once, before anything is mapped. Every way a
+     * RAM disk is made (RPC, JSON config, {@code serve --malloc}) comes through here.
+     */
+    static void admitRamDisk(BdevRegistry bdevs, long bytes, HostMemory host) {
+        if (host == null) return; // not Linux: nothing to measure; the mapping itself may still fail with ENOMEM
+        long promised = 0;
+        for (BlockDevice d : bdevs.list()) if (d instanceof MallocBlockDevice m) promised += m.sizeBytes();
+        String why = host.refusal(bytes, promised);
+        if (why != null) throw new RpcException(RpcException.ENOMEM, "bdev_malloc_create: " + why + " (Cannot allocate memory)");
     }
 
     private static JsonNode bdevNullCreate(BdevRegistry bdevs, Params p) {

@@ -1,5 +1,6 @@
 package io.jvhost.target;
 
+import io.jvhost.sys.SocketAccess;
 import io.jvhost.sys.UnixSocket;
 import io.jvhost.vhostuser.VhostUserConnection;
 import org.slf4j.Logger;
@@ -45,10 +46,19 @@ public final class Controller implements AutoCloseable {
     public static final int DEFAULT_IOPS_THRESHOLD = 60_000;
 
     public Controller(String name, String socketPath, VhostUserDevice device) {
+        this(name, socketPath, device, SocketAccess.DEFAULT);
+    }
+
+    /**
+     * Listens on {@code socketPath} with {@code access} (mode and group of the socket file).
+     * Only a stale socket at the path is replaced; anything else there fails with
+     * {@link io.jvhost.sys.SocketPathException} and is left untouched.
+     */
+    public Controller(String name, String socketPath, VhostUserDevice device, SocketAccess access) {
         this.name = name;
         this.socketPath = socketPath;
         this.device = device;
-        this.listener = UnixSocket.Listener.bind(socketPath);
+        this.listener = UnixSocket.Listener.bind(socketPath, access);
         this.acceptThread = Thread.ofPlatform().name("vhost-accept-" + name).daemon(true).start(this::acceptLoop);
         log.info("{}: listening on {}", name, socketPath);
     }
