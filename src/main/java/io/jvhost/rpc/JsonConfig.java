@@ -47,8 +47,17 @@ public final class JsonConfig {
 
     /** Reads and parses {@code file} within the limits; one-line errors. */
     public static JsonNode parse(Path file) throws ConfigException {
-        byte[] bytes;
         try (InputStream in = Files.newInputStream(file)) {
+            return parse(file.toString(), in);
+        } catch (IOException e) {
+            throw new ConfigException(file + ": cannot read: " + e.getMessage());
+        }
+    }
+
+    /** As {@link #parse(Path)} for a stream (standard input); {@code file} names it in errors. */
+    public static JsonNode parse(String file, InputStream in) throws ConfigException {
+        byte[] bytes;
+        try {
             bytes = in.readNBytes(MAX_CONFIG_BYTES + 1);
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read: " + e.getMessage());
