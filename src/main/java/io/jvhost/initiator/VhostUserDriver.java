@@ -36,13 +36,20 @@ public class VhostUserDriver implements AutoCloseable {
     private int lastHead = -1;
 
     protected VhostUserDriver(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize) throws IOException {
-        VhostUserFrontend f = VhostUserFrontend.connect(socket);
+        this(socket, numQueues, queueSize, dataBytes, wantFeatures, configSize, false);
+    }
+
+    /** @param hugepages shared memory from 2 MiB hugepages ({@link SharedMemory}), as SPDK's target needs */
+    protected VhostUserDriver(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize,
+                              boolean hugepages) throws IOException {
         long ringBytes = (long) numQueues * 3 * (SplitRing.usedBytes(queueSize) + 8192);
-        SharedMemory m;
+        // Memory first: a missing hugepage pool is reported before the target sees a connection.
+        SharedMemory m = new SharedMemory(((ringBytes + dataBytes + 65536 * 2) + 0x1fffff) & ~0x1fffffL, 0x100000000L, hugepages);
+        VhostUserFrontend f;
         try {
-            m = new SharedMemory(((ringBytes + dataBytes + 65536 * 2) + 0x1fffff) & ~0x1fffffL, 0x100000000L);
+            f = VhostUserFrontend.connect(socket);
         } catch (RuntimeException e) {
-            f.close();
+            m.close();
             throw e;
         }
         this.fe = f;
