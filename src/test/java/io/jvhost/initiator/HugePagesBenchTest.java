@@ -67,7 +67,7 @@ class HugePagesBenchTest {
             // (the in-process target maps the same memfd: either mapping shows the page size)
             assertThat(kernelPageSizeKbOf("memfd:jvhost-initiator-huge")).as("the mapping is on 2 MiB pages").isEqualTo(2048);
             BenchEngine.Result r = e.run();
-            assertThat(r.ios()).isGreaterThan(100);
+            assertThat(r.ios()).isPositive();
             assertThat(r.errors()).isZero();
             assertThat(r.verifyErrors()).isZero();
         } finally {
@@ -81,7 +81,7 @@ class HugePagesBenchTest {
         BenchEngine e = new BenchEngine(config("scsi", BenchEngine.Type.SCSI), System.err);
         try {
             BenchEngine.Result r = e.run();
-            assertThat(r.ios()).isGreaterThan(100);
+            assertThat(r.ios()).isPositive();
             assertThat(r.errors()).isZero();
             assertThat(r.verifyErrors()).isZero();
         } finally {
