@@ -12,12 +12,12 @@ public final class BlkInitiator extends VhostUserDriver {
     /** Result of one request: status byte and the used length the target reported. */
     public record Completion(int status, int usedLen) {}
 
-    private BlkInitiator(String socket, int numQueues, int queueSize, long dataBytes, long want) throws IOException {
-        super(socket, numQueues, queueSize, dataBytes, want, CONFIG_SIZE);
+    private BlkInitiator(String socket, int numQueues, int queueSize, long dataBytes, long want, boolean hugepages) throws IOException {
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, want, CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
     private BlkInitiator(String socket, FrontendProfile profile, int numQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile, false);
     }
 
     /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
@@ -30,11 +30,16 @@ public final class BlkInitiator extends VhostUserDriver {
      * of {@code queueSize} entries, with {@code dataBytes} of data buffer space.
      */
     public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes) throws IOException {
-        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures());
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures(), false);
     }
 
     public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures) throws IOException {
-        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, wantFeatures);
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, wantFeatures, false);
+    }
+
+    /** As {@link #connect(String, int, int, long)}, with the shared memory from 2 MiB hugepages when asked. */
+    public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures(), hugepages);
     }
 
     /** Capacity in 512-byte sectors from the config space. */

@@ -15,16 +15,21 @@ public final class ScsiInitiator extends VhostUserDriver {
     /** The response of one command. */
     public record Response(int response, int status, int residual, byte[] sense, int usedLen) {}
 
-    private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST);
+    private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
     public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes);
+        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, false);
+    }
+
+    /** As {@link #connect(String, int, int, long)}, with the shared memory from 2 MiB hugepages when asked. */
+    public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, hugepages);
     }
 
     private ScsiInitiator(String socket, FrontendProfile profile, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile, false);
     }
 
     /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
