@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The long fuzz run: coverage-guided fuzzing (Jazzer) of the vhost-user message handler
 # (SessionFuzzTest) and of the ring walker + blk/scsi request parsing (QueueRequestFuzzTest).
-#   scripts/fuzz.sh [seconds] [--vanish] [--serial]
+#   scripts/fuzz.sh [seconds] [--vanish] [--serial] [Harness...]
 #     seconds   how long each harness fuzzes (default 600); the harnesses run side by side
+#     Harness   SessionFuzzTest and/or QueueRequestFuzzTest (default: both)
 #     --vanish  also truncate guest memory under the target (-Djvhost.fuzz.vanishingMemory=true)
 #     --serial  one harness after the other instead of side by side
 # Prints, per harness, the inputs executed and the rate, then the findings. A finding is saved by
@@ -17,16 +18,17 @@ cd "$here"
 secs=600
 vanish=false
 parallel=true
+harnesses=()
 for a in "$@"; do
   case "$a" in
     --vanish) vanish=true ;;
     --serial) parallel=false ;;
-    ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds] [--vanish] [--serial]" >&2; exit 2 ;;
+    SessionFuzzTest|QueueRequestFuzzTest) harnesses+=("$a") ;;
+    ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [seconds] [--vanish] [--serial] [SessionFuzzTest|QueueRequestFuzzTest...]" >&2; exit 2 ;;
     *) secs="$a" ;;
   esac
 done
-
-harnesses=(SessionFuzzTest QueueRequestFuzzTest)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(SessionFuzzTest QueueRequestFuzzTest)
 stats=target/fuzz-stats.txt
 mkdir -p target/fuzz-logs
 rm -f "$stats"
@@ -56,6 +58,7 @@ echo "fuzz.sh: done in $(( $(date +%s) - start ))s"
 grep -h '^FUZZ-STATS' "$stats" 2>/dev/null | grep 'mode=fuzzing' || echo "fuzz.sh: no statistics written (did a harness fail to start? see target/fuzz-logs/)"
 total=$(grep -h '^FUZZ-STATS' "$stats" 2>/dev/null | grep 'mode=fuzzing' | sed -n 's/.* inputs=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 echo "fuzz.sh: inputs executed in total: ${total:-0}"
+for t in "${harnesses[@]}"; do grep -h '^FUZZ-DEPTH' "target/surefire-reports/io.jvhost.target.$t-output.txt" 2>/dev/null; done
 crashes=$(find src/test/resources/io/jvhost/target -name 'crash-*' -newer target/fuzz-logs/.start 2>/dev/null)
 for t in "${harnesses[@]}"; do
   grep -h 'FuzzTestFinding' "target/surefire-reports/io.jvhost.target.$t.txt" 2>/dev/null | head -3

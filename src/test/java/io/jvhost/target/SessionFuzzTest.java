@@ -72,6 +72,8 @@ class SessionFuzzTest {
         final ExecutorService sessions = Executors.newCachedThreadPool(r -> Thread.ofPlatform().daemon(true).name("fuzz-session").unstarted(r));
         int ids;
         long inputs;
+        /** Inputs that had rings running at the end, and the chains those rings fetched (how deep the fuzzer gets). */
+        long deepInputs, chains;
         final long started = System.nanoTime();
 
         Fixture() throws IOException {
@@ -120,6 +122,7 @@ class SessionFuzzTest {
         if (fx == null) return;
         try {
             FuzzOracle.report("SessionFuzzTest", fx.inputs, fx.started);
+            System.out.printf("FUZZ-DEPTH harness=SessionFuzzTest inputs-with-running-rings=%d chains-fetched=%d%n", fx.deepInputs, fx.chains);
             fx.bystanderServes();
             FuzzOracle.check();
         } finally {
@@ -206,6 +209,9 @@ class SessionFuzzTest {
             for (int i = 0; i < MAX_ACTIONS && d.remainingBytes() > 0; i++) action();
             // A polite front-end has read every reply before it hangs up (see HANG_UP_WITH_REPLIES_OWED).
             if (!closed && (!FuzzOracle.HANG_UP_WITH_REPLIES_OWED || d.consumeBoolean())) sync();
+            var running = session.runningQueues();
+            if (!running.isEmpty()) f.deepInputs++;
+            for (var q : running) f.chains += q.stats.requests + q.stats.chainErrors; // racy read: statistics only
             // Hang up; the session must notice, stop its queues and end.
             fe.shutdown();
             try {
