@@ -6,7 +6,8 @@ import java.util.UUID;
 abstract class AbstractBlockDevice implements BlockDevice {
     private final String name;
     private final int blockSize;
-    private final long numBlocks;
+    /** Changed only by {@link #resize} while no channel is open (the registry checks that). */
+    private volatile long numBlocks;
     private final UUID uuid;
     protected final BdevIoStats ioStats = new BdevIoStats();
 
@@ -22,6 +23,15 @@ abstract class AbstractBlockDevice implements BlockDevice {
     @Override public final int blockSize() { return blockSize; }
     @Override public final long numBlocks() { return numBlocks; }
     @Override public final UUID uuid() { return uuid; }
+
+    /**
+     * Changes the capacity. Only for a device nobody has claimed: open channels and a
+     * connected guest keep the size they were given (see {@link BdevRegistry#resize}).
+     */
+    final void resize(long newNumBlocks) {
+        BlockDevices.checkGeometry(name, newNumBlocks, blockSize);
+        numBlocks = newNumBlocks;
+    }
 
     @Override
     public final BdevIoStats ioStats() {

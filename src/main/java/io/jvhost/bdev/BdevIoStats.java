@@ -104,6 +104,8 @@ public final class BdevIoStats {
 
     private final List<Counters> live = new ArrayList<>();
     private final Counters retired = new Counters();
+    /** The sums at the last {@link #reset}: reported values are the totals minus these. */
+    private final Counters baseline = new Counters();
 
     /**
      * Returns a channel that counts every request submitted through it into this device's
@@ -127,10 +129,49 @@ public final class BdevIoStats {
         Counters t = new Counters();
         retired.addTo(t);
         for (Counters c : live) c.addTo(t);
-        return new Snapshot(t.bytesRead, t.numReadOps, t.readTicks, t.maxReadTicks, min(t.minReadTicks),
-                t.bytesWritten, t.numWriteOps, t.writeTicks, t.maxWriteTicks, min(t.minWriteTicks),
-                t.bytesUnmapped, t.numUnmapOps, t.unmapTicks, t.maxUnmapTicks, min(t.minUnmapTicks),
-                t.bytesZeroed, t.numWriteZeroesOps, t.numFlushOps, t.ioErrors);
+        Counters b = baseline;
+        return new Snapshot(t.bytesRead - b.bytesRead, t.numReadOps - b.numReadOps, t.readTicks - b.readTicks, t.maxReadTicks, min(t.minReadTicks),
+                t.bytesWritten - b.bytesWritten, t.numWriteOps - b.numWriteOps, t.writeTicks - b.writeTicks, t.maxWriteTicks, min(t.minWriteTicks),
+                t.bytesUnmapped - b.bytesUnmapped, t.numUnmapOps - b.numUnmapOps, t.unmapTicks - b.unmapTicks, t.maxUnmapTicks, min(t.minUnmapTicks),
+                t.bytesZeroed - b.bytesZeroed, t.numWriteZeroesOps - b.numWriteZeroesOps, t.numFlushOps - b.numFlushOps, t.ioErrors - b.ioErrors);
+    }
+
+    /** What {@link #reset} clears (SPDK's {@code bdev_reset_iostat} modes). */
+    public enum ResetMode { ALL, MAXMIN }
+
+    /**
+     * SPDK's {@code bdev_reset_iostat}: {@code ALL} starts every count, byte and latency sum
+     * from zero, {@code MAXMIN} only the latency maxima and minima (any thread).
+     *
+     * <p>Counts and sums are never written here (their writer is the channel's thread): the
+     * current sums become the baseline that {@link #snapshot} subtracts, so nothing is lost or
+     * torn. Maxima and minima cannot be subtracted, so they are overwritten in place; a request
+     * completing at that very moment may keep its latency as the new maximum or minimum, which
+     * is a latency seen after the reset anyway.
+     */
+    public synchronized void reset(ResetMode mode) {
+        if (mode == ResetMode.ALL) {
+            Counters t = new Counters();
+            retired.addTo(t);
+            for (Counters c : live) c.addTo(t);
+            Counters b = baseline;
+            b.bytesRead = t.bytesRead; b.numReadOps = t.numReadOps; b.readTicks = t.readTicks;
+            b.bytesWritten = t.bytesWritten; b.numWriteOps = t.numWriteOps; b.writeTicks = t.writeTicks;
+            b.bytesUnmapped = t.bytesUnmapped; b.numUnmapOps = t.numUnmapOps; b.unmapTicks = t.unmapTicks;
+            b.bytesZeroed = t.bytesZeroed; b.numWriteZeroesOps = t.numWriteZeroesOps; b.numFlushOps = t.numFlushOps;
+            b.ioErrors = t.ioErrors;
+        }
+        clearMaxMin(retired);
+        for (Counters c : live) clearMaxMin(c);
+    }
+
+    private static void clearMaxMin(Counters c) {
+        c.maxReadTicks = 0;
+        c.minReadTicks = Long.MAX_VALUE;
+        c.maxWriteTicks = 0;
+        c.minWriteTicks = Long.MAX_VALUE;
+        c.maxUnmapTicks = 0;
+        c.minUnmapTicks = Long.MAX_VALUE;
     }
 
     private static long min(long v) {

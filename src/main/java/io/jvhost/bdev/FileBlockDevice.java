@@ -16,17 +16,29 @@ import java.util.UUID;
 public final class FileBlockDevice extends AbstractBlockDevice {
     private final String path;
     private final boolean readOnly;
+    private final boolean blockSizeGiven;
     private final int fd;
 
+    /** {@code blockSize} 0: the default (512); SPDK's save_config writes it only when it was given. */
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid) {
-        this(name, path, blockSize == 0 ? 512 : blockSize, readOnly, uuid, openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly));
+        this(name, path, blockSize == 0 ? 512 : blockSize, blockSize != 0, readOnly, uuid,
+                openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly));
     }
 
-    private FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid, long[] fdAndSize) {
+    private FileBlockDevice(String name, String path, int blockSize, boolean blockSizeGiven, boolean readOnly, UUID uuid, long[] fdAndSize) {
         super(name, fdAndSize[1] / blockSize, blockSize, uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes()));
         this.fd = (int) fdAndSize[0];
         this.path = path;
         this.readOnly = readOnly;
+        this.blockSizeGiven = blockSizeGiven;
+    }
+
+    /** Whether the block size was given at creation (SPDK: {@code block_size_override}). */
+    public boolean blockSizeGiven() { return blockSizeGiven; }
+
+    /** The file's size now, in whole blocks (for {@code bdev_aio_rescan}). */
+    public long currentNumBlocks() {
+        return Fd.size(fd) / blockSize();
     }
 
     /** Opens the file and checks its size and the geometry (closing it on failure): {fd, size}. */

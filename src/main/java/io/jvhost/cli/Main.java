@@ -36,6 +36,14 @@ public final class Main implements Runnable {
         List<String> footer = new ArrayList<>(List.of(RpcCommand.methodsHelp()));
         footer.addAll(List.of(usage.footer()));
         usage.footer(footer.toArray(new String[0]));
+        // A failure nobody anticipated is still one line on stderr and exit code 1; expected
+        // start-up errors (bad options, taken sockets, bad configs) are handled by the commands
+        // with exit code 2. JVHOST_DEBUG=1 adds the stack trace.
+        cl.setExecutionExceptionHandler((e, line, parsed) -> {
+            line.getErr().println("jvhost: " + line.getCommandName() + " failed: " + e);
+            if (System.getenv("JVHOST_DEBUG") != null) e.printStackTrace(line.getErr());
+            return 1;
+        });
         return cl;
     }
 

@@ -146,13 +146,9 @@ final class RpcCommand implements Callable<Integer> {
     }
 
     private JsonNode readConfig(String where) throws IOException, JsonConfig.ConfigException {
-        String text = input == null || input.toString().equals("-")
-                ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : Files.readString(input);
-        try {
-            return Json.MAPPER.readTree(text);
-        } catch (IOException e) {
-            throw new JsonConfig.ConfigException(where + ": not valid JSON: " + e.getMessage());
-        }
+        // Same limits as serve --json (size, nesting) and one-line errors.
+        if (input == null || input.toString().equals("-")) return JsonConfig.parse(where, System.in);
+        return JsonConfig.parse(input);
     }
 
     /** --NAME VALUE pairs, -p JSON and bare {...} objects, merged in order. */

@@ -5,6 +5,7 @@ import io.jvhost.rpc.JsonRpcServer;
 import io.jvhost.rpc.Methods;
 import io.jvhost.rpc.RpcException;
 import io.jvhost.runtime.IdleStrategy;
+import io.jvhost.sys.SocketAccess;
 import io.jvhost.target.Controller;
 import io.jvhost.target.VhostTarget;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -15,6 +16,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -74,6 +76,19 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--no-rpc", description = "Do not start the JSON-RPC server.")
     boolean noRpc;
 
+    @Option(names = "--socket-mode", paramLabel = "OCTAL", description = "Mode of the controller and RPC sockets (default 0600: only this user may connect). E.g. 0660 with --socket-group.")
+    String socketMode;
+
+    @Option(names = "--socket-group", paramLabel = "GROUP", description = "Group (name or gid) given to the controller and RPC sockets, for a QEMU running as another user in that group.")
+    String socketGroup;
+
+    @Option(names = "--rpc-idle-timeout", paramLabel = "SECONDS", description = "Disconnect an RPC client that completes no request for this long (default 60; 0 = never).")
+    long rpcIdleTimeout = JsonRpcServer.DEFAULT_IDLE_TIMEOUT.toSeconds();
+
+    @Option(names = "--rpc-peer-check", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Accept RPC clients only from root, the socket's owner or the --socket-group (SO_PEERCRED), whatever the file permissions (default on; --no-rpc-peer-check: permissions alone decide).")
+    boolean rpcPeerCheck = true;
+
     @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor). Default: back off and sleep on kicks.")
     boolean busyPoll;
 
@@ -91,6 +106,17 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("jvhost: --reactors must be at least 1");
             return 2;
         }
+        if (rpcIdleTimeout < 0) {
+            System.err.println("jvhost: --rpc-idle-timeout must be 0 (never) or a number of seconds");
+            return 2;
+        }
+        SocketAccess access;
+        try {
+            access = SocketAccess.parse(socketMode, socketGroup);
+        } catch (IllegalArgumentException e) {
+            System.err.println("jvhost: " + e.getMessage());
+            return 2;
+        }
         Path dir = socketDir.toAbsolutePath().normalize();
         IdleStrategy idle = busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF;
         VhostTarget target;
@@ -100,6 +126,7 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("jvhost: " + e.getMessage());
             return 2;
         }
+        target.socketAccess(access);
         Methods methods = new Methods(target);
         JsonRpcServer rpc = null;
         try {
@@ -107,7 +134,10 @@ final class ServeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--empty excludes --malloc, --file and --null");
             }
             // The RPC socket first: if it cannot be created, nothing else has been.
-            if (!noRpc) rpc = JsonRpcServer.start(rpcSocket, methods);
+            if (!noRpc) {
+                rpc = JsonRpcServer.start(rpcSocket, methods, JsonRpcServer.Options.defaults().withAccess(access)
+                        .withIdleTimeout(Duration.ofSeconds(rpcIdleTimeout)).withPeerCheck(rpcPeerCheck));
+            }
             if (json != null) {
                 int n = JsonConfig.load(json, methods);
                 System.err.println("jvhost: loaded " + n + " config entr" + (n == 1 ? "y" : "ies") + " from " + json);
@@ -123,7 +153,7 @@ final class ServeCommand implements Callable<Integer> {
             if (rpc != null) rpc.close();
             target.close();
             return 2;
-        } catch (RpcException | IllegalArgumentException e) {
+        } catch (RpcException | IllegalArgumentException | io.jvhost.sys.NativeException e) {
             System.err.println("jvhost: " + e.getMessage());
             if (rpc != null) rpc.close();
             target.close();
@@ -137,6 +167,12 @@ final class ServeCommand implements Callable<Integer> {
             target.close();
             stopped.countDown();
         }, "shutdown"));
+        // spdk_kill_instance: SIGKILL stops at once; any other signal shuts down as SIGTERM does
+        // (the shutdown hook above). On another thread, so the RPC's answer goes out first.
+        methods.setKillHandler(sig -> Thread.ofPlatform().name("spdk_kill_instance").start(() -> {
+            if (sig.equals("SIGKILL")) Runtime.getRuntime().halt(137);
+            System.exit(0);
+        }));
         printQuickStart(target.controllers(), server);
         keepRunning = true;
         stopped.await();

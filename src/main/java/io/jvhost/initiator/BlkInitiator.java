@@ -16,6 +16,15 @@ public final class BlkInitiator extends VhostUserDriver {
         super(socket, numQueues, queueSize, dataBytes, want, CONFIG_SIZE);
     }
 
+    private BlkInitiator(String socket, FrontendProfile profile, int numQueues, int queueSize, long dataBytes) throws IOException {
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+    }
+
+    /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
+    public static BlkInitiator connect(String socket, FrontendProfile profile, int numQueues, int queueSize, long dataBytes) throws IOException {
+        return new BlkInitiator(socket, profile, numQueues, queueSize, dataBytes);
+    }
+
     /**
      * Connects to a vhost-user-blk target at {@code socket} and sets up {@code numQueues} queues
      * of {@code queueSize} entries, with {@code dataBytes} of data buffer space.

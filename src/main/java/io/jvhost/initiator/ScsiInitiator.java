@@ -16,11 +16,21 @@ public final class ScsiInitiator extends VhostUserDriver {
     public record Response(int response, int status, int residual, byte[] sense, int usedLen) {}
 
     private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE);
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST);
     }
 
     public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
         return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes);
+    }
+
+    private ScsiInitiator(String socket, FrontendProfile profile, int requestQueues, int queueSize, long dataBytes) throws IOException {
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+    }
+
+    /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
+    public static ScsiInitiator connect(String socket, FrontendProfile profile, int requestQueues, int queueSize, long dataBytes) throws IOException {
+        if (!profile.supports(Kind.SCSI)) throw new IllegalArgumentException(profile.name() + " does not drive virtio-scsi");
+        return new ScsiInitiator(socket, profile, requestQueues, queueSize, dataBytes);
     }
 
     /**

@@ -18,7 +18,16 @@ public final class SharedMemory implements AutoCloseable {
     private long next;
 
     public SharedMemory(long size, long gpaBase) {
-        this.fd = MemFd.create("jvhost-initiator", size);
+        this(size, gpaBase, true);
+    }
+
+    /**
+     * @param sealable false: the memfd is made without MFD_ALLOW_SEALING, so the target cannot
+     *                 seal it against shrinking (as with a plain tmpfs or hugetlbfs file); tests
+     *                 use it to truncate memory under a live target
+     */
+    public SharedMemory(long size, long gpaBase, boolean sealable) {
+        this.fd = MemFd.create("jvhost-initiator", size, sealable);
         this.mapping = Mmap.map(fd, 0, size, true);
         this.gpaBase = gpaBase;
     }

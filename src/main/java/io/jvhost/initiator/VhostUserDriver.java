@@ -5,27 +5,54 @@ import io.jvhost.sys.Fd;
 import io.jvhost.virtio.DriverSplitQueue;
 import io.jvhost.virtio.SplitRing;
 import io.jvhost.virtio.VirtioFeatures;
-import io.jvhost.vhostuser.VhostUserProtocol;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A poll-mode virtio driver over vhost-user with no VM (SPDK: virtio-user): shared memory from a
- * memfd, the front-end handshake QEMU would do, split rings we lay out ourselves, and a scratch
- * area plus a data area in that memory for requests. Device-specific request builders
+ * memfd, the front-end handshake of a {@link FrontendProfile} (ours by default, or one that
+ * imitates QEMU, SPDK, libblkio, ...), split rings we lay out ourselves, and a scratch area plus
+ * a data area in that memory for requests. Device-specific request builders
  * ({@link BlkInitiator}, {@link ScsiInitiator}) sit on top. Each queue is owned by one thread.
+ *
+ * <p>Memory is one memfd mapping, described to the back-end as one or more regions (the
+ * profile's {@link FrontendProfile.Layout}): rings and scratch in the first, the data area in the
+ * last, so no buffer straddles two regions.
  */
 public class VhostUserDriver implements AutoCloseable {
+    /** What kind of device the driver talks to. */
+    public enum Kind { BLK, SCSI }
+
+    /**
+     * One region of the shared memory as the back-end sees it: {@code size} bytes at mapping
+     * offset {@code offset}, at guest-physical address {@code gpa}.
+     */
+    public record Region(long offset, long size, long gpa) {}
+
+    /** Where the default layout puts guest memory (above 4 GiB, so a zero address is never valid). */
+    static final long DEFAULT_GPA_BASE = 0x100000000L;
+    private static final long SCRATCH_BYTES = 65536;
+
     protected final VhostUserFrontend fe;
     protected final SharedMemory mem;
+    protected final Kind kind;
     protected final DriverSplitQueue[] queues;
     protected final int[] kickFds;
     protected final int[] callFds;
-    protected final long negotiated;
-    protected final byte[] config;
+    protected final int queueSize;
+    protected final long wantFeatures;
+    protected final int configSize;
+    protected final FrontendProfile profile;
+    private final long[] descOff, availOff, usedOff;
+    private final List<Region> regions = new ArrayList<>();
+    protected long negotiated;
+    protected long protocolFeatures;
+    protected byte[] config = new byte[0];
     /** 64 KiB of scratch for request/response headers. */
     protected final long scratchOff;
     protected final long dataOff;
@@ -34,59 +61,59 @@ public class VhostUserDriver implements AutoCloseable {
     protected final MemorySegment eventScratch = arena.allocate(8, 8);
     private int lastUsedLen;
     private int lastHead = -1;
+    private boolean stopped;
 
     protected VhostUserDriver(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize) throws IOException {
+        this(socket, Kind.BLK, numQueues, queueSize, dataBytes, wantFeatures, configSize, FrontendProfile.JVHOST);
+    }
+
+    protected VhostUserDriver(String socket, Kind kind, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize,
+                              FrontendProfile profile) throws IOException {
         VhostUserFrontend f = VhostUserFrontend.connect(socket);
-        long ringBytes = (long) numQueues * 3 * (SplitRing.usedBytes(queueSize) + 8192);
+        long ringBytes = (long) numQueues * (SplitRing.descTableBytes(queueSize) + SplitRing.availBytes(queueSize) + SplitRing.usedBytes(queueSize) + 3 * 4096);
+        long low = (ringBytes + SCRATCH_BYTES + 0x1fffff) & ~0x1fffffL;
+        long high = (dataBytes + 0x1fffff) & ~0x1fffffL;
         SharedMemory m;
         try {
-            m = new SharedMemory(((ringBytes + dataBytes + 65536 * 2) + 0x1fffff) & ~0x1fffffL, 0x100000000L);
+            m = new SharedMemory(low + high, DEFAULT_GPA_BASE);
         } catch (RuntimeException e) {
             f.close();
             throw e;
         }
         this.fe = f;
         this.mem = m;
+        this.kind = kind;
+        this.profile = profile;
+        this.queueSize = queueSize;
+        this.wantFeatures = wantFeatures;
+        this.configSize = configSize;
         this.queues = new DriverSplitQueue[numQueues];
         this.kickFds = new int[numQueues];
         this.callFds = new int[numQueues];
+        this.descOff = new long[numQueues];
+        this.availOff = new long[numQueues];
+        this.usedOff = new long[numQueues];
         java.util.Arrays.fill(kickFds, -1);
         java.util.Arrays.fill(callFds, -1);
         try {
-            long offered = fe.getFeatures();
-            long pf = 0;
-            if (VirtioFeatures.has(offered, VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES)) {
-                pf = fe.getProtocolFeatures() & ((1L << VhostUserProtocol.PF_MQ) | (1L << VhostUserProtocol.PF_REPLY_ACK)
-                        | (1L << VhostUserProtocol.PF_CONFIG));
-                fe.setProtocolFeatures(pf);
-                fe.useReplyAck((pf & (1L << VhostUserProtocol.PF_REPLY_ACK)) != 0);
-            }
-            long maxQ = (pf & (1L << VhostUserProtocol.PF_MQ)) != 0 ? fe.getQueueNum() : 1;
-            if (numQueues > maxQ) throw new IOException("target offers " + maxQ + " queues, " + numQueues + " requested");
-            fe.setOwner();
-            negotiated = offered & wantFeatures;
-            fe.setFeatures(negotiated);
-            fe.setMemTable(mem);
-            config = (pf & (1L << VhostUserProtocol.PF_CONFIG)) != 0 ? fe.getConfig(configSize) : new byte[0];
-            boolean eventIdx = VirtioFeatures.has(negotiated, VirtioFeatures.RING_EVENT_IDX);
             for (int q = 0; q < numQueues; q++) {
-                long d = mem.allocate(SplitRing.descTableBytes(queueSize), 4096);
-                long a = mem.allocate(SplitRing.availBytes(queueSize), 4096);
-                long u = mem.allocate(SplitRing.usedBytes(queueSize), 4096);
-                MemorySegment s = mem.segment();
-                queues[q] = new DriverSplitQueue(queueSize, s.asSlice(d), s.asSlice(a), s.asSlice(u), eventIdx);
+                descOff[q] = mem.allocate(SplitRing.descTableBytes(queueSize), 4096);
+                availOff[q] = mem.allocate(SplitRing.availBytes(queueSize), 4096);
+                usedOff[q] = mem.allocate(SplitRing.usedBytes(queueSize), 4096);
                 kickFds[q] = EventFd.create(true);
                 callFds[q] = EventFd.create(true);
-                fe.setVringNum(q, queueSize);
-                fe.setVringBase(q, 0);
-                fe.setVringAddr(q, mem.uva(d), mem.uva(u), mem.uva(a));
-                fe.setVringKick(q, kickFds[q]);
-                fe.setVringCall(q, callFds[q]);
-                if (VirtioFeatures.has(negotiated, VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES)) fe.setVringEnable(q, true);
             }
-            scratchOff = mem.allocate(65536, 4096);
+            scratchOff = mem.allocate(SCRATCH_BYTES, 4096);
+            mem.allocate(low - (scratchOff + SCRATCH_BYTES), 1); // the rest of the low part
             dataLen = dataBytes;
             dataOff = mem.allocate(dataBytes, 4096);
+            regions.addAll(profile.layout().regions(mem, low));
+            profile.start(this);
+            boolean eventIdx = VirtioFeatures.has(negotiated, VirtioFeatures.RING_EVENT_IDX);
+            MemorySegment s = mem.segment();
+            for (int q = 0; q < numQueues; q++) {
+                queues[q] = new DriverSplitQueue(queueSize, s.asSlice(descOff[q]), s.asSlice(availOff[q]), s.asSlice(usedOff[q]), eventIdx);
+            }
         } catch (IOException | RuntimeException e) {
             close();
             throw e;
@@ -99,18 +126,46 @@ public class VhostUserDriver implements AutoCloseable {
     }
 
     public long negotiatedFeatures() { return negotiated; }
+    public long negotiatedProtocolFeatures() { return protocolFeatures; }
     public byte[] config() { return config.clone(); }
     public VhostUserFrontend frontend() { return fe; }
     public SharedMemory memory() { return mem; }
     public DriverSplitQueue queue(int q) { return queues[q]; }
+    public int queueCount() { return queues.length; }
+    public int queueSize() { return queueSize; }
     public int kickFd(int q) { return kickFds[q]; }
+    public int callFd(int q) { return callFds[q]; }
+    public Kind kind() { return kind; }
+    public FrontendProfile profile() { return profile; }
+    /** The regions the back-end was given. */
+    public List<Region> regions() { return List.copyOf(regions); }
+
+    // ---- for profiles: what the handshake needs ----
+
+    /** Features this driver would ack: the caller's wish, narrowed by the profile. */
+    long wantedFeatures() { return wantFeatures; }
+    int wantedConfigSize() { return configSize; }
+    void negotiated(long features) { negotiated = features; }
+    void protocolFeatures(long pf) { protocolFeatures = pf; }
+    void config(byte[] c) { config = c; }
+    long descUva(int q) { return mem.uva(descOff[q]); }
+    long availUva(int q) { return mem.uva(availOff[q]); }
+    long usedUva(int q) { return mem.uva(usedOff[q]); }
+
+    /** Guest-physical address of mapping offset {@code off}. */
+    public long gpaOf(long off) {
+        for (Region r : regions) {
+            if (off >= r.offset() && off < r.offset() + r.size()) return r.gpa() + (off - r.offset());
+        }
+        throw new IllegalArgumentException("offset 0x" + Long.toHexString(off) + " is in no region");
+    }
 
     /** The data buffer area. */
     public MemorySegment data() { return mem.segment().asSlice(dataOff, dataLen); }
-    public long dataGpa() { return mem.gpa(dataOff); }
+    public long dataGpa() { return gpaOf(dataOff); }
     /** The 64 KiB header scratch area. */
-    public MemorySegment scratch() { return mem.segment().asSlice(scratchOff, 65536); }
-    public long scratchGpa() { return mem.gpa(scratchOff); }
+    public MemorySegment scratch() { return mem.segment().asSlice(scratchOff, SCRATCH_BYTES); }
+    public long scratchGpa() { return gpaOf(scratchOff); }
 
     /** Publishes what was queued on {@code q} and kicks if the device wants a kick. */
     public void publishAndKick(int q) {
@@ -132,6 +187,18 @@ public class VhostUserDriver implements AutoCloseable {
             Thread.onSpinWait();
         }
     }
+
+    /**
+     * Stops the device as the profile's front-end does (QEMU: disable and GET_VRING_BASE each
+     * ring; SPDK: GET_VRING_BASE each ring); returns the avail index the back-end reported per
+     * ring. The connection stays open.
+     */
+    public int[] stop() throws IOException {
+        stopped = true;
+        return profile.stop(this);
+    }
+
+    public boolean stopped() { return stopped; }
 
     @Override
     public void close() {

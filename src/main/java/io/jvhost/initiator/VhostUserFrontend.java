@@ -22,6 +22,11 @@ public final class VhostUserFrontend implements AutoCloseable {
     private final VhostUserMessage out = new VhostUserMessage();
     private final VhostUserMessage in = new VhostUserMessage();
     private boolean replyAck;
+    private boolean needReplyOnAll;
+    private final java.util.List<VhostUserRequest> sent = new java.util.ArrayList<>();
+    private final java.util.List<VhostUserRequest> sentWithNeedReply = new java.util.ArrayList<>();
+    /** With REPLY_ACK on: the requests that ask for an ack (null: all without a reply of their own). */
+    private java.util.Set<VhostUserRequest> ackOnly;
 
     public VhostUserFrontend(UnixSocket socket) {
         this.conn = new VhostUserConnection(socket, false);
@@ -40,13 +45,56 @@ public final class VhostUserFrontend implements AutoCloseable {
         replyAck = on;
     }
 
+    /**
+     * From now on, set NEED_REPLY on every message, those with a reply of their own included
+     * (rust-vmm's vhost crate does this once REPLY_ACK is negotiated: it sets the flag in its
+     * header template). Implies {@link #useReplyAck}.
+     */
+    public void needReplyOnEveryMessage(boolean on) {
+        needReplyOnAll = on;
+        replyAck = on || replyAck;
+    }
+
+    /**
+     * With REPLY_ACK on, ask for an ack only on {@code requests} (QEMU 7.2 does so for the
+     * memory table messages and SET_CONFIG, nothing else); null: on every request without a
+     * reply of its own.
+     */
+    public void ackOnly(java.util.Set<VhostUserRequest> requests) {
+        ackOnly = requests;
+    }
+
+    /** The requests sent so far that carried NEED_REPLY, in order. */
+    public java.util.List<VhostUserRequest> sentWithNeedReply() {
+        return java.util.List.copyOf(sentWithNeedReply);
+    }
+
+    /** Every request sent so far, in order (for tests that compare a profile's sequence). */
+    public java.util.List<VhostUserRequest> sent() {
+        return java.util.List.copyOf(sent);
+    }
+
+    private int getFlags() {
+        return VERSION | (needReplyOnAll ? FLAG_NEED_REPLY : 0);
+    }
+
+    private void sendGet(int... fds) {
+        out.flags = getFlags();
+        sent.add(out.request);
+        if (needReplyOnAll) sentWithNeedReply.add(out.request);
+        conn.send(out, fds);
+    }
+
     private void request(VhostUserRequest req, int size, int... fds) throws IOException {
         out.requestCode = req.code;
         out.request = req;
-        out.flags = VERSION | (replyAck ? FLAG_NEED_REPLY : 0);
+        boolean ack = replyAck && (needReplyOnAll || ackOnly == null || ackOnly.contains(req));
+        out.flags = VERSION | (ack ? FLAG_NEED_REPLY : 0);
         out.size = size;
+        sent.add(req);
+        if (ack) sentWithNeedReply.add(req);
         conn.send(out, fds);
-        if (replyAck) {
+        if (ack) {
             receiveReply(req);
             if (in.u64(0) != 0) throw new IOException(req + " was rejected by the back-end (ack " + in.u64(0) + ")");
         }
@@ -66,7 +114,7 @@ public final class VhostUserFrontend implements AutoCloseable {
 
     private long getU64(VhostUserRequest req) throws IOException {
         out.begin(req, VERSION, 0);
-        conn.send(out);
+        sendGet();
         receiveReply(req);
         if (in.size != 8) throw new IOException(req + " reply has " + in.size + " bytes, expected 8");
         return in.u64(0);
@@ -88,6 +136,32 @@ public final class VhostUserFrontend implements AutoCloseable {
     public void setOwner() throws IOException {
         out.begin(VhostUserRequest.SET_OWNER, VERSION, 0);
         request(VhostUserRequest.SET_OWNER, 0);
+    }
+
+    public void resetDevice() throws IOException {
+        out.begin(VhostUserRequest.RESET_DEVICE, VERSION, 0);
+        request(VhostUserRequest.RESET_DEVICE, 0);
+    }
+
+    /**
+     * SET_MEM_TABLE of {@code regions} of one shared memory: each region's mmap offset is its
+     * offset in the memfd, its user address our mapping's address there.
+     */
+    public void setMemTable(SharedMemory mem, java.util.List<VhostUserDriver.Region> regions) throws IOException {
+        int size = MEM_TABLE_HEADER + MEM_REGION_SIZE * regions.size();
+        out.begin(VhostUserRequest.SET_MEM_TABLE, VERSION, size);
+        out.putU32(0, regions.size());
+        int[] fds = new int[regions.size()];
+        for (int i = 0; i < regions.size(); i++) {
+            VhostUserDriver.Region r = regions.get(i);
+            int off = MEM_TABLE_HEADER + i * MEM_REGION_SIZE;
+            out.putU64(off, r.gpa());
+            out.putU64(off + 8, r.size());
+            out.putU64(off + 16, mem.uva(r.offset()));
+            out.putU64(off + 24, r.offset());
+            fds[i] = mem.fd();
+        }
+        request(VhostUserRequest.SET_MEM_TABLE, size, fds);
     }
 
     /** SET_MEM_TABLE with one region per shared memory. */
@@ -136,6 +210,8 @@ public final class VhostUserFrontend implements AutoCloseable {
     public void setVringNum(int index, int num) throws IOException { vringState(VhostUserRequest.SET_VRING_NUM, index, num); }
     public void setVringBase(int index, int base) throws IOException { vringState(VhostUserRequest.SET_VRING_BASE, index, base); }
     public void setVringEnable(int index, boolean on) throws IOException { vringState(VhostUserRequest.SET_VRING_ENABLE, index, on ? 1 : 0); }
+    /** SET_VRING_ENABLE with a raw {@code num} (SPDK's virtio-user sends the ring size). */
+    public void setVringEnable(int index, int num) throws IOException { vringState(VhostUserRequest.SET_VRING_ENABLE, index, num); }
 
     public void setVringAddr(int index, long descUva, long usedUva, long availUva) throws IOException {
         out.begin(VhostUserRequest.SET_VRING_ADDR, VERSION, VRING_ADDR_SIZE);
@@ -151,6 +227,7 @@ public final class VhostUserFrontend implements AutoCloseable {
     /** fd -1 sends the "no fd" flag (polling). */
     public void setVringKick(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_KICK, index, fd); }
     public void setVringCall(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_CALL, index, fd); }
+    public void setVringErr(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_ERR, index, fd); }
 
     private void vringFile(VhostUserRequest req, int index, int fd) throws IOException {
         long v = index & VRING_FILE_INDEX_MASK;
@@ -165,20 +242,31 @@ public final class VhostUserFrontend implements AutoCloseable {
     public int getVringBase(int index) throws IOException {
         out.begin(VhostUserRequest.GET_VRING_BASE, VERSION, VRING_STATE_SIZE);
         out.putU32(0, index);
-        conn.send(out);
+        sendGet();
         receiveReply(VhostUserRequest.GET_VRING_BASE);
+        if (in.size != VRING_STATE_SIZE) throw new IOException("GET_VRING_BASE reply has " + in.size + " bytes, expected " + VRING_STATE_SIZE);
         return in.u32(4);
     }
 
     /** GET_CONFIG of {@code size} bytes from offset 0; returns the bytes. */
     public byte[] getConfig(int size) throws IOException {
+        return getConfig(0, size);
+    }
+
+    /**
+     * GET_CONFIG of {@code size} bytes at {@code offset}, sent with the full-length region as
+     * QEMU and SPDK's virtio-user send it. Like them, we take only a reply of exactly
+     * 12 + {@code size} bytes.
+     */
+    public byte[] getConfig(int offset, int size) throws IOException {
         out.begin(VhostUserRequest.GET_CONFIG, VERSION, CONFIG_HEADER + size);
-        out.putU32(0, 0);
+        out.putU32(0, offset);
         out.putU32(4, size);
-        conn.send(out);
+        sendGet();
         receiveReply(VhostUserRequest.GET_CONFIG);
+        if (in.size != CONFIG_HEADER + size) throw new IOException("GET_CONFIG reply has " + in.size + " bytes, expected " + (CONFIG_HEADER + size));
         int got = in.u32(4);
-        if (in.size != CONFIG_HEADER + got) throw new IOException("GET_CONFIG reply size " + in.size + " does not match its header (" + got + ")");
+        if (got != size) throw new IOException("GET_CONFIG reply's size field says " + got + ", expected " + size);
         byte[] b = new byte[got];
         MemorySegment.copy(in.payload(), java.lang.foreign.ValueLayout.JAVA_BYTE, CONFIG_HEADER, b, 0, got);
         return b;

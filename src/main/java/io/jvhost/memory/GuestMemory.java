@@ -54,6 +54,15 @@ public final class GuestMemory {
         return Collections.unmodifiableList(java.util.Arrays.asList(regions));
     }
 
+    /**
+     * The first region whose file no longer backs its mapping (truncated by the front-end), or
+     * null. Cold path: one fstat per unsealed region.
+     */
+    public MemoryRegion vanishedRegion() {
+        for (MemoryRegion r : regions) if (!r.intact()) return r;
+        return null;
+    }
+
     /** A new snapshot with {@code r} added. */
     public GuestMemory with(MemoryRegion r) {
         List<MemoryRegion> l = new ArrayList<>(List.of(regions));

@@ -10,6 +10,7 @@ import io.jvhost.bdev.BdevIoStats;
 import io.jvhost.bdev.BdevRegistry;
 import io.jvhost.bdev.BlockDevice;
 import io.jvhost.bdev.FileBlockDevice;
+import io.jvhost.bdev.HostMemory;
 import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.bdev.NullBlockDevice;
 
@@ -37,6 +38,10 @@ public final class BdevRpc {
         m.register("bdev_aio_delete", p -> deleteBdev(bdevs, p, FileBlockDevice.class));
         m.register("bdev_get_bdevs", p -> bdevGetBdevs(bdevs, p));
         m.register("bdev_get_iostat", p -> bdevGetIostat(bdevs, p));
+        m.register("bdev_reset_iostat", p -> bdevResetIostat(bdevs, p));
+        m.register("bdev_null_resize", p -> bdevNullResize(bdevs, p));
+        m.register("bdev_aio_rescan", p -> bdevAioRescan(bdevs, p));
+        m.register("bdev_set_qos_limit", p -> bdevSetQosLimit(bdevs, p));
         m.registerSubsystem("bdev", List.of(), () -> config(bdevs));
     }
 
@@ -49,8 +54,22 @@ public final class BdevRpc {
         spdkMetadataParams(p, blockSize);
         p.done();
         if (name == null) name = nextName(bdevs, "Malloc");
+        if (numBlocks > 0 && numBlocks <= Long.MAX_VALUE / blockSize) admitRamDisk(bdevs, numBlocks * blockSize, HostMemory.read());
         bdevs.register(new MallocBlockDevice(name, numBlocks, blockSize, uuid));
         return TextNode.valueOf(name);
+    }
+
+    /**
+     * Refuses a RAM disk the host cannot back ({@link HostMemory}) with SPDK's answer to a failed
+     * allocation: {@code -ENOMEM} and its text, at once, before anything is mapped. Every way a
+     * RAM disk is made (RPC, JSON config, {@code serve --malloc}) comes through here.
+     */
+    static void admitRamDisk(BdevRegistry bdevs, long bytes, HostMemory host) {
+        if (host == null) return; // not Linux: nothing to measure; the mapping itself may still fail with ENOMEM
+        long promised = 0;
+        for (BlockDevice d : bdevs.list()) if (d instanceof MallocBlockDevice m) promised += m.sizeBytes();
+        String why = host.refusal(bytes, promised);
+        if (why != null) throw new RpcException(RpcException.ENOMEM, "bdev_malloc_create: " + why + " (Cannot allocate memory)");
     }
 
     private static JsonNode bdevNullCreate(BdevRegistry bdevs, Params p) {
@@ -105,6 +124,68 @@ public final class BdevRpc {
         return BooleanNode.TRUE;
     }
 
+    /** SPDK: {@code new_size} in MiB, never smaller than the current size. */
+    private static JsonNode bdevNullResize(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        long newSizeMiB = p.integerInRange("new_size", 0, Long.MAX_VALUE >> 20);
+        p.done();
+        BlockDevice d = bdevs.get(name);
+        if (!(d instanceof NullBlockDevice)) throw new BdevException(BdevException.Kind.INVALID, "bdev '" + name + "' is a " + d.productName() + ", not a null bdev");
+        long currentMiB = d.sizeBytes() >> 20;
+        if (newSizeMiB < currentMiB) {
+            throw RpcException.invalidParams("bdev_null_resize: parameter 'new_size' (" + newSizeMiB + " MiB) must not be smaller than the current size ("
+                    + currentMiB + " MiB)");
+        }
+        bdevs.resize(name, (newSizeMiB << 20) / d.blockSize());
+        return BooleanNode.TRUE;
+    }
+
+    /** SPDK: re-reads the file's size and adopts it (in whole blocks). */
+    private static JsonNode bdevAioRescan(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        p.done();
+        BlockDevice d = bdevs.get(name);
+        if (!(d instanceof FileBlockDevice f)) throw new BdevException(BdevException.Kind.NOT_FOUND, "bdev '" + name + "' is a " + d.productName() + ", not an aio bdev");
+        long blocks = f.currentNumBlocks();
+        if (blocks < 1) throw RpcException.invalidParams("bdev_aio_rescan: " + f.path() + " is now smaller than one " + f.blockSize() + "-byte block");
+        long old = bdevs.resize(name, blocks);
+        if (old != blocks) org.slf4j.LoggerFactory.getLogger(BdevRpc.class).info("bdev {}: {} resized from {} to {} blocks", name, f.path(), old, blocks);
+        return BooleanNode.TRUE;
+    }
+
+    /** SPDK: {@code mode} "all" (default) or "maxmin" (only the latency extremes). */
+    private static JsonNode bdevResetIostat(BdevRegistry bdevs, Params p) {
+        String name = p.string("name", null);
+        String mode = p.string("mode", "all");
+        p.done();
+        BdevIoStats.ResetMode m = switch (mode) {
+            case "all" -> BdevIoStats.ResetMode.ALL;
+            case "maxmin" -> BdevIoStats.ResetMode.MAXMIN;
+            default -> throw RpcException.invalidParams("bdev_reset_iostat: parameter 'mode' must be \"all\" or \"maxmin\", got \"" + mode + "\"");
+        };
+        for (BlockDevice d : name == null ? bdevs.list() : List.of(bdevs.get(name))) d.ioStats().reset(m);
+        return BooleanNode.TRUE;
+    }
+
+    private static final List<String> QOS_LIMITS = List.of("rw_ios_per_sec", "rw_mbytes_per_sec", "r_mbytes_per_sec", "w_mbytes_per_sec");
+
+    /**
+     * SPDK saves this for a bdev with rate limits. jvhost has no QoS: "no limit" (0 everywhere)
+     * is accepted, a real limit refused, since ignoring it would let a guest exceed it silently.
+     */
+    private static JsonNode bdevSetQosLimit(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        List<String> set = new java.util.ArrayList<>();
+        for (String k : QOS_LIMITS) if (p.integerInRange(k, 0, 0, Long.MAX_VALUE) != 0) set.add(k);
+        p.done();
+        bdevs.get(name);
+        if (!set.isEmpty()) {
+            throw RpcException.invalidParams("bdev_set_qos_limit: jvhost has no QoS rate limiting, so " + String.join(", ", set)
+                    + " would not be enforced; remove the bdev_set_qos_limit entry (or set the limits to 0)");
+        }
+        return BooleanNode.TRUE;
+    }
+
     private static List<BlockDevice> select(BdevRegistry bdevs, Params p) {
         String name = p.string("name", null);
         p.done();
@@ -138,7 +219,9 @@ public final class BdevRpc {
                 .put("nvme_admin", false).put("nvme_io", false).put("write_zeroes", rw && d.supportsWriteZeroes())
                 .put("zcopy", false).put("compare", false).put("compare_and_write", false).put("abort", false).put("copy", false);
         ObjectNode drv = o.putObject("driver_specific");
-        if (d instanceof FileBlockDevice f) drv.putObject("aio").put("filename", f.path()).put("readonly", f.readOnly());
+        if (d instanceof FileBlockDevice f) {
+            drv.putObject("aio").put("filename", f.path()).put("block_size_override", f.blockSizeGiven()).put("readonly", f.readOnly());
+        }
         return o;
     }
 
@@ -176,27 +259,41 @@ public final class BdevRpc {
         return r;
     }
 
-    /** The bdev subsystem's config: one create call per device, in creation order. */
-    private static JsonNode config(BdevRegistry bdevs) {
+    /**
+     * The bdev subsystem's config: one create call per device, in creation order, with exactly
+     * the parameters SPDK 23.01's save_config writes for that method (module/bdev/{malloc,null,
+     * aio}: {@code *_write_json_config}), so the file loads into SPDK as well: malloc writes
+     * {@code optimal_io_boundary} (jvhost keeps none: 0); null writes the metadata/DIF fields
+     * (always "none" here); aio writes no {@code uuid} (SPDK 23.01's bdev_aio_create rejects it,
+     * so a file bdev's UUID is derived from its path again on load) and {@code block_size} only
+     * when it was given at creation.
+     * (SPDK's list also starts with {@code bdev_set_options} and ends with
+     * {@code bdev_wait_for_examine}; jvhost has nothing to say in either, so writes neither.)
+     */
+    static JsonNode config(BdevRegistry bdevs) {
         ArrayNode a = Json.arr();
         for (BlockDevice d : bdevs.list()) {
             ObjectNode e = Json.obj();
             ObjectNode params = Json.obj();
             switch (d) {
-                case MallocBlockDevice x -> e.put("method", "bdev_malloc_create");
-                case NullBlockDevice x -> e.put("method", "bdev_null_create");
-                case FileBlockDevice x -> e.put("method", "bdev_aio_create");
+                case MallocBlockDevice x -> {
+                    e.put("method", "bdev_malloc_create");
+                    params.put("name", d.name()).put("num_blocks", d.numBlocks()).put("block_size", d.blockSize())
+                            .put("uuid", d.uuid().toString()).put("optimal_io_boundary", 0);
+                }
+                case NullBlockDevice x -> {
+                    e.put("method", "bdev_null_create");
+                    params.put("name", d.name()).put("num_blocks", d.numBlocks()).put("block_size", d.blockSize())
+                            .put("md_size", 0).put("dif_type", 0).put("dif_is_head_of_md", false).put("uuid", d.uuid().toString());
+                }
+                case FileBlockDevice f -> {
+                    e.put("method", "bdev_aio_create");
+                    params.put("name", d.name());
+                    if (f.blockSizeGiven()) params.put("block_size", d.blockSize());
+                    params.put("filename", f.path()).put("readonly", f.readOnly());
+                }
                 default -> { continue; }
             }
-            params.put("name", d.name());
-            if (d instanceof FileBlockDevice f) {
-                params.put("filename", f.path());
-                params.put("readonly", f.readOnly());
-            } else {
-                params.put("num_blocks", d.numBlocks());
-            }
-            params.put("block_size", d.blockSize());
-            params.put("uuid", d.uuid().toString());
             e.set("params", params);
             a.add(e);
         }

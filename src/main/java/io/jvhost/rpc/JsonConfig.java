@@ -1,10 +1,15 @@
 package io.jvhost.rpc;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -13,6 +18,10 @@ import java.nio.file.Path;
  * {@code {"subsystems":[{"subsystem":"bdev","config":[{"method":"...","params":{...}}]}, ...]}}
  * by replaying each entry through {@link Methods} in file order. A bad file fails with the
  * path, the entry and the reason; the caller then discards the half-built target.
+ *
+ * <p>The file is read up to {@link #MAX_CONFIG_BYTES} (a config is a few KiB; {@code /dev/zero}
+ * or a wrong file must not be read forever) and parsed with Jackson's limits (nesting depth
+ * {@link #MAX_NESTING}): every failure is one line naming the file and, when known, the line.
  */
 public final class JsonConfig {
     private JsonConfig() {}
@@ -24,16 +33,60 @@ public final class JsonConfig {
         }
     }
 
+    /** Largest config file read (16 MiB). */
+    public static final int MAX_CONFIG_BYTES = 16 << 20;
+    /** Deepest nesting of arrays/objects accepted (an SPDK config nests 5 deep). */
+    public static final int MAX_NESTING = 64;
+
+    private static final ObjectMapper MAPPER = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING).build()).build());
+
     public static int load(Path file, Methods methods) throws ConfigException {
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(Files.readString(file));
-        } catch (JsonProcessingException e) {
-            throw new ConfigException(file + ": not valid JSON: " + e.getOriginalMessage() + " (line " + e.getLocation().getLineNr() + ")");
+        return apply(file.toString(), parse(file), methods);
+    }
+
+    /** Reads and parses {@code file} within the limits; one-line errors. */
+    public static JsonNode parse(Path file) throws ConfigException {
+        try (InputStream in = Files.newInputStream(file)) {
+            return parse(file.toString(), in);
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read: " + e.getMessage());
         }
-        return apply(file.toString(), root, methods);
+    }
+
+    /** As {@link #parse(Path)} for a stream (standard input); {@code file} names it in errors. */
+    public static JsonNode parse(String file, InputStream in) throws ConfigException {
+        byte[] bytes;
+        try {
+            bytes = in.readNBytes(MAX_CONFIG_BYTES + 1);
+        } catch (IOException e) {
+            throw new ConfigException(file + ": cannot read: " + e.getMessage());
+        }
+        if (bytes.length > MAX_CONFIG_BYTES) {
+            throw new ConfigException(file + ": larger than " + (MAX_CONFIG_BYTES >> 20) + " MiB; not a jvhost/SPDK config");
+        }
+        try {
+            JsonNode root = MAPPER.readTree(bytes);
+            if (root == null || root.isMissingNode()) throw new ConfigException(file + ": empty file, expected a JSON object with a \"subsystems\" array");
+            return root;
+        } catch (StreamConstraintsException e) {
+            throw new ConfigException(file + ": not a config: " + firstLine(e.getOriginalMessage()) + where(e));
+        } catch (JsonProcessingException e) {
+            throw new ConfigException(file + ": not valid JSON: " + firstLine(e.getOriginalMessage()) + where(e));
+        } catch (IOException e) {
+            throw new ConfigException(file + ": cannot parse: " + e.getMessage());
+        }
+    }
+
+    private static String where(JsonProcessingException e) {
+        JsonLocation l = e.getLocation();
+        return l == null || l.getLineNr() < 1 ? "" : " (line " + l.getLineNr() + ", column " + l.getColumnNr() + ")";
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "unknown error";
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
     }
 
     public static int apply(String where, JsonNode root, Methods methods) throws ConfigException {

@@ -104,6 +104,11 @@ public final class JsonRpcHandler {
         } catch (RuntimeException e) {
             log.warn("rpc {} failed unexpectedly", method.asText(), e);
             return notification ? null : error(replyId, RpcException.INTERNAL_ERROR, "Internal error: " + e);
+        } catch (OutOfMemoryError e) {
+            // The Java heap, not the host: answer (as SPDK answers a failed allocation) instead of
+            // letting the error end this client's thread with no reply.
+            log.error("rpc {} ran out of memory: {}", method.asText(), e.getMessage());
+            return notification ? null : error(replyId, RpcException.ENOMEM, method.asText() + ": out of memory: " + e.getMessage() + " (Cannot allocate memory)");
         }
     }
 

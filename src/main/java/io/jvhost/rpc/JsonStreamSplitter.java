@@ -16,6 +16,12 @@ import java.util.function.Consumer;
  * the next {@code {} / {@code [}. Bytes are scanned, not decoded: UTF-8 continuation bytes
  * never look like ASCII delimiters. Each cut is handed to the consumer, which parses it and
  * reports a parse error if it is not valid JSON. Whitespace between values is skipped.
+ *
+ * <p>A top-level token that is not an object or array ({@code 123}, {@code null},
+ * {@code }}}}) can never be a request, and the stream cannot tell where it ends ({@code 123}
+ * may go on with {@code 4}). So that the sender is not left waiting for an answer, it is cut
+ * where the bytes at hand end when no delimiter came first: junk written in one piece gets one
+ * answer; junk split across reads may get one answer per piece, and the stream stays in step.
  */
 public final class JsonStreamSplitter {
     /** A single request larger than this is refused (and the connection closed). */
@@ -83,7 +89,13 @@ public final class JsonStreamSplitter {
             }
             if (tooLong) return false;
         }
+        if (len > 0 && scalar) emit(out);
         return true;
+    }
+
+    /** True while part of a value has been fed but not yet emitted. */
+    public boolean pending() {
+        return len > 0;
     }
 
     /** End of stream: a pending complete token (a bare scalar) is emitted; returns the bytes of an unfinished value, or null. */

@@ -54,6 +54,7 @@ public final class Methods {
     private final Map<String, Method> methods = new LinkedHashMap<>();
     private final Map<String, Subsystem> subsystems = new LinkedHashMap<>();
     private final ReentrantLock lock = new ReentrantLock();
+    private volatile java.util.function.Consumer<String> killHandler;
 
     public Methods(VhostTarget target) {
         this.target = target;
@@ -65,6 +66,19 @@ public final class Methods {
 
     public VhostTarget target() {
         return target;
+    }
+
+    /**
+     * What {@code spdk_kill_instance} does with the signal name it was given (SIGTERM, ...):
+     * {@code jvhost serve} shuts down. It must return at once (do the work on another thread)
+     * so the caller still gets its answer. Null (the default): the method refuses.
+     */
+    public void setKillHandler(java.util.function.Consumer<String> handler) {
+        this.killHandler = handler;
+    }
+
+    java.util.function.Consumer<String> killHandler() {
+        return killHandler;
     }
 
     /** Adds or replaces a method. Register everything before the server starts. */
@@ -106,7 +120,11 @@ public final class Methods {
         synchronized (this) {
             m = methods.get(method);
         }
-        if (m == null) throw new RpcException(RpcException.METHOD_NOT_FOUND, "Method not found: " + method);
+        if (m == null) {
+            String why = FrameworkRpc.UNSUPPORTED_SPDK_METHODS.get(method);
+            throw new RpcException(RpcException.METHOD_NOT_FOUND, "Method not found: " + method
+                    + (why != null ? " (an SPDK method jvhost does not implement: " + why + ")" : ""));
+        }
         lock.lock();
         try {
             JsonNode r = m.call(new Params(method, params));

@@ -17,6 +17,7 @@ public final class RpcException extends RuntimeException {
     public static final int INVALID_STATE = -1;
     // SPDK answers "-errno" codes for operation failures; we do the same.
     public static final int ENOENT = -2;
+    public static final int ENOMEM = -12;
     public static final int EBUSY = -16;
     public static final int EEXIST = -17;
     public static final int ENODEV = -19;
@@ -41,6 +42,7 @@ public final class RpcException extends RuntimeException {
     static String errnoText(int code) {
         return switch (code) {
             case ENOENT -> "No such file or directory";
+            case ENOMEM -> "Cannot allocate memory";
             case EBUSY -> "Device or resource busy";
             case EEXIST -> "File exists";
             case ENODEV -> "No such device";

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jvhost.target.BlkDevice;
 import io.jvhost.target.Controller;
+import io.jvhost.target.ControllerBusyException;
 import io.jvhost.target.Session;
 import io.jvhost.target.VhostTarget;
 import io.jvhost.target.VirtioScsiDevice;
@@ -64,7 +65,14 @@ public final class VhostRpc {
     private static JsonNode vhostDeleteController(VhostTarget t, Params p) {
         String ctrlr = p.string("ctrlr");
         p.done();
-        t.deleteController(ctrlr);
+        try {
+            t.deleteController(ctrlr);
+        } catch (ControllerBusyException e) {
+            // SPDK's answer (vhost_rpc.c: INVALID_PARAMS with spdk_strerror(EBUSY)), plus what to do.
+            throw new RpcException(RpcException.INVALID_PARAMS, "Device or resource busy: vhost_delete_controller: " + e.getMessage()
+                    + "; disconnect the front-end first (shut the VM down or unplug the device, e.g. QEMU's device_del, or stop the "
+                    + "virtio-user application), then delete the controller");
+        }
         return BooleanNode.TRUE;
     }
 
@@ -107,9 +115,13 @@ public final class VhostRpc {
         return o;
     }
 
-    /** The {@code vhost_controller_set_coalescing} entry that restores non-default settings, or null. */
+    /**
+     * The {@code vhost_controller_set_coalescing} entry that restores the setting, or null.
+     * As SPDK (lib/vhost/vhost.c {@code vhost_user_config_json}): written only when
+     * {@code delay_base_us} is not 0, since the threshold means nothing without a delay.
+     */
     static ObjectNode coalescingEntry(Controller c) {
-        if (c.coalescingDelayBaseUs() == 0 && c.coalescingIopsThreshold() == Controller.DEFAULT_IOPS_THRESHOLD) return null;
+        if (c.coalescingDelayBaseUs() == 0) return null;
         ObjectNode e = Json.obj().put("method", "vhost_controller_set_coalescing");
         e.putObject("params").put("ctrlr", c.name()).put("delay_base_us", c.coalescingDelayBaseUs())
                 .put("iops_threshold", c.coalescingIopsThreshold());
@@ -128,8 +140,11 @@ public final class VhostRpc {
             if (!(c.device() instanceof BlkDevice b)) continue;
             ObjectNode e = a.addObject().put("method", "vhost_create_blk_controller");
             ObjectNode params = e.putObject("params");
-            params.put("ctrlr", c.name()).put("dev_name", b.bdev().name()).put("cpumask", cpumask(c)).put("readonly", b.readOnly());
-            // jvhost's extra parameter, written only when it differs so SPDK can read the file too.
+            // SPDK 23.01's set (lib/vhost/vhost_blk.c vhost_blk_write_config_json).
+            params.put("ctrlr", c.name()).put("dev_name", b.bdev().name()).put("cpumask", cpumask(c)).put("readonly", b.readOnly())
+                    .put("transport", BLK_TRANSPORT);
+            // jvhost's one extra, only when not the default: SPDK decodes this method's params
+            // leniently (spdk_json_decode_object_relaxed) and ignores it.
             if (b.maxQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", b.maxQueues());
             ObjectNode co = coalescingEntry(c);
             if (co != null) a.add(co);

@@ -2,9 +2,16 @@ package io.jvhost.runtime;
 
 /**
  * Something a {@link Reactor} polls. All methods run on the reactor thread.
+ *
+ * <p>A pollable should not throw, but one that touches memory a peer controls (guest memory
+ * from a front-end's memfd) can: when the peer truncates the file, an access raises SIGBUS and
+ * the JVM turns it into an {@link InternalError}, in compiled code possibly a little after the
+ * faulting access. The reactor catches every {@link Throwable} around each call, attributes it
+ * (see {@link Reactor}) and tells the pollable through {@link #onError} or
+ * {@link #onMemoryFault}; it never lets one pollable end the loop that serves the others.
  */
 public interface Pollable {
-    /** Does available work; returns how much (0 = idle). Never blocks, never throws. */
+    /** Does available work; returns how much (0 = idle). Never blocks, should not throw. */
     int poll();
 
     /**
@@ -15,4 +22,24 @@ public interface Pollable {
 
     /** Called after the reactor wakes: suppress notifications again while polling. */
     void afterWake();
+
+    /**
+     * The reactor caught {@code error} while running this pollable and could not attribute it
+     * elsewhere. The pollable must stop doing what failed (no more access to memory that may be
+     * gone), stay stoppable through its usual commands and let the reactor sleep. Must not
+     * throw. A pollable that throws again after this is removed from the reactor. The default
+     * does nothing, so the reactor removes such a pollable at its next error.
+     */
+    default void onError(Throwable error) {
+    }
+
+    /**
+     * Asked after a memory-access fault ({@link InternalError}) on this reactor, whichever
+     * pollable was running: does this pollable use memory that is no longer backed (a peer
+     * truncated its file)? If so it fails itself as in {@link #onError} and returns true.
+     * Control path: may make system calls; must not touch the memory in question.
+     */
+    default boolean onMemoryFault(Throwable fault) {
+        return false;
+    }
 }

@@ -9,10 +9,14 @@ import org.slf4j.LoggerFactory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -22,6 +26,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>When a loop finds no work the reactor follows its {@link IdleStrategy}: spin, yield, then
  * (if allowed) ask every pollable to re-enable notifications and sleep in epoll on the wake fds
  * (virtqueue kick eventfds and its own command eventfd), so an idle target costs ~no CPU.
+ *
+ * <p><b>Errors.</b> Nothing a pollable or a command throws ends the loop. Every call into a
+ * pollable is wrapped; the pollable that was running ({@code current}) gets the blame. A memory
+ * fault ({@link InternalError}, which is how the JVM reports SIGBUS from a truncated shared
+ * file) may surface a little after the access that caused it (compiled code reports it at its
+ * next safepoint poll, possibly in the next pollable or in a command), so for those the reactor
+ * first asks every pollable whether its memory is gone ({@link Pollable#onMemoryFault}) and
+ * blames the running one only when none claims it. Should the loop end by an error anyway, the
+ * reactor is marked dead: it logs at error, says so in {@link #stats()}, fails queued commands
+ * and answers every later {@link #call} at once with an exception instead of leaving the
+ * caller to time out.
  */
 public final class Reactor implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Reactor.class);
@@ -29,7 +44,7 @@ public final class Reactor implements AutoCloseable {
 
     private final int id;
     private final IdleStrategy idle;
-    private final ConcurrentLinkedQueue<Runnable> commands = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Command<?>> commands = new ConcurrentLinkedQueue<>();
     private final int commandFd = EventFd.create(true);
     private final Epoll epoll = new Epoll(64);
     private final Arena arena = Arena.ofShared();
@@ -38,7 +53,16 @@ public final class Reactor implements AutoCloseable {
     private Pollable[] active = new Pollable[0];
     private final AtomicBoolean sleeping = new AtomicBoolean();
     private volatile boolean running = true;
+    /** Set once the loop has ended (closed or died); {@link #call} fails fast from then on. */
+    private volatile boolean stopped;
+    /** Why the loop died, or null. */
+    private volatile Throwable death;
     private final Thread thread;
+
+    /** The pollable whose code ran last (reactor thread): who gets the blame for an error. */
+    private Pollable current;
+    /** Pollables already told about an error (reactor thread; cold). */
+    private final java.util.Set<Pollable> failed = Collections.newSetFromMap(new IdentityHashMap<>());
 
     // statistics (written by the reactor thread)
     private long busyLoops;
@@ -47,8 +71,30 @@ public final class Reactor implements AutoCloseable {
     private long wakeups;
     private long busyNanos;
     private long idleNanos;
+    private long errors;
 
     private final int cpu;
+
+    /** A command and its future; failed instead of run when the reactor is gone. */
+    private static final class Command<T> {
+        final Callable<T> body;
+        final CompletableFuture<T> future = new CompletableFuture<>();
+
+        Command(Callable<T> body) {
+            this.body = body;
+        }
+
+        /** Runs the command; returns what it threw (already passed to the future), or null. */
+        Throwable run() {
+            try {
+                future.complete(body.call());
+                return null;
+            } catch (Throwable t) {
+                future.completeExceptionally(t);
+                return t;
+            }
+        }
+    }
 
     public Reactor(int id, IdleStrategy idle) {
         this(id, idle, -1);
@@ -76,34 +122,55 @@ public final class Reactor implements AutoCloseable {
         return Thread.currentThread() == thread;
     }
 
-    /** Runs {@code c} on the reactor thread; the future completes with its result or exception. */
+    /** True when the loop ended by an error (not by {@link #close()}): nothing runs here any more. */
+    public boolean isDead() {
+        return death != null;
+    }
+
+    /** True once the reactor takes no more commands: closing, closed or dead. */
+    public boolean isStopped() {
+        return !running;
+    }
+
+    /** True once the reactor thread has ended: it touches nothing any more. */
+    public boolean isTerminated() {
+        return !running && !thread.isAlive();
+    }
+
+    private IllegalStateException gone() {
+        Throwable d = death;
+        return d != null ? new IllegalStateException("reactor " + id + " is dead (" + d + ")", d)
+                : new IllegalStateException("reactor " + id + " is stopped");
+    }
+
+    /**
+     * Runs {@code c} on the reactor thread; the future completes with its result or exception,
+     * at once with an {@link IllegalStateException} when the reactor is stopped or dead.
+     */
     public <T> CompletableFuture<T> call(Callable<T> c) {
-        CompletableFuture<T> f = new CompletableFuture<>();
-        if (!running) {
-            f.completeExceptionally(new IllegalStateException("reactor " + id + " is stopped"));
-            return f;
+        Command<T> cmd = new Command<>(c);
+        if (!running || stopped) {
+            cmd.future.completeExceptionally(gone());
+            return cmd.future;
         }
-        commands.add(() -> {
-            try {
-                f.complete(c.call());
-            } catch (Throwable t) {
-                f.completeExceptionally(t);
-            }
-        });
-        wake();
-        return f;
+        commands.add(cmd);
+        // The loop may have ended between the check and the add: then nobody else drains.
+        if (stopped) failPendingCommands();
+        else wake();
+        return cmd.future;
     }
 
     /**
      * Runs {@code r} on the reactor thread and waits for it (control path): its exception comes
-     * back wrapped in an {@link java.util.concurrent.ExecutionException}; a reactor that does not
-     * get to it within {@code timeoutSeconds} gives a {@link java.util.concurrent.TimeoutException}.
+     * back wrapped in an {@link ExecutionException}; a reactor that does not get to it within
+     * {@code timeoutSeconds} gives a {@link java.util.concurrent.TimeoutException}, a dead one
+     * an {@link ExecutionException} at once.
      */
     public void runAndWait(Runnable r, long timeoutSeconds) throws Exception {
         call(() -> {
             r.run();
             return null;
-        }).get(timeoutSeconds, java.util.concurrent.TimeUnit.SECONDS);
+        }).get(timeoutSeconds, TimeUnit.SECONDS);
     }
 
     /** Adds a pollable (reactor thread only; use {@link #call} from elsewhere). */
@@ -116,6 +183,7 @@ public final class Reactor implements AutoCloseable {
     public void remove(Pollable p) {
         checkThread();
         pollables.remove(p);
+        failed.remove(p);
         active = pollables.toArray(new Pollable[0]);
     }
 
@@ -149,6 +217,12 @@ public final class Reactor implements AutoCloseable {
         }
     }
 
+    /** Wake fds currently registered (tests and diagnostics; reactor thread only). */
+    public int wakeFdCount() {
+        checkThread();
+        return wakeListeners.size();
+    }
+
     private void checkThread() {
         if (Thread.currentThread() != thread) throw new IllegalStateException("not on reactor-" + id);
     }
@@ -159,12 +233,24 @@ public final class Reactor implements AutoCloseable {
 
     private int runCommands() {
         int n = 0;
-        Runnable r;
-        while ((r = commands.poll()) != null) {
-            r.run();
+        Command<?> c;
+        while ((c = commands.poll()) != null) {
+            current = null;
+            Throwable t = c.run();
+            // The caller gets the exception; a memory fault may also belong to a queue (a stop
+            // that flushed into a truncated ring): let the owner of the vanished memory know.
+            if (t instanceof InternalError) {
+                errors++;
+                sweepMemoryFault(t);
+            }
             n++;
         }
         return n;
+    }
+
+    private void failPendingCommands() {
+        Command<?> c;
+        while ((c = commands.poll()) != null) c.future.completeExceptionally(gone());
     }
 
     /** The core this reactor is pinned to, or -1. */
@@ -173,24 +259,58 @@ public final class Reactor implements AutoCloseable {
     }
 
     private void run() {
-        if (cpu >= 0) {
-            try {
-                io.jvhost.sys.Affinity.pinCurrentThread(cpu);
-            } catch (RuntimeException e) {
-                log.warn("reactor-{}: cannot pin to CPU {}: {} (running unpinned)", id, cpu, e.getMessage());
+        try {
+            if (cpu >= 0) {
+                try {
+                    io.jvhost.sys.Affinity.pinCurrentThread(cpu);
+                } catch (RuntimeException e) {
+                    log.warn("reactor-{}: cannot pin to CPU {}: {} (running unpinned)", id, cpu, e.getMessage());
+                }
             }
+            loop();
+        } catch (Throwable t) {
+            // Not expected: every call into pollables and commands is guarded. Say so loudly,
+            // and make the death visible instead of leaving a zombie that swallows commands.
+            death = t;
+            log.error("reactor-{} died; its controllers no longer serve and commands to it fail", id, t);
+        } finally {
+            stopped = true;
+            running = false;
+            failPendingCommands();
         }
+    }
+
+    /** Test hook: an error the loop throws outside every guard (reactor thread). */
+    private Error fatalForTest;
+
+    /** Tests only: makes the loop end with {@code e}, as an unguarded error would. */
+    void crashForTest(Error e) {
+        call(() -> {
+            fatalForTest = e;
+            return null;
+        });
+    }
+
+    private void loop() {
         long lastWork = System.nanoTime();
         long mark = lastWork; // start of the current busy/idle accounting interval
         while (running) {
+            if (fatalForTest != null) throw fatalForTest;
             int work = 0;
             try {
                 work = runCommands();
                 Pollable[] ps = active;
-                for (Pollable p : ps) work += p.poll();
+                for (Pollable p : ps) {
+                    current = p;
+                    try {
+                        work += p.poll();
+                    } catch (Throwable t) {
+                        pollableFailed(p, t);
+                        work++;
+                    }
+                }
             } catch (Throwable t) {
-                // A pollable must not throw; if one does, keep the reactor alive and say so.
-                log.error("reactor-{}: unexpected error in poll loop (continuing)", id, t);
+                strayError(t);
             }
             long now = System.nanoTime();
             if (work > 0) {
@@ -203,14 +323,20 @@ public final class Reactor implements AutoCloseable {
             idleLoops++;
             if (lastWork == 0) lastWork = now;
             long idleFor = now - lastWork;
-            if (idleFor < idle.spinNanos()) {
-                Thread.onSpinWait();
-            } else if (idleFor < idle.spinNanos() + idle.yieldNanos() || !idle.sleep()) {
-                Thread.yield();
-                now = System.nanoTime();
-            } else {
-                trySleep();
-                lastWork = 0;
+            try {
+                if (idleFor < idle.spinNanos()) {
+                    Thread.onSpinWait();
+                } else if (idleFor < idle.spinNanos() + idle.yieldNanos() || !idle.sleep()) {
+                    Thread.yield();
+                    now = System.nanoTime();
+                } else {
+                    trySleep();
+                    lastWork = 0;
+                    now = System.nanoTime();
+                }
+            } catch (Throwable t) {
+                sleeping.set(false);
+                strayError(t);
                 now = System.nanoTime();
             }
             // The empty poll and the wait after it are idle time (SPDK's busy/idle split).
@@ -219,11 +345,69 @@ public final class Reactor implements AutoCloseable {
         }
     }
 
+    /** A pollable threw from one of its methods. */
+    private void pollableFailed(Pollable p, Throwable t) {
+        errors++;
+        if (t instanceof InternalError && sweepMemoryFault(t)) return;
+        blame(p, t);
+    }
+
+    /**
+     * An error outside any guarded call: a memory fault delivered late, or a fault in the
+     * reactor's own code. Blame the pollable that ran last; if none, log it and carry on.
+     */
+    private void strayError(Throwable t) {
+        errors++;
+        if (t instanceof InternalError && sweepMemoryFault(t)) return;
+        Pollable p = current;
+        if (p != null && pollables.contains(p)) {
+            blame(p, t);
+        } else if (Long.bitCount(errors) == 1) {
+            // first and then at powers of two: a persistent fault cannot flood the log
+            log.error("reactor-{}: error in the loop (continuing; {} so far)", id, errors, t);
+        }
+    }
+
+    /** Asks every pollable whether the faulting memory is its own; true if one claimed it. */
+    private boolean sweepMemoryFault(Throwable t) {
+        boolean claimed = false;
+        for (Pollable q : active) {
+            try {
+                if (q.onMemoryFault(t)) claimed = true;
+            } catch (Throwable t2) {
+                blame(q, t2);
+            }
+        }
+        return claimed;
+    }
+
+    private void blame(Pollable p, Throwable t) {
+        if (!pollables.contains(p)) return;
+        if (!failed.add(p)) {
+            log.error("reactor-{}: {} failed again after its first error; removed from the reactor", id, p, t);
+            remove(p);
+            return;
+        }
+        if (!(t instanceof InternalError)) log.error("reactor-{}: {} threw; failing it (the reactor goes on)", id, p, t);
+        try {
+            p.onError(t);
+        } catch (Throwable t2) {
+            log.error("reactor-{}: {} failed while handling its error; removed from the reactor", id, p, t2);
+            remove(p);
+        }
+    }
+
     private void trySleep() {
         Pollable[] ps = active;
         boolean canSleep = true;
         for (Pollable p : ps) {
-            if (!p.prepareSleep()) canSleep = false;
+            current = p;
+            try {
+                if (!p.prepareSleep()) canSleep = false;
+            } catch (Throwable t) {
+                pollableFailed(p, t);
+                canSleep = false;
+            }
         }
         if (canSleep) {
             sleeping.set(true);
@@ -248,22 +432,39 @@ public final class Reactor implements AutoCloseable {
             }
             sleeping.set(false);
         }
-        for (Pollable p : ps) p.afterWake();
+        for (Pollable p : ps) {
+            current = p;
+            try {
+                p.afterWake();
+            } catch (Throwable t) {
+                pollableFailed(p, t);
+            }
+        }
     }
 
     /**
      * Loop statistics, read from any thread without synchronization (may be slightly stale).
      * {@code busyNanos}/{@code idleNanos}: time spent in iterations that found work / found none
      * (including spinning, yielding and sleeping after them), as SPDK's reactor busy/idle ticks.
+     * {@code errors}: throwables caught from pollables and commands; {@code dead}: the loop ended
+     * by an error and {@code deathReason} says which.
      */
-    public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables, long busyNanos, long idleNanos) {}
+    public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables, long busyNanos, long idleNanos,
+                        long errors, boolean dead, String deathReason) {}
 
     public Stats stats() {
-        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length, busyNanos, idleNanos);
+        Throwable d = death;
+        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length, busyNanos, idleNanos, errors, d != null,
+                d == null ? null : d.toString());
     }
 
+    private boolean closed;
+
+    /** Ends the loop (waiting up to 5 s for the thread) and releases the epoll and command fds; idempotent. */
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
         running = false;
         EventFd.signal(commandFd, scratch);
         try {
@@ -271,6 +472,8 @@ public final class Reactor implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        stopped = true;
+        failPendingCommands();
         epoll.close();
         Fd.closeQuietly(commandFd);
     }

@@ -228,6 +228,11 @@ public final class ScsiLun {
             dispatch(t);
         } catch (RuntimeException e) {
             recover(t, e);
+        } catch (InternalError e) {
+            // A data buffer's memory vanished under a copy (SIGBUS): answer the task, then let
+            // the transport know its guest memory is gone.
+            recover(t, e);
+            throw e;
         }
     }
 
@@ -238,19 +243,28 @@ public final class ScsiLun {
             step(t, st);
         } catch (RuntimeException e) {
             recover(t, e);
+        } catch (InternalError e) {
+            recover(t, e);
+            throw e;
         }
     }
 
-    private void recover(ScsiTask t, RuntimeException e) {
+    private void recover(ScsiTask t, Throwable e) {
         if (t.phase == ScsiTask.SYNC && t.owner == this) {
-            log.warn("LUN {}/{}: internal error on opcode 0x{}", target.id(), id,
-                    Integer.toHexString(t.cdb[0] & 0xFF), e);
+            if (e instanceof InternalError) {
+                log.warn("LUN {}/{}: memory fault on opcode 0x{} ({}); failing the task", target.id(), id,
+                        Integer.toHexString(t.cdb[0] & 0xFF), e.getMessage());
+            } else {
+                log.warn("LUN {}/{}: internal error on opcode 0x{}", target.id(), id,
+                        Integer.toHexString(t.cdb[0] & 0xFF), e);
+            }
             t.checkCondition(HARDWARE_ERROR, INTERNAL_TARGET_FAILURE);
             complete(t);
         } else if (t.phase == ScsiTask.IO && t.owner == this) {
             log.warn("LUN {}/{}: error after submitting I/O; completion follows", target.id(), id, e);
         } else {
-            throw e; // thrown by the transport's completion callback
+            if (e instanceof RuntimeException r) throw r; // thrown by the transport's completion callback
+            throw (Error) e;
         }
     }
 

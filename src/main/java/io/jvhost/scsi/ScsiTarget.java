@@ -98,6 +98,11 @@ public final class ScsiTarget {
             noSuchLun(t);
         } catch (RuntimeException e) {
             t.checkCondition(ScsiSense.HARDWARE_ERROR, ScsiSense.INTERNAL_TARGET_FAILURE);
+        } catch (InternalError e) {
+            // the data buffer's memory vanished (SIGBUS): answer, then tell the transport
+            t.checkCondition(ScsiSense.HARDWARE_ERROR, ScsiSense.INTERNAL_TARGET_FAILURE);
+            t.finish();
+            throw e;
         }
         t.finish();
     }

@@ -60,16 +60,42 @@ public final class Fd {
         }
     }
 
+    public static final int F_SEAL_SEAL = 0x1;
+    public static final int F_SEAL_SHRINK = 0x2;
+    public static final int F_SEAL_GROW = 0x4;
+    public static final int F_SEAL_WRITE = 0x8;
+
+    /** The seals on {@code fd} (fcntl F_GET_SEALS), or -errno (EINVAL: the file cannot be sealed). */
+    public static int seals(int fd) {
+        try {
+            int r = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 1034 /* F_GET_SEALS */, 0);
+            return r < 0 ? -Native.errno() : r;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /**
+     * Adds {@code seals} to {@code fd} (fcntl F_ADD_SEALS); 0 or -errno (EINVAL: not sealable,
+     * e.g. a memfd made without MFD_ALLOW_SEALING or a tmpfs file; EPERM: F_SEAL_SEAL is set).
+     */
+    public static int addSeals(int fd, int seals) {
+        try {
+            int r = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 1033 /* F_ADD_SEALS */, seals);
+            return r < 0 ? -Native.errno() : 0;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
     /**
      * Best effort: forbid shrinking a memfd we map (F_SEAL_SHRINK), so the peer cannot truncate
-     * it under our mapping. Fails silently when the file does not allow sealing.
+     * it under our mapping. Returns true when the file is sealed against shrinking afterwards.
      */
-    public static void trySealShrink(int fd) {
-        try {
-            int r = (int) Native.FCNTL.invokeExact(Native.capture(), fd, 1033 /* F_ADD_SEALS */, 0x2 /* F_SEAL_SHRINK */);
-        } catch (Throwable t) {
-            // not sealable: nothing to do
-        }
+    public static boolean trySealShrink(int fd) {
+        int have = seals(fd);
+        if (have >= 0 && (have & F_SEAL_SHRINK) != 0) return true;
+        return have >= 0 && addSeals(fd, F_SEAL_SHRINK) == 0;
     }
 
     /** Sets O_NONBLOCK on {@code fd} so a hostile peer's fd can never block a reactor. */

@@ -6,11 +6,22 @@ import java.lang.foreign.Arena;
 public final class MemFd {
     private MemFd() {}
 
-    /** Creates a memfd of {@code size} bytes (zero-filled). */
+    public static final int MFD_CLOEXEC = 1;
+    public static final int MFD_ALLOW_SEALING = 2;
+
+    /**
+     * Creates a memfd of {@code size} bytes (zero-filled) that allows sealing, as QEMU's
+     * memory-backend-memfd does, so a back-end can seal it against shrinking.
+     */
     public static int create(String name, long size) {
+        return create(name, size, true);
+    }
+
+    /** As {@link #create(String, long)}; {@code allowSealing == false} makes a memfd no one can seal. */
+    public static int create(String name, long size, boolean allowSealing) {
         int fd;
         try (Arena a = Arena.ofConfined()) {
-            fd = (int) Native.MEMFD_CREATE.invokeExact(Native.capture(), a.allocateFrom(name), 1 /* MFD_CLOEXEC */);
+            fd = (int) Native.MEMFD_CREATE.invokeExact(Native.capture(), a.allocateFrom(name), MFD_CLOEXEC | (allowSealing ? MFD_ALLOW_SEALING : 0));
             if (fd < 0) throw Native.fail("memfd_create");
         } catch (Throwable t) {
             throw Native.rethrow(t);

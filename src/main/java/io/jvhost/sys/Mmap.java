@@ -12,6 +12,9 @@ public final class Mmap implements AutoCloseable {
     public static final int PROT_READ = 1;
     public static final int PROT_WRITE = 2;
     public static final int MAP_SHARED = 1;
+    public static final int MAP_PRIVATE = 2;
+    public static final int MAP_ANONYMOUS = 0x20;
+    private static final int MADV_DONTNEED = 4;
 
     private final Arena arena;
     private final MemorySegment segment;
@@ -45,6 +48,52 @@ public final class Mmap implements AutoCloseable {
         final long base = addr.address();
         MemorySegment whole = MemorySegment.ofAddress(base).reinterpret(mapLen, arena, s -> unmap(base, mapLen));
         return new Mmap(arena, whole.asSlice(pageOff, size), size);
+    }
+
+    /**
+     * Private anonymous memory of {@code size} bytes, zero-filled and lazy: the kernel backs a
+     * page only when it is first written (reads of untouched pages see the shared zero page),
+     * so creating a large mapping is instant and costs nothing until used. Without
+     * {@code MAP_NORESERVE} on purpose: under strict overcommit ({@code vm.overcommit_memory=2})
+     * the whole size is charged to the commit limit here, and a size the host cannot promise
+     * fails now with {@code ENOMEM} instead of a fault later.
+     */
+    public static Mmap anonymous(long size) {
+        if (size <= 0) throw new IllegalArgumentException("mapping size must be positive: " + size);
+        long mapLen = (size + Native.PAGE_SIZE - 1) & -Native.PAGE_SIZE;
+        MemorySegment addr;
+        try {
+            addr = (MemorySegment) Native.MMAP.invokeExact(Native.capture(), MemorySegment.NULL, mapLen, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0L);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+        if (addr.address() == -1L) throw Native.fail("mmap(anonymous, " + size + " bytes)");
+        Arena arena = Arena.ofShared();
+        final long base = addr.address();
+        MemorySegment whole = MemorySegment.ofAddress(base).reinterpret(mapLen, arena, s -> unmap(base, mapLen));
+        return new Mmap(arena, whole.asSlice(0, size), size);
+    }
+
+    /**
+     * Gives the pages wholly inside {@code [offset, offset + length)} of a private anonymous
+     * mapping back to the kernel ({@code MADV_DONTNEED}): they read as zeros afterwards and no
+     * longer use memory. Returns the number of bytes at the start and end of the range that were
+     * not whole pages (the caller zeroes those itself), or -1 when madvise failed (the caller
+     * zeroes the whole range). No allocation, no errno capture: usable on the data path.
+     */
+    public static long discard(MemorySegment mapping, long offset, long length) {
+        long start = mapping.address() + offset;
+        long pageStart = (start + Native.PAGE_SIZE - 1) & -Native.PAGE_SIZE;
+        long pageEnd = (start + length) & -Native.PAGE_SIZE;
+        if (pageEnd <= pageStart) return length;
+        int r;
+        try {
+            r = (int) Native.MADVISE.invokeExact(pageStart, pageEnd - pageStart, MADV_DONTNEED);
+        } catch (Throwable t) {
+            return -1;
+        }
+        return r == 0 ? length - (pageEnd - pageStart) : -1;
     }
 
     /** munmap(2), used by the arena's cleanup when the mapping is closed; failures are ignored. */

@@ -85,6 +85,11 @@ public final class Native {
     static final MethodHandle PREADV = errnoHandle("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     static final MethodHandle PWRITEV = errnoHandle("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     static final MethodHandle FDATASYNC = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    /**
+     * madvise(2) without errno capture, on the data path (MADV_DONTNEED of a RAM disk range). The
+     * address is passed as a {@code long} (same register on x86_64/aarch64) so no segment is built per call.
+     */
+    static final MethodHandle MADVISE = plainHandle("madvise", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     static final MethodHandle FALLOCATE = errnoHandle("fallocate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
 
     /** The errno-capture buffer of the calling thread, to pass as the first argument. */

@@ -243,24 +243,23 @@ public final class UnixSocket implements AutoCloseable {
             this.path = path;
         }
 
-        /**
-         * Binds and listens at {@code path}. An existing socket file at the path is replaced only
-         * when nothing accepts connections on it (a stale socket from a dead process).
-         */
+        /** Binds and listens at {@code path} with the default access ({@code 0600}). */
         public static Listener bind(String path) {
+            return bind(path, SocketAccess.DEFAULT);
+        }
+
+        /**
+         * Binds and listens at {@code path}. The path is first made free by
+         * {@link #claimSocketPath}: only a stale socket is replaced. The socket file gets
+         * {@code access} after {@code bind(2)} and before {@code listen(2)}, so nobody can
+         * connect while it still has the umask's permissions.
+         *
+         * @throws SocketPathException when the path is taken or its permissions cannot be set
+         */
+        public static Listener bind(String path, SocketAccess access) {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment sa = sockaddr(a, path);
-                java.nio.file.Path p = java.nio.file.Path.of(path);
-                if (java.nio.file.Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                    boolean live;
-                    try (UnixSocket probe = connect(path)) {
-                        live = true;
-                    } catch (RuntimeException e) {
-                        live = false;
-                    }
-                    if (live) throw new IllegalStateException("socket " + path + " is in use by another process");
-                    if (!java.nio.file.Files.isDirectory(p)) unlink(path);
-                }
+                claimSocketPath(path);
                 int s = newSocket();
                 int r = (int) Native.BIND.invokeExact(Native.capture(), s, sa, 110);
                 if (r < 0) {
@@ -268,10 +267,18 @@ public final class UnixSocket implements AutoCloseable {
                     Fd.closeQuietly(s);
                     throw e;
                 }
+                try {
+                    access.apply(java.nio.file.Path.of(path));
+                } catch (RuntimeException e) {
+                    Fd.closeQuietly(s);
+                    unlinkQuietly(path);
+                    throw e;
+                }
                 r = (int) Native.LISTEN.invokeExact(Native.capture(), s, 16);
                 if (r < 0) {
                     NativeException e = Native.fail("listen(" + path + ")");
                     Fd.closeQuietly(s);
+                    unlinkQuietly(path);
                     throw e;
                 }
                 return new Listener(s, path);
@@ -317,6 +324,79 @@ public final class UnixSocket implements AutoCloseable {
             } catch (RuntimeException e) {
                 // already gone
             }
+        }
+    }
+
+    /**
+     * Makes {@code path} free for a new listening socket, the one rule for every socket jvhost
+     * creates (controllers and the RPC server): nothing there is fine; a socket nobody accepts
+     * on is left over from a dead process and is removed; a socket with a live listener is
+     * refused ({@code EADDRINUSE}); anything else (a regular file, a directory, a symbolic link,
+     * a FIFO) is never touched and refused ({@code EEXIST}).
+     */
+    public static void claimSocketPath(String path) {
+        java.nio.file.Path p = java.nio.file.Path.of(path);
+        String kind = fileKind(p);
+        if (kind == null) return;
+        if (!kind.equals("socket")) {
+            throw new SocketPathException(Errno.EEXIST, "cannot create socket " + path + ": the path exists and is " + kind
+                    + ", not a socket; jvhost replaces only a stale socket (remove it yourself or choose another path)");
+        }
+        boolean live;
+        try (UnixSocket probe = connect(path)) {
+            live = true;
+        } catch (NativeException e) {
+            if (e.errno() == Errno.ENOENT) return; // removed meanwhile
+            if (e.errno() != ECONNREFUSED) {
+                // EACCES and the like: we cannot tell whether someone serves there, so it is not ours to remove.
+                throw new SocketPathException(e.errno(), "cannot create socket " + path + ": a socket exists there and probing it failed ("
+                        + Native.strerror(e.errno()) + "); it is not removed (remove it yourself or choose another path)");
+            }
+            live = false; // ECONNREFUSED: nobody listens, the socket is stale
+        }
+        if (live) {
+            throw new SocketPathException(EADDRINUSE, "cannot create socket " + path
+                    + ": another process is serving on it (stop it, or choose another path)");
+        }
+        try {
+            unlink(path);
+        } catch (NativeException e) {
+            if (e.errno() != Errno.ENOENT) {
+                throw new SocketPathException(e.errno(), "cannot remove the stale socket " + path + ": " + Native.strerror(e.errno()));
+            }
+        }
+    }
+
+    /** Linux EADDRINUSE: a live server already listens at the path. */
+    public static final int EADDRINUSE = 98;
+    private static final int ECONNREFUSED = 111;
+
+    /** What is at {@code p} without following a link: null (nothing), "socket", "a regular file", ... */
+    private static String fileKind(java.nio.file.Path p) {
+        int mode;
+        try {
+            mode = (Integer) java.nio.file.Files.getAttribute(p, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        } catch (java.nio.file.NoSuchFileException e) {
+            return null;
+        } catch (java.io.IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return java.nio.file.Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS) ? "something that cannot be inspected" : null;
+        }
+        return switch (mode & 0170000) {
+            case 0140000 -> "socket";
+            case 0100000 -> "a regular file";
+            case 0040000 -> "a directory";
+            case 0120000 -> "a symbolic link";
+            case 0010000 -> "a FIFO";
+            case 0020000, 0060000 -> "a device node";
+            default -> "not a socket";
+        };
+    }
+
+    static void unlinkQuietly(String path) {
+        try {
+            unlink(path);
+        } catch (RuntimeException e) {
+            // already gone
         }
     }
 

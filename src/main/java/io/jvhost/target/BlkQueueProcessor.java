@@ -35,6 +35,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         final BlockRequest req;
         int head;
         int usedLen;
+        /** In the block layer (accepted by submit, completion not yet delivered). */
+        boolean submitted;
         MemorySegment statusSeg;
         long statusOff;
         boolean flushAfter;
@@ -110,17 +112,17 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         switch (type) {
             case T_IN -> {
                 long len = writable - 1;
-                if (!checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                if (!checkRange(sector, len)) { answer(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.READ, sector * SECTOR_SIZE);
-                if (!c.addWritableRange(t, 0, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addWritableRange(t, 0, len)) { answer(t, S_IOERR, 1); return; }
                 t.usedLen = (int) Math.min(Integer.MAX_VALUE, len + 1);
                 submit(t);
             }
             case T_OUT -> {
                 long len = readable - HEADER_SIZE;
-                if (readOnly || !checkRange(sector, len)) { fail(t, S_IOERR, 1); return; }
+                if (readOnly || !checkRange(sector, len)) { answer(t, S_IOERR, 1); return; }
                 req.reset(BlockRequest.Op.WRITE, sector * SECTOR_SIZE);
-                if (!c.addReadableRange(t, HEADER_SIZE, len)) { fail(t, S_IOERR, 1); return; }
+                if (!c.addReadableRange(t, HEADER_SIZE, len)) { answer(t, S_IOERR, 1); return; }
                 t.usedLen = 1;
                 t.flushAfter = !device.writeback() && device.bdev().volatileWriteCache();
                 submit(t);
@@ -133,19 +135,19 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             case T_GET_ID -> {
                 long n = Math.min(ID_BYTES, writable - 1);
                 c.copyToWritable(0, serial, 0, n);
-                fail(t, S_OK, (int) n + 1);
+                answer(t, S_OK, (int) n + 1);
             }
             case T_DISCARD, T_WRITE_ZEROES -> discardOrZero(c, t, type, readable);
-            default -> fail(t, S_UNSUPP, 1);
+            default -> answer(t, S_UNSUPP, 1);
         }
     }
 
     private void discardOrZero(DescriptorChain c, Task t, int type, long readable) {
         long payload = readable - HEADER_SIZE;
-        if (readOnly) { fail(t, S_IOERR, 1); return; }
+        if (readOnly) { answer(t, S_IOERR, 1); return; }
         if (payload != SEGMENT_SIZE) {
             // We announce max_discard_seg = max_write_zeroes_seg = 1 (5.2.6.2).
-            fail(t, payload == 0 || payload % SEGMENT_SIZE != 0 ? S_IOERR : S_UNSUPP, 1);
+            answer(t, payload == 0 || payload % SEGMENT_SIZE != 0 ? S_IOERR : S_UNSUPP, 1);
             return;
         }
         c.copyFromReadable(HEADER_SIZE, header, 0, SEGMENT_SIZE);
@@ -153,8 +155,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         long num = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, 8));
         int flags = header.get(ValueLayout.JAVA_INT, 12);
         // 5.2.6.2: UNSUPP for unknown flags, and for the unmap flag on discard.
-        if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { fail(t, S_UNSUPP, 1); return; }
-        if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { fail(t, S_IOERR, 1); return; }
+        if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { answer(t, S_UNSUPP, 1); return; }
+        if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { answer(t, S_IOERR, 1); return; }
         t.req.reset(type == T_DISCARD ? BlockRequest.Op.UNMAP : BlockRequest.Op.WRITE_ZEROES, sector * SECTOR_SIZE);
         t.req.length = num * SECTOR_SIZE;
         t.usedLen = 1;
@@ -172,15 +174,17 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     private void submit(Task t) {
         int rc = channel.submit(t.req);
-        if (rc != 0) {
+        if (rc == 0) {
+            t.submitted = true;
+        } else {
             // Not accepted: no completion will come (submit contract); answer now.
             t.req.clearBuffers();
-            fail(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
+            answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
         }
     }
 
     /** Completes a request that never reached the block device. */
-    private void fail(Task t, int status, int usedLen) {
+    private void answer(Task t, int status, int usedLen) {
         if (status != S_OK) queue.stats.requestErrors++;
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) status);
         t.statusSeg = null;
@@ -190,6 +194,11 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     @Override
     public void onComplete(BlockRequest req, int status) {
         Task t = tasks[req.tag];
+        t.submitted = false;
+        if (queue.isFaulted()) {
+            completeAfterFault(t, status);
+            return;
+        }
         if (status == 0 && t.flushAfter) {
             // Write-through mode (WCE = 0) on a device with a volatile cache: flush before answering.
             t.flushAfter = false;
@@ -203,5 +212,38 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         t.statusSeg = null;
         queue.complete(t.head, t.usedLen);
+    }
+
+    /** A block-layer completion after the queue faulted: answer if the status byte survived. */
+    private void completeAfterFault(Task t, int status) {
+        t.req.clearBuffers();
+        MemorySegment seg = t.statusSeg;
+        t.statusSeg = null;
+        if (!answerable(seg)) {
+            drop(t.head);
+            return;
+        }
+        if (status != 0) queue.stats.requestErrors++;
+        seg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
+        queue.complete(t.head, t.usedLen);
+    }
+
+    @Override
+    protected void onFaulted() {
+        // The chain being processed when the fault hit (a header or data access) is in flight
+        // but not in the block layer: fail it with an I/O error if its status byte survived.
+        DescriptorChain c = queue.lastChain();
+        int h = c.head();
+        if (!queue.isInFlight(h) || tasks[h].submitted) return;
+        tasks[h].req.clearBuffers();
+        tasks[h].statusSeg = null;
+        long w = c.writableBytes();
+        if (w >= 1 && c.locateWritable(w - 1) && answerable(c.locatedSegment())) {
+            queue.stats.requestErrors++;
+            c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
+            queue.complete(h, 1);
+        } else {
+            drop(h);
+        }
     }
 }

@@ -1,5 +1,6 @@
 package io.jvhost.target;
 
+import io.jvhost.sys.SocketAccess;
 import io.jvhost.sys.UnixSocket;
 import io.jvhost.vhostuser.VhostUserConnection;
 import org.slf4j.Logger;
@@ -24,6 +25,8 @@ public final class Controller implements AutoCloseable {
         public final AtomicLong protocolErrors = new AtomicLong();
         public final AtomicLong failedRequests = new AtomicLong();
         public final AtomicLong unsupportedRequests = new AtomicLong();
+        /** Requests that deviate from vhost-user.rst in ways the ecosystem's back-ends accept (Session). */
+        public final AtomicLong toleratedDeviations = new AtomicLong();
     }
 
     private final String name;
@@ -43,10 +46,19 @@ public final class Controller implements AutoCloseable {
     public static final int DEFAULT_IOPS_THRESHOLD = 60_000;
 
     public Controller(String name, String socketPath, VhostUserDevice device) {
+        this(name, socketPath, device, SocketAccess.DEFAULT);
+    }
+
+    /**
+     * Listens on {@code socketPath} with {@code access} (mode and group of the socket file).
+     * Only a stale socket at the path is replaced; anything else there fails with
+     * {@link io.jvhost.sys.SocketPathException} and is left untouched.
+     */
+    public Controller(String name, String socketPath, VhostUserDevice device, SocketAccess access) {
         this.name = name;
         this.socketPath = socketPath;
         this.device = device;
-        this.listener = UnixSocket.Listener.bind(socketPath);
+        this.listener = UnixSocket.Listener.bind(socketPath, access);
         this.acceptThread = Thread.ofPlatform().name("vhost-accept-" + name).daemon(true).start(this::acceptLoop);
         log.info("{}: listening on {}", name, socketPath);
     }
@@ -123,7 +135,30 @@ public final class Controller implements AutoCloseable {
         if (session == s) session = null;
     }
 
-    /** Stops listening, ends the live session (stopping its queues) and removes the socket file. */
+    /**
+     * SPDK's {@code vhost_delete_controller} (lib/vhost/rte_vhost_user.c
+     * {@code vhost_user_dev_unregister}): refuses while a front-end is connected, since cutting
+     * a live session leaves the guest's driver waiting forever. If a session is live, nothing
+     * changes and its name is returned; otherwise the controller stops listening, its socket
+     * file is removed and null is returned. Never waits for a session.
+     */
+    public String closeIfIdle() {
+        synchronized (this) {
+            if (closed) return null;
+            Session s = session;
+            if (s != null) return s.name();
+            // Under the same lock as the accept loop's check: a front-end that connects from
+            // now on is closed at once instead of starting a session.
+            closed = true;
+        }
+        stopListening();
+        return null;
+    }
+
+    /**
+     * Stops listening, ends the live session (stopping its queues; waits for it up to 35 s)
+     * and removes the socket file: for shutdown. Deleting a controller uses {@link #closeIfIdle}.
+     */
     @Override
     public void close() {
         Session s;
@@ -137,6 +172,15 @@ public final class Controller implements AutoCloseable {
         if (s != null) s.close();
         try {
             if (t != null) t.join(35_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        stopListening();
+    }
+
+    private void stopListening() {
+        listener.close();
+        try {
             acceptThread.join(5_000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

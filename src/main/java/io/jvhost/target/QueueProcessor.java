@@ -2,10 +2,15 @@ package io.jvhost.target;
 
 import io.jvhost.runtime.Pollable;
 import io.jvhost.runtime.Reactor;
+import io.jvhost.memory.MemoryRegion;
+import io.jvhost.sys.EventFd;
+import io.jvhost.virtio.ChainError;
 import io.jvhost.virtio.SplitVirtQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -15,17 +20,39 @@ import java.util.concurrent.CompletableFuture;
  *
  * <p>Stopping (GET_VRING_BASE, memory-table change, disconnect) stops fetching new chains and
  * completes the stop future once every in-flight request has completed and been published.
+ *
+ * <p><b>Faults.</b> When the reactor reports that this queue's processing threw (an access to
+ * guest memory the front-end truncated, or a bug), the queue is failed ({@link #fail}): it is
+ * marked broken with {@link ChainError#GUEST_MEMORY_FAULT} or {@link ChainError#INTERNAL_ERROR},
+ * logged once, its kick fd leaves epoll, its error eventfd is signalled and no chain is fetched
+ * again. If what vanished is known and holds no part of the rings, requests in flight are
+ * still answered with an error where their status lies in surviving memory; everything else
+ * is dropped (counted, never written: its memory is gone), and after a fault in the rings'
+ * own memory (or of unknown cause) the ring is not touched at all. Requests in the block layer
+ * are only awaited for their callbacks, so a stop finishes as soon as the block layer lets go
+ * of them (at most {@link #FAULT_DRAIN_GRACE_NANOS}), and an idle faulted queue lets the
+ * reactor sleep.
  */
 public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHandler {
     private static final Logger log = LoggerFactory.getLogger(QueueProcessor.class);
     /** Chains fetched per poll before completions are published. */
     protected static final int BATCH = 64;
+    /**
+     * After a fault, how long a stop waits for the block layer to hand back requests before it
+     * gives up on them (their callbacks then find the processor gone; nothing is unmapped
+     * before the processor has left the reactor).
+     */
+    static final long FAULT_DRAIN_GRACE_NANOS = 2_000_000_000L;
 
     protected final SplitVirtQueue queue;
     protected final Reactor reactor;
     protected final String owner;
     private final int kickFd;
+    private int errFd = -1;
+    private MemorySegment errScratch;
+    private boolean kickFdRegistered;
     private CompletableFuture<Integer> stopFuture;
+    private long faultedAt;
     private long loggedErrors;
 
     protected QueueProcessor(SplitVirtQueue queue, Reactor reactor, int kickFd, String owner) {
@@ -39,35 +66,100 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         return queue;
     }
 
+    /** The ring's error eventfd (SET_VRING_ERR), signalled once when the queue faults; before {@link #start()}. */
+    void errorFd(int fd) {
+        errFd = fd;
+        if (fd >= 0 && errScratch == null) errScratch = Arena.ofAuto().allocate(8, 8);
+    }
+
     /** Reactor thread: attach to the reactor. */
     public void start() {
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
-        if (kickFd >= 0) reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
-        queue.disableNotifications();
+        if (kickFd >= 0) {
+            reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
+            kickFdRegistered = true;
+        }
         reactor.add(this);
+        try {
+            queue.disableNotifications();
+        } catch (Throwable t) {
+            // The ring's memory is gone already: the queue starts failed, and stops at once.
+            fail(t);
+        }
     }
 
     /**
      * Reactor thread: stop fetching; {@code done} completes with the last available index once
-     * nothing is in flight.
+     * nothing is in flight (at once, or once the block layer has let go, for a faulted queue).
      */
     public void stop(CompletableFuture<Integer> done) {
         stopFuture = done;
-        finishStopIfDrained();
+        try {
+            finishStopIfDrained();
+        } catch (Throwable t) {
+            fail(t); // publishing into a vanished ring: fail, which finishes the stop
+        }
+    }
+
+    private boolean drained() {
+        if (queue.isFaulted()) {
+            return pendingIo() == 0 || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS;
+        }
+        return queue.inFlight() - parkedChains() == 0 && pendingIo() == 0;
     }
 
     private void finishStopIfDrained() {
-        if (stopFuture != null && queue.inFlight() - parkedChains() == 0 && pendingIo() == 0) {
+        if (stopFuture == null || !drained()) return;
+        if (!queue.isFaulted()) {
             queue.flush();
             queue.coalescing(0, 100); // sends a call still held back
             releaseParked();
-            if (kickFd >= 0) reactor.removeWakeFd(kickFd);
-            reactor.remove(this);
+        } else {
+            if (pendingIo() != 0) {
+                log.error("{} queue {}: {} request(s) still in the block layer {} ms after the fault; stopping without them",
+                        owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
+            }
+            // Whatever is still in flight was never answered (its answer faulted, or its memory is gone).
+            queue.stats.droppedRequests += queue.inFlight();
+            try {
+                queue.flush();
+                queue.coalescing(0, 100);
+            } catch (Throwable t) {
+                queue.markFaulted(queue.brokenReason(), false);
+            }
+        }
+        detach();
+        CompletableFuture<Integer> f = stopFuture;
+        stopFuture = null;
+        f.complete(queue.lastAvail());
+    }
+
+    /** Leaves the reactor: no more polls, no more wake-ups from the kick fd; releases resources. */
+    private void detach() {
+        if (kickFdRegistered) {
+            reactor.removeWakeFd(kickFd);
+            kickFdRegistered = false;
+        }
+        reactor.remove(this);
+        try {
             onStopped();
+        } catch (RuntimeException e) {
+            log.warn("{} queue {}: releasing resources: {}", owner, queue.index(), e.toString());
+        }
+    }
+
+    /**
+     * Reactor thread: detaches at once whatever is in flight (the session gave up waiting for a
+     * stop). Requests still in the block layer are abandoned; the queue touches nothing again.
+     */
+    void forceStop() {
+        queue.markFaulted(ChainError.INTERNAL_ERROR, false);
+        if (stopFuture != null) {
             CompletableFuture<Integer> f = stopFuture;
             stopFuture = null;
             f.complete(queue.lastAvail());
         }
+        detach();
     }
 
     /**
@@ -97,7 +189,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (stopFuture == null) {
             int n = queue.poll(this, BATCH);
             if (n > 0) work += n + pollIo();
-            if (queue.isBroken() || queue.lastError() != io.jvhost.virtio.ChainError.NONE) reportErrors();
+            if (queue.isBroken() || queue.lastError() != ChainError.NONE) reportErrors();
         }
         queue.flush();
         if (queue.signalDeferred()) queue.flushDeferredSignal();
@@ -106,6 +198,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     }
 
     private void reportErrors() {
+        if (queue.isFaulted()) return; // logged by fail()
         long errs = queue.stats.chainErrors;
         if (errs != loggedErrors) {
             // Log the first error and then at powers of two, so a hostile guest cannot flood the log.
@@ -119,6 +212,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
+        if (queue.isFaulted()) return stopFuture == null && (pendingIo() == 0 || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
         if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null || queue.signalDeferred()) return false;
         return !queue.enableNotifications();
     }
@@ -126,5 +220,106 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     @Override
     public void afterWake() {
         queue.disableNotifications();
+    }
+
+    @Override
+    public void onError(Throwable error) {
+        fail(error);
+    }
+
+    @Override
+    public boolean onMemoryFault(Throwable fault) {
+        if (queue.isFaulted()) {
+            // A second fault: writing answers into memory we believed intact faulted too.
+            if (queue.ringUsable()) giveUpRing();
+            return true;
+        }
+        MemoryRegion gone = queue.memory().vanishedRegion();
+        if (gone == null) return false;
+        fail(ChainError.GUEST_MEMORY_FAULT, "region " + gone + " is gone");
+        return true;
+    }
+
+    /** Fails the queue after {@code t} escaped its processing (reactor thread; idempotent). */
+    final void fail(Throwable t) {
+        if (queue.isFaulted()) {
+            if (queue.ringUsable()) giveUpRing();
+            return;
+        }
+        MemoryRegion gone = t instanceof InternalError ? queue.memory().vanishedRegion() : null;
+        if (gone != null) {
+            fail(ChainError.GUEST_MEMORY_FAULT, "region " + gone + " is gone");
+        } else if (t instanceof InternalError) {
+            fail(ChainError.GUEST_MEMORY_FAULT, t.getMessage());
+        } else {
+            log.error("{} queue {}: unexpected error", owner, queue.index(), t);
+            fail(ChainError.INTERNAL_ERROR, t.toString());
+        }
+    }
+
+    /** Segments of the regions found truncated at the fault (identity = a region's whole mapping). */
+    private MemorySegment[] vanished = new MemorySegment[0];
+
+    private void fail(ChainError why, String detail) {
+        if (queue.isFaulted()) return;
+        // The ring stays usable only when we know what vanished and the rings are not in it:
+        // then requests in flight whose status byte survived get an I/O error.
+        java.util.List<MemorySegment> v = new java.util.ArrayList<>();
+        boolean ringUsable = why == ChainError.GUEST_MEMORY_FAULT;
+        for (MemoryRegion r : queue.memory().regions()) {
+            if (!r.intact()) {
+                v.add(r.segment());
+                if (queue.ringIn(r.segment())) ringUsable = false;
+            }
+        }
+        if (v.isEmpty()) ringUsable = false;
+        vanished = v.toArray(new MemorySegment[0]);
+        queue.markFaulted(why, ringUsable);
+        faultedAt = System.nanoTime();
+        log.warn("{} queue {}: {} ({}); queue stopped until the front-end resets the ring{}", owner, queue.index(), why.reason, detail,
+                ringUsable ? "; requests in flight are failed where their status survived" : "; requests in flight are dropped");
+        // A faulted queue needs no kicks: it will not read the ring again.
+        if (kickFdRegistered) {
+            reactor.removeWakeFd(kickFd);
+            kickFdRegistered = false;
+        }
+        if (errFd >= 0) EventFd.signal(errFd, errScratch); // vhost-user SET_VRING_ERR: tell the front-end
+        try {
+            onFaulted();
+            queue.flush();
+        } catch (Throwable t) {
+            giveUpRing(); // memory we believed intact faulted as well
+        }
+        if (stopFuture != null) finishStopIfDrained();
+    }
+
+    private void giveUpRing() {
+        queue.markFaulted(queue.brokenReason(), false);
+        log.warn("{} queue {}: more guest memory faulted; the ring is no longer touched", owner, queue.index());
+        if (stopFuture != null) finishStopIfDrained();
+    }
+
+    /**
+     * May an answer be written at {@code segment} (a buffer's region mapping, as the chain gave
+     * it)? False once the ring is gone or when that region vanished. Cold path (after a fault).
+     */
+    protected final boolean answerable(MemorySegment segment) {
+        if (!queue.ringUsable() || segment == null) return false;
+        for (MemorySegment g : vanished) if (g == segment) return false;
+        return true;
+    }
+
+    /** Forgets a request that cannot be answered (after a fault); counted as dropped. */
+    protected final void drop(int head) {
+        queue.stats.droppedRequests++;
+        queue.complete(head, 0);
+    }
+
+    /**
+     * The queue just faulted: answer what can be answered ({@link #answerable}) with an error,
+     * {@link #drop} the rest that is not in the block layer, forget state that refers to guest
+     * memory (reactor thread). May fault again: the ring is then given up.
+     */
+    protected void onFaulted() {
     }
 }

@@ -43,9 +43,14 @@ final class ScsiControlProcessor extends QueueProcessor {
                 case FUNCTION_REJECTED -> S_FUNCTION_REJECTED;
                 case INCORRECT_LOGICAL_UNIT_NUMBER -> S_INCORRECT_LUN;
             };
-            respSeg.set(ValueLayout.JAVA_BYTE, respOff, (byte) r);
+            pending--; // first: a fault writing the response must not leave it pending
+            MemorySegment seg = respSeg;
             respSeg = null;
-            pending--;
+            if (queue.isFaulted() && !answerable(seg)) {
+                drop(head); // the response would go into memory that is gone
+                return;
+            }
+            seg.set(ValueLayout.JAVA_BYTE, respOff, (byte) r);
             queue.complete(head, TMF_RESP_SIZE);
         }
     }

@@ -48,6 +48,17 @@ final class ScsiEventProcessor extends QueueProcessor {
     }
 
     @Override
+    protected void onFaulted() {
+        // Parked buffers may lie in memory that is gone: forget them (the driver re-posts after a reset).
+        while (count > 0) {
+            segs[first] = null;
+            drop(heads[first]);
+            first = (first + 1) % heads.length;
+            count--;
+        }
+    }
+
+    @Override
     protected int pendingIo() {
         return 0;
     }
@@ -79,6 +90,7 @@ final class ScsiEventProcessor extends QueueProcessor {
 
     /** Sends pending events into parked buffers (reactor thread). */
     void deliver() {
+        if (queue.isFaulted()) return; // events wait for the next start of the queue
         boolean any = false;
         while (count > 0 && device.hasPendingEvents()) {
             int[] e = device.nextEvent();

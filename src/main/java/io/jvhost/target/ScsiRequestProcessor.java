@@ -41,6 +41,14 @@ final class ScsiRequestProcessor extends QueueProcessor {
         int pieces;
         int head;
         boolean dataIn;
+        /** Handed to the SCSI layer, completion not yet delivered. */
+        boolean executing;
+
+        /** After a fault: can the response still be written (every piece in surviving memory)? */
+        boolean answerable() {
+            for (int i = 0; i < pieces; i++) if (!ScsiRequestProcessor.this.answerable(pieceSeg[i])) return false;
+            return pieces > 0;
+        }
 
         Slot(int maxBuffers) {
             task = new ScsiTask(maxBuffers).completion(this);
@@ -84,6 +92,16 @@ final class ScsiRequestProcessor extends QueueProcessor {
 
         @Override
         public void onTaskComplete(ScsiTask t) {
+            // Accounted first: if writing the response faults, the task is still not pending.
+            inFlightTasks--;
+            executing = false;
+            if (queue.isFaulted() && !answerable()) {
+                // The response would go into memory that is gone: write nothing, forget the request.
+                for (int i = 0; i < pieces; i++) pieceSeg[i] = null;
+                pieces = 0;
+                drop(head);
+                return;
+            }
             int response = S_OK;
             int status = 0;
             int senseLen = 0;
@@ -98,7 +116,6 @@ final class ScsiRequestProcessor extends QueueProcessor {
             }
             writeResponse(response, status, senseLen, t.residual());
             long used = respSize + (dataIn && response == S_OK ? t.dataTransferred() : 0);
-            inFlightTasks--;
             queue.complete(head, (int) Math.min(used, Integer.MAX_VALUE));
         }
     }
@@ -191,6 +208,26 @@ final class ScsiRequestProcessor extends QueueProcessor {
             return;
         }
         inFlightTasks++;
+        s.executing = true;
         t.execute(task, device.channelFor(t));
+    }
+
+    @Override
+    protected void onFaulted() {
+        // The chain being decoded when the fault hit: answer it with a failure if its response
+        // location survived, else forget it. Tasks in the SCSI layer are answered as they complete.
+        DescriptorChain c = queue.lastChain();
+        int h = c.head();
+        if (!queue.isInFlight(h) || slots[h].executing) return;
+        Slot s = slots[h];
+        if (s.head == h && s.answerable()) {
+            queue.stats.requestErrors++;
+            s.writeResponse(S_FAILURE, 0, 0, 0);
+            queue.complete(h, respSize);
+        } else {
+            for (int i = 0; i < s.pieces; i++) s.pieceSeg[i] = null;
+            s.pieces = 0;
+            drop(h);
+        }
     }
 }

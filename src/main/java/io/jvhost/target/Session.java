@@ -2,6 +2,7 @@ package io.jvhost.target;
 
 import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
+import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
 import io.jvhost.virtio.SplitRing;
 import io.jvhost.virtio.SplitVirtQueue;
@@ -19,7 +20,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 import static io.jvhost.vhostuser.VhostUserProtocol.*;
 
@@ -33,6 +36,12 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
  * negotiated) and its addresses resolve in guest memory. Any change to a running ring's
  * parameters, its call fd or the memory table first stops it (draining in-flight requests),
  * applies the change, and starts it again at the same available index: no request is lost.
+ *
+ * <p>Liberal where the ecosystem is, strict where safety needs it: what DPDK's vhost library and
+ * libvhost-user both accept (SET_VRING_ENABLE with the ring size, NEED_REPLY without REPLY_ACK,
+ * a 32-bit SET_VRING_BASE, an empty memory table, ...) is accepted, logged once at debug and
+ * counted in {@code toleratedDeviations}; bounds, sizes, fds, addresses, ring sizes and memory stay
+ * checked. The decision for every check is the table in the README's Compatibility section.
  */
 public final class Session implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(Session.class);
@@ -72,7 +81,17 @@ public final class Session implements Runnable {
     private long protocolFeatures;
     private GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
-    private boolean loggedOddEnable;
+    /** Deviations (codec TOLERATED_* bits and {@link #QUIRK_*} bits) already logged once. */
+    private int loggedTolerated;
+    private static final int QUIRK_ODD_ENABLE = 1 << 16;
+    private static final int QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES = 1 << 17;
+    private static final int QUIRK_WIDE_VRING_BASE = 1 << 18;
+    private static final int QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK = 1 << 19;
+    private static final int QUIRK_EMPTY_MEM_TABLE = 1 << 20;
+    private static final int QUIRK_ZERO_RING_SIZE = 1 << 21;
+    private static final int QUIRK_CONFIG_OFFSET_0X100 = 1 << 22;
+    /** Where rust-vmm's vhost crate used to count config offsets from (its VHOST_USER_CONFIG_OFFSET). */
+    static final int RUST_VMM_CONFIG_OFFSET = 0x100;
 
     Session(Controller controller, VhostUserDevice device, VhostUserConnection conn, int id) {
         this.controller = controller;
@@ -156,8 +175,28 @@ public final class Session implements Runnable {
         conn.shutdown();
     }
 
+    /**
+     * Counts a deviation from vhost-user.rst that the ecosystem's back-ends accept, and logs it
+     * at debug level the first time this session sees it (a front-end repeats its quirks on
+     * every connection and every ring: one line is enough).
+     */
+    private void tolerate(int quirk, String what) {
+        controller.stats.toleratedDeviations.incrementAndGet();
+        if ((loggedTolerated & quirk) == 0) {
+            loggedTolerated |= quirk;
+            log.debug("{}: tolerated (as DPDK's vhost library and libvhost-user do): {}", name, what);
+        }
+    }
+
     private void handle(VhostUserMessage m) throws VhostUserProtocolException {
         VhostUserRequest req = m.request;
+        if (m.tolerated != 0) {
+            for (int bit = 1; bit < 1 << VhostUserMessage.TOLERATED_COUNT; bit <<= 1) {
+                if ((m.tolerated & bit) == 0) continue;
+                if ((loggedTolerated & bit) != 0) controller.stats.toleratedDeviations.incrementAndGet(); // no log line to build
+                else tolerate(bit, VhostUserMessage.toleratedName(bit) + " (" + m + ")");
+            }
+        }
         boolean ok;
         switch (req) {
             case GET_FEATURES -> { replyU64(req, offeredFeatures()); return; }
@@ -187,10 +226,13 @@ public final class Session implements Runnable {
                 ok = false;
             }
         }
-        if (m.needReply() && (protocolFeatures & (1L << PF_REPLY_ACK)) != 0) {
+        if (!ok) controller.stats.failedRequests.incrementAndGet();
+        // Requests with a reply of their own returned above: NEED_REPLY never yields two replies.
+        // A front-end that sets NEED_REPLY waits for the ack whether or not REPLY_ACK was
+        // negotiated; DPDK's vhost library and libvhost-user ack it in both cases, and so do we.
+        if (m.needReply()) {
+            if ((protocolFeatures & (1L << PF_REPLY_ACK)) == 0) tolerate(QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK, "NEED_REPLY on " + req + " without REPLY_ACK negotiated");
             conn.ack(out, req, ok);
-        } else if (!ok) {
-            controller.stats.failedRequests.incrementAndGet();
         }
     }
 
@@ -249,6 +291,7 @@ public final class Session implements Runnable {
 
     private boolean setMemTable(VhostUserMessage m) {
         int n = m.u32(0);
+        if (n == 0) tolerate(QUIRK_EMPTY_MEM_TABLE, "SET_MEM_TABLE with no regions (the rings stop until memory comes back)");
         List<MemoryRegion> regions = new ArrayList<>();
         try {
             for (int i = 0; i < n; i++) {
@@ -332,7 +375,10 @@ public final class Session implements Runnable {
     private boolean setVringNum(VhostUserMessage m) throws VhostUserProtocolException {
         Ring r = ring(m.u32(0), m.request);
         int num = m.u32(4);
-        if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
+        if (num == 0) {
+            // DPDK's vhost library and libvhost-user take 0; it describes no ring, so ours stays stopped.
+            tolerate(QUIRK_ZERO_RING_SIZE, "SET_VRING_NUM 0 for ring " + m.u32(0) + " (the ring stays stopped)");
+        } else if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
             log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), MAX_QUEUE_SIZE);
             return false;
         }
@@ -357,8 +403,11 @@ public final class Session implements Runnable {
         Ring r = ring(idx, m.request);
         int base = m.u32(4);
         if (Integer.compareUnsigned(base, 0xffff) > 0) {
-            log.warn("{}: SET_VRING_BASE {} for ring {} exceeds 16 bits, rejected", name, Integer.toUnsignedString(base), idx);
-            return false;
+            // A split ring's index is 16 bits wide; DPDK's vhost library and libvhost-user store
+            // the low 16 bits of a wider value, and so do we (the upper bits carry packed-ring
+            // or used-index state some front-ends add).
+            tolerate(QUIRK_WIDE_VRING_BASE, "SET_VRING_BASE 0x" + Integer.toHexString(base) + " for ring " + idx + " wider than 16 bits; using 0x" + Integer.toHexString(base & 0xffff));
+            base &= 0xffff;
         }
         stop(r);
         r.base = base;
@@ -421,14 +470,14 @@ public final class Session implements Runnable {
         int num = m.u32(4);
         // vhost-user.rst says 0 or 1, but SPDK's virtio-user sends the ring size; DPDK's vhost
         // library and libvhost-user both take any non-zero value as "enable", and so do we.
-        if (num != 0 && num != 1 && !loggedOddEnable) {
-            loggedOddEnable = true;
-            log.debug("{}: SET_VRING_ENABLE num {} for ring {} taken as enable (front-end sends non-boolean values)", name, Integer.toUnsignedString(num), idx);
+        if (num != 0 && num != 1) {
+            tolerate(QUIRK_ODD_ENABLE, "SET_VRING_ENABLE num " + Integer.toUnsignedString(num) + " for ring " + idx + " taken as enable");
         }
         int en = num != 0 ? 1 : 0;
         if (!protocolFeaturesNegotiated()) {
-            log.warn("{}: SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES, rejected", name);
-            return false;
+            // Meaningless by the spec (rings start enabled at SET_VRING_KICK), but DPDK's vhost
+            // library and libvhost-user apply it: so do we.
+            tolerate(QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES, "SET_VRING_ENABLE for ring " + idx + " without VHOST_USER_F_PROTOCOL_FEATURES negotiated");
         }
         if (!r.enabled && en == 1 || r.enabled && en == 0) {
             stop(r);
@@ -443,8 +492,19 @@ public final class Session implements Runnable {
         int offset = m.u32(0);
         int size = m.u32(4);
         int flags = m.u32(8);
+        int from = offset;
+        if (Integer.compareUnsigned(offset, RUST_VMM_CONFIG_OFFSET) >= 0 && Integer.compareUnsigned(offset - RUST_VMM_CONFIG_OFFSET, MAX_CONFIG_SIZE) <= 0
+                && (offset - RUST_VMM_CONFIG_OFFSET) + size <= MAX_CONFIG_SIZE) {
+            // rust-vmm's vhost crate (cloud-hypervisor, crosvm) counted config offsets from
+            // 0x100, where the device config sits in virtio-pci. DPDK's vhost library and
+            // libvhost-user ignore the offset of GET_CONFIG altogether and so serve such a read
+            // from the start of the config space; we serve it from offset - 0x100, which is the
+            // same for the reads those front-ends make.
+            from = offset - RUST_VMM_CONFIG_OFFSET;
+            tolerate(QUIRK_CONFIG_OFFSET_0X100, "GET_CONFIG at offset 0x" + Integer.toHexString(offset) + " read as offset " + from);
+        }
         out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER + size);
-        if (Integer.compareUnsigned(offset, MAX_CONFIG_SIZE) > 0 || offset + size > MAX_CONFIG_SIZE) {
+        if (Integer.compareUnsigned(from, MAX_CONFIG_SIZE) > 0 || from + size > MAX_CONFIG_SIZE) {
             // Answer with an empty config so the front-end sees a failure instead of hanging.
             log.warn("{}: GET_CONFIG offset {} size {} outside the {}-byte config space", name, Integer.toUnsignedString(offset), size, MAX_CONFIG_SIZE);
             out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER);
@@ -459,7 +519,7 @@ public final class Session implements Runnable {
         out.putU32(0, offset);
         out.putU32(4, size);
         out.putU32(8, flags);
-        MemorySegment.copy(cfg, offset, out.payload(), CONFIG_HEADER, size);
+        MemorySegment.copy(cfg, from, out.payload(), CONFIG_HEADER, size);
         conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER + size);
     }
 
@@ -487,16 +547,50 @@ public final class Session implements Runnable {
         for (int i = 0; i < rings.length; i++) reconcile(i);
     }
 
-    /** Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail index. */
+    /**
+     * Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail
+     * index. A faulted queue (guest memory gone) stops at once. When the stop does not finish
+     * in time, the processor is detached from the reactor by force (so the mappings can still be
+     * released) and an {@link IllegalStateException} says so; a dead reactor is not waited for.
+     */
     private void stop(Ring r) {
         QueueProcessor p = r.running;
         if (p == null) return;
+        Reactor reactor = device.reactor();
         CompletableFuture<Integer> done = new CompletableFuture<>();
-        try {
-            device.reactor().runAndWait(() -> p.stop(done), STOP_TIMEOUT_SECONDS);
-            r.base = done.get(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS + " s", e);
+        // The command itself can fail (a fault while publishing into a vanished ring): the
+        // processor then fails the queue, and that completes the stop too. Only a stopped
+        // reactor never completes it: give up at once then.
+        reactor.call(() -> {
+            p.stop(done);
+            return null;
+        }).whenComplete((v, t) -> {
+            if (t != null && reactor.isStopped()) done.completeExceptionally(t);
+        });
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
+        while (true) {
+            try {
+                r.base = done.get(1, TimeUnit.SECONDS);
+                break;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                abandon(r, p, "interrupted while stopping");
+                return;
+            } catch (ExecutionException e) {
+                abandon(r, p, "its reactor is gone (" + e.getCause() + ")");
+                return;
+            } catch (TimeoutException e) {
+                // A reactor that died while the queue drained will never finish the stop.
+                if (reactor.isStopped()) {
+                    abandon(r, p, "its reactor stopped" + (reactor.isDead() ? " (dead)" : ""));
+                    return;
+                }
+                if (System.nanoTime() - deadline > 0) {
+                    forceStop(r, p);
+                    throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS
+                            + " s; detached it with requests in flight");
+                }
+            }
         }
         synchronized (this) {
             r.running = null;
@@ -504,10 +598,43 @@ public final class Session implements Runnable {
         log.debug("{}: ring {} stopped at avail index {}", name, p.queue().index(), r.base);
     }
 
+    /** The reactor is stopped or dead: nothing touches the queue any more; forget it. */
+    private void abandon(Ring r, QueueProcessor p, String why) {
+        log.error("{}: ring {} could not be stopped cleanly: {}", name, p.queue().index(), why);
+        if (device.reactor().isTerminated()) r.base = p.queue().lastAvail(); // the reactor thread has ended
+        synchronized (this) {
+            r.running = null;
+        }
+    }
+
+    /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
+    private void forceStop(Ring r, QueueProcessor p) {
+        try {
+            device.reactor().runAndWait(p::forceStop, STOP_TIMEOUT_SECONDS);
+        } catch (Exception e) {
+            // The reactor does not answer: it may still touch the queue, so its memory stays mapped.
+            log.error("{}: ring {} did not stop and its reactor does not answer ({}); its guest memory stays mapped", name,
+                    p.queue().index(), e.toString());
+            return;
+        }
+        r.base = p.queue().lastAvail();
+        synchronized (this) {
+            r.running = null;
+        }
+    }
+
     /** Starts ring {@code idx} if it should run and does not; returns false if it should but cannot. */
     private boolean reconcile(int idx) {
         Ring r = rings[idx];
         if (r.running != null || !r.started || !r.enabled || !r.addrSet || r.num == 0 || memory.regionCount() == 0) return true;
+        MemoryRegion gone = memory.vanishedRegion();
+        if (gone != null) {
+            // Reading the ring would fault: the front-end truncated its memory file.
+            String why = "guest memory region " + gone + " was truncated by the front-end";
+            if (!why.equals(r.lastStartError)) log.warn("{}: cannot start ring {}: {}", name, idx, why);
+            r.lastStartError = why;
+            return false;
+        }
         SplitVirtQueue q;
         try {
             q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
@@ -518,10 +645,15 @@ public final class Session implements Runnable {
             if (!e.getMessage().equals(r.lastStartError)) log.warn("{}: cannot start ring: {}", name, e.getMessage());
             r.lastStartError = e.getMessage();
             return false;
+        } catch (InternalError e) {
+            // The used index is read from guest memory that vanished after the check above.
+            log.warn("{}: cannot start ring {}: guest memory access faulted ({})", name, idx, e.getMessage());
+            return false;
         }
         r.lastStartError = null;
         if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
+        p.errorFd(r.errFd);
         try {
             device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
@@ -560,10 +692,14 @@ public final class Session implements Runnable {
     }
 
     private void teardown() {
-        try {
-            stopAll();
-        } catch (RuntimeException e) {
-            log.error("{}: {}", name, e.getMessage());
+        // Every ring is tried, whatever one of them did; a ring that could not be stopped was
+        // detached by force, so the memory below is released unless a reactor does not answer.
+        for (Ring r : rings) {
+            try {
+                stop(r);
+            } catch (RuntimeException e) {
+                log.error("{}: {}", name, e.getMessage());
+            }
         }
         for (Ring r : rings) {
             Fd.closeQuietly(r.kickFd);
@@ -574,6 +710,8 @@ public final class Session implements Runnable {
         if (!anyRunning()) {
             for (MemoryRegion reg : memory.regions()) reg.close();
             arena.close();
+        } else {
+            log.error("{}: a ring is still attached to an unresponsive reactor; its guest memory stays mapped", name);
         }
         memory = GuestMemory.EMPTY;
         device.sessionEnded();

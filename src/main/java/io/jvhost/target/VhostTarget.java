@@ -5,6 +5,7 @@ import io.jvhost.bdev.BdevRegistry;
 import io.jvhost.bdev.BlockDevice;
 import io.jvhost.runtime.IdleStrategy;
 import io.jvhost.runtime.Reactor;
+import io.jvhost.sys.SocketAccess;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,7 +51,13 @@ public final class VhostTarget implements AutoCloseable {
         }
     }
 
+    private volatile SocketAccess socketAccess = SocketAccess.DEFAULT;
+
     public BdevRegistry bdevs() { return bdevs; }
+
+    /** Mode and group given to controller sockets created from now on (default 0600, owner only). */
+    public void socketAccess(SocketAccess access) { this.socketAccess = java.util.Objects.requireNonNull(access); }
+    public SocketAccess socketAccess() { return socketAccess; }
     public Path socketDir() { return socketDir; }
     public Reactor[] reactors() { return reactors.clone(); }
 
@@ -76,12 +83,12 @@ public final class VhostTarget implements AutoCloseable {
 
     /** SPDK vhost_create_blk_controller. */
     public synchronized Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask) {
-        checkControllerName(ctrlr);
+        checkNewControllerName(ctrlr);
         Reactor r = reactorFor(cpumask);
         BlockDevice bdev = bdevs.claim(devName, "vhost controller " + ctrlr);
         try {
             BlkDevice dev = new BlkDevice(ctrlr, bdev, readOnly, numQueues, r);
-            Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev);
+            Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
             controllers.put(ctrlr, c);
             return c;
         } catch (RuntimeException e) {
@@ -92,10 +99,10 @@ public final class VhostTarget implements AutoCloseable {
 
     /** SPDK vhost_create_scsi_controller (no targets yet). */
     public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask) {
-        checkControllerName(ctrlr);
+        checkNewControllerName(ctrlr);
         Reactor r = reactorFor(cpumask);
         VirtioScsiDevice dev = new VirtioScsiDevice(ctrlr, requestQueues, r);
-        Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev);
+        Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
         controllers.put(ctrlr, c);
         return c;
     }
@@ -134,11 +141,37 @@ public final class VhostTarget implements AutoCloseable {
         d.detach(num, bdev -> bdevs.release(bdev.name(), owner));
     }
 
-    private void checkControllerName(String ctrlr) {
-        if (ctrlr == null || ctrlr.isBlank()) throw new IllegalArgumentException("ctrlr must not be empty");
-        if (ctrlr.contains("/") || ctrlr.equals(".") || ctrlr.equals("..")) {
-            throw new IllegalArgumentException("ctrlr '" + ctrlr + "' must be a plain file name (it names the socket in the socket directory)");
+    /**
+     * Controller names become socket file names (and appear in logs and configs), so they are
+     * limited to what SPDK's docs and scripts use: letters, digits, '.', '_', '-' and ':', not
+     * starting with '.' or '-', at most 255 bytes. SPDK itself checks only the path length;
+     * a name with a '/', "..", a newline, '*' or a space is refused here instead of becoming a
+     * strange file.
+     */
+    public static void checkControllerName(String ctrlr) {
+        if (ctrlr == null || ctrlr.isEmpty()) throw new IllegalArgumentException("ctrlr must not be empty");
+        if (ctrlr.length() > 255 || !CONTROLLER_NAME.matcher(ctrlr).matches()) {
+            throw new IllegalArgumentException("ctrlr '" + printable(ctrlr) + "' is not a valid controller name: it names the socket file, so it must be a plain file name"
+                    + " of letters, digits, '.', '_', '-' and ':' (not starting with '.' or '-'), at most 255 characters");
         }
+    }
+
+    private static final java.util.regex.Pattern CONTROLLER_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_:][A-Za-z0-9._:-]*");
+
+    /** The name with control characters escaped, safe for one log line. */
+    static String printable(String s) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < s.length() && i < 80; i++) {
+            char c = s.charAt(i);
+            if (c < 0x20 || c == 0x7f) b.append(String.format("\\x%02x", (int) c));
+            else b.append(c);
+        }
+        if (s.length() > 80) b.append("...");
+        return b.toString();
+    }
+
+    private void checkNewControllerName(String ctrlr) {
+        checkControllerName(ctrlr);
         if (controllers.containsKey(ctrlr)) throw new BdevException(BdevException.Kind.EXISTS, "controller '" + ctrlr + "' already exists");
     }
 
@@ -152,28 +185,49 @@ public final class VhostTarget implements AutoCloseable {
         return new ArrayList<>(controllers.values());
     }
 
-    /** SPDK vhost_delete_controller: disconnects the front-end, removes the socket, releases the bdev. */
+    /**
+     * SPDK vhost_delete_controller: refused with {@link ControllerBusyException} while a
+     * front-end is connected (as SPDK does); otherwise stops listening, removes the socket and
+     * releases the bdevs. Never waits for a session, so the target's lock is held only briefly.
+     */
     public synchronized void deleteController(String name) {
         Controller c = controller(name);
+        String live = c.closeIfIdle();
+        if (live != null) throw new ControllerBusyException(name, live);
         controllers.remove(name);
-        c.close();
-        if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), "vhost controller " + name);
+        releaseDevice(c);
+    }
+
+    /** After a controller is closed: its bdevs go back to the registry, its SCSI channels close. */
+    private void releaseDevice(Controller c) {
+        String owner = "vhost controller " + c.name();
+        if (c.device() instanceof BlkDevice b) bdevs.release(b.bdev().name(), owner);
         if (c.device() instanceof VirtioScsiDevice d) {
             for (var t : d.scsi().targets()) {
                 d.scsi().removeTarget(t.id(), null);
-                bdevs.release(t.lun(0).bdev().name(), "vhost controller " + name);
+                bdevs.release(t.lun(0).bdev().name(), owner);
             }
             d.closeChannels();
         }
     }
 
+    /**
+     * Shutdown: ends every session (waiting for each, outside the target's lock so RPCs are not
+     * stalled meanwhile), then stops the reactors and closes the bdevs.
+     */
     @Override
-    public synchronized void close() {
-        for (String n : new ArrayList<>(controllers.keySet())) {
+    public void close() {
+        List<Controller> all;
+        synchronized (this) {
+            all = new ArrayList<>(controllers.values());
+            controllers.clear();
+        }
+        for (Controller c : all) {
             try {
-                deleteController(n);
+                c.close();
+                releaseDevice(c);
             } catch (RuntimeException e) {
-                log.warn("closing controller {}: {}", n, e.getMessage());
+                log.warn("closing controller {}: {}", c.name(), e.getMessage());
             }
         }
         for (Reactor r : reactors) r.close();

@@ -48,16 +48,24 @@ public final class VhostUserConnection implements AutoCloseable {
                 socket.recvFully(buf.asSlice(r.bytes()), HEADER_SIZE - r.bytes());
             }
             m.readHeader();
-            if ((m.flags & FLAG_VERSION_MASK) != VERSION) {
-                throw new VhostUserProtocolException("bad header: version " + (m.flags & FLAG_VERSION_MASK) + " in flags 0x"
-                        + Integer.toHexString(m.flags) + " (expected 1), request code " + Integer.toUnsignedString(m.requestCode));
-            }
-            if ((m.flags & ~(FLAG_VERSION_MASK | FLAG_REPLY | FLAG_NEED_REPLY)) != 0) {
-                throw new VhostUserProtocolException("bad header: unknown flag bits 0x" + Integer.toHexString(m.flags));
-            }
-            boolean isReply = (m.flags & FLAG_REPLY) != 0;
-            if (backEnd == isReply) {
-                throw new VhostUserProtocolException(backEnd ? "front-end sent a message with the REPLY flag set" : "back-end sent a request where a reply was expected");
+            m.tolerated = 0;
+            if (backEnd) {
+                // DPDK's vhost library and libvhost-user read neither the version bits nor the
+                // other flag bits of a request: tolerate them, and let the session log and count.
+                if ((m.flags & FLAG_VERSION_MASK) != VERSION) m.tolerated |= VhostUserMessage.TOLERATED_VERSION;
+                if ((m.flags & ~(FLAG_VERSION_MASK | FLAG_REPLY | FLAG_NEED_REPLY)) != 0) m.tolerated |= VhostUserMessage.TOLERATED_UNKNOWN_FLAGS;
+                if ((m.flags & FLAG_REPLY) != 0) m.tolerated |= VhostUserMessage.TOLERATED_REPLY_FLAG;
+            } else {
+                // As a front-end we are as strict as QEMU and SPDK's virtio-user: a reply carries
+                // exactly version 1 and the REPLY flag.
+                if ((m.flags & FLAG_VERSION_MASK) != VERSION) {
+                    throw new VhostUserProtocolException("bad header: version " + (m.flags & FLAG_VERSION_MASK) + " in flags 0x"
+                            + Integer.toHexString(m.flags) + " (expected 1), request code " + Integer.toUnsignedString(m.requestCode));
+                }
+                if ((m.flags & ~(FLAG_VERSION_MASK | FLAG_REPLY | FLAG_NEED_REPLY)) != 0) {
+                    throw new VhostUserProtocolException("bad header: unknown flag bits 0x" + Integer.toHexString(m.flags));
+                }
+                if ((m.flags & FLAG_REPLY) == 0) throw new VhostUserProtocolException("back-end sent a request where a reply was expected");
             }
             if (m.size < 0 || m.size > MAX_PAYLOAD) {
                 throw new VhostUserProtocolException("payload size " + Integer.toUnsignedString(m.size) + " of " + m.request
@@ -73,34 +81,56 @@ public final class VhostUserConnection implements AutoCloseable {
         }
     }
 
-    /** Checks payload size and fd count of a request against its definition; null when fine. */
+    /**
+     * Checks payload size and fd count of a request against its definition; null when fine.
+     * A payload longer than the structure is tolerated (marked in {@link VhostUserMessage#tolerated}),
+     * as DPDK's vhost library and libvhost-user do; a shorter one is refused, because the fields
+     * it lacks would be read from whatever the buffer held before. The fd count is always exact:
+     * DPDK refuses any other count too, and an fd we do not expect is one we would leak.
+     */
     static String checkShape(VhostUserMessage m) {
         VhostUserRequest q = m.request;
         int size = m.size;
         int nfds = m.fds().length;
-        String bad = switch (q.payload) {
-            case NONE -> size == 0 ? null : "expected no payload, got " + size + " bytes";
-            case U64 -> size == 8 ? null : "expected an 8-byte payload, got " + size;
-            case VRING_STATE -> size == VRING_STATE_SIZE ? null : "expected an 8-byte vring state, got " + size;
-            case VRING_ADDR -> size == VRING_ADDR_SIZE ? null : "expected a 40-byte vring address, got " + size;
-            case MEM_REGION -> size == 8 + MEM_REGION_SIZE ? null : "expected a 40-byte memory region, got " + size;
-            case MEM_TABLE -> {
-                if (size < MEM_TABLE_HEADER) yield "memory table shorter than its header: " + size;
-                int n = m.u32(0);
-                if (n < 1 || n > MAX_TABLE_REGIONS) yield "memory table has " + Integer.toUnsignedString(n) + " regions (1.." + MAX_TABLE_REGIONS + " allowed)";
-                if (size != MEM_TABLE_HEADER + MEM_REGION_SIZE * n) yield "memory table of " + n + " regions must be " + (MEM_TABLE_HEADER + MEM_REGION_SIZE * n) + " bytes, got " + size;
-                yield null;
-            }
-            case CONFIG -> {
-                if (size < CONFIG_HEADER) yield "config message shorter than its header: " + size;
-                int len = m.u32(4);
-                if (len < 0 || len > MAX_CONFIG_SIZE) yield "config size " + Integer.toUnsignedString(len) + " exceeds " + MAX_CONFIG_SIZE;
-                if (size != CONFIG_HEADER + len) yield "config payload is " + size + " bytes but its size field says " + (CONFIG_HEADER + len);
-                yield null;
-            }
-            case ANY -> null;
+        int needed = switch (q.payload) {
+            case NONE, ANY -> 0;
+            case U64, VRING_STATE -> 8;
+            case VRING_ADDR -> VRING_ADDR_SIZE;
+            case MEM_REGION -> 8 + MEM_REGION_SIZE;
+            case MEM_TABLE, CONFIG -> 0; // checked below, once their header is known
         };
+        String bad = null;
+        if (size < needed) {
+            bad = switch (q.payload) {
+                case U64 -> "expected an 8-byte payload, got " + size;
+                case VRING_STATE -> "expected an 8-byte vring state, got " + size;
+                case VRING_ADDR -> "expected a 40-byte vring address, got " + size;
+                case MEM_REGION -> "expected a 40-byte memory region, got " + size;
+                default -> "payload of " + size + " bytes is too short";
+            };
+        } else if (q.payload == VhostUserRequest.Payload.MEM_TABLE) {
+            if (size < MEM_TABLE_HEADER) {
+                bad = "memory table shorter than its header: " + size;
+            } else {
+                int n = m.u32(0);
+                // 0 regions is accepted (DPDK and libvhost-user do): the session then has no memory.
+                if (n < 0 || n > MAX_TABLE_REGIONS) bad = "memory table has " + Integer.toUnsignedString(n) + " regions (0.." + MAX_TABLE_REGIONS + " allowed)";
+                else if (size < MEM_TABLE_HEADER + MEM_REGION_SIZE * n) bad = "memory table of " + n + " regions needs " + (MEM_TABLE_HEADER + MEM_REGION_SIZE * n) + " bytes, got " + size;
+                else needed = MEM_TABLE_HEADER + MEM_REGION_SIZE * n;
+            }
+        } else if (q.payload == VhostUserRequest.Payload.CONFIG) {
+            if (size < CONFIG_HEADER) {
+                bad = "config message shorter than its header: " + size;
+            } else {
+                int len = m.u32(4);
+                if (len < 0 || len > MAX_CONFIG_SIZE) bad = "config size " + Integer.toUnsignedString(len) + " exceeds " + MAX_CONFIG_SIZE;
+                // GET_CONFIG's region is output only: front-ends send it at full length, but it is never read.
+                else if (q == VhostUserRequest.SET_CONFIG && size < CONFIG_HEADER + len) bad = "config payload is " + size + " bytes but its size field says " + (CONFIG_HEADER + len);
+                else needed = q == VhostUserRequest.SET_CONFIG ? CONFIG_HEADER + len : Math.min(size, CONFIG_HEADER + len);
+            }
+        }
         if (bad != null) return bad;
+        if (q.payload != VhostUserRequest.Payload.ANY && size > needed) m.tolerated |= VhostUserMessage.TOLERATED_TRAILING_BYTES;
         return switch (q.fds) {
             case NONE -> nfds == 0 ? null : "carries " + nfds + " file descriptors, expected none";
             case ONE -> nfds == 1 ? null : "carries " + nfds + " file descriptors, expected 1";
@@ -108,7 +138,8 @@ public final class VhostUserConnection implements AutoCloseable {
             case PER_REGION -> nfds == m.u32(0) ? null : "carries " + nfds + " file descriptors for " + m.u32(0) + " regions";
             case VRING_FILE -> {
                 boolean nofd = (m.u64(0) & VRING_FILE_NOFD) != 0;
-                if ((m.u64(0) & ~(VRING_FILE_INDEX_MASK | VRING_FILE_NOFD)) != 0) yield "reserved bits set in vring file 0x" + Long.toHexString(m.u64(0));
+                // Only the index and the no-fd bit mean anything; DPDK and libvhost-user mask the rest.
+                if ((m.u64(0) & ~(VRING_FILE_INDEX_MASK | VRING_FILE_NOFD)) != 0) m.tolerated |= VhostUserMessage.TOLERATED_VRING_FILE_BITS;
                 if (nofd) yield nfds == 0 ? null : "invalid-fd flag set but " + nfds + " file descriptors attached";
                 yield nfds == 1 ? null : "carries " + nfds + " file descriptors, expected 1";
             }

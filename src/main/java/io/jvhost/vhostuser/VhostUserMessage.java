@@ -11,7 +11,7 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
 /**
  * One vhost-user message: header fields, a payload buffer and the fds that came with it. A
  * reusable object owned by one connection thread; typed accessors read the payload with bounds
- * already checked by {@link VhostUserCodec#validate}.
+ * already checked by {@link VhostUserConnection#receive}.
  */
 public final class VhostUserMessage implements AutoCloseable {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
@@ -24,7 +24,37 @@ public final class VhostUserMessage implements AutoCloseable {
     public VhostUserRequest request = VhostUserRequest.UNKNOWN;
     public int flags;
     public int size;
+    /**
+     * Deviations from vhost-user.rst the codec tolerated in this message (a bit set of the
+     * {@code TOLERATED_*} constants): what DPDK's vhost library and libvhost-user accept as well.
+     * Zero for a message that follows the spec to the letter.
+     */
+    public int tolerated;
     private int[] fds = new int[0];
+
+    /** Version bits of the flags other than 1. */
+    public static final int TOLERATED_VERSION = 1;
+    /** Flag bits the spec does not define. */
+    public static final int TOLERATED_UNKNOWN_FLAGS = 1 << 1;
+    /** The REPLY flag on a front-end request. */
+    public static final int TOLERATED_REPLY_FLAG = 1 << 2;
+    /** A payload longer than the request's structure (the extra bytes are ignored). */
+    public static final int TOLERATED_TRAILING_BYTES = 1 << 3;
+    /** Bits 9-63 of a vring file u64 set (only the index and the no-fd bit are read). */
+    public static final int TOLERATED_VRING_FILE_BITS = 1 << 4;
+    public static final int TOLERATED_COUNT = 5;
+
+    /** A short name of tolerated deviation {@code bit}, for logs. */
+    public static String toleratedName(int bit) {
+        return switch (bit) {
+            case TOLERATED_VERSION -> "header version other than 1";
+            case TOLERATED_UNKNOWN_FLAGS -> "undefined header flag bits";
+            case TOLERATED_REPLY_FLAG -> "REPLY flag on a request";
+            case TOLERATED_TRAILING_BYTES -> "payload longer than the request's structure";
+            case TOLERATED_VRING_FILE_BITS -> "reserved bits in a vring file index";
+            default -> "deviation 0x" + Integer.toHexString(bit);
+        };
+    }
 
     public MemorySegment payload() {
         return buffer.asSlice(HEADER_SIZE, MAX_PAYLOAD);
@@ -107,6 +137,19 @@ public final class VhostUserMessage implements AutoCloseable {
 
     @Override
     public String toString() {
-        return request + "(" + Integer.toUnsignedString(requestCode) + ") flags=0x" + Integer.toHexString(flags) + " size=" + Integer.toUnsignedString(size) + " fds=" + fds.length;
+        return request + "(" + Integer.toUnsignedString(requestCode) + ") flags=0x" + Integer.toHexString(flags) + " size=" + Integer.toUnsignedString(size) + " fds=" + fds.length
+                + (tolerated != 0 ? " tolerated=0x" + Integer.toHexString(tolerated) : "") + payloadSummary();
+    }
+
+    /** The values a log reader wants to see (features, ring index and number, sizes). */
+    private String payloadSummary() {
+        return switch (request.payload) {
+            case U64 -> size >= 8 ? " u64=0x" + Long.toHexString(u64(0)) : "";
+            case VRING_STATE, VRING_ADDR -> size >= 8 ? " index=" + Integer.toUnsignedString(u32(0)) + " num=" + Integer.toUnsignedString(u32(4)) : "";
+            case MEM_TABLE -> size >= 4 ? " regions=" + Integer.toUnsignedString(u32(0)) : "";
+            case CONFIG -> size >= 8 ? " offset=" + Integer.toUnsignedString(u32(0)) + " len=" + Integer.toUnsignedString(u32(4)) : "";
+            case MEM_REGION -> size >= 24 ? " gpa=0x" + Long.toHexString(u64(8)) + " len=0x" + Long.toHexString(u64(16)) : "";
+            default -> "";
+        };
     }
 }

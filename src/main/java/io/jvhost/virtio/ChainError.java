@@ -17,7 +17,14 @@ public enum ChainError {
     INDIRECT_WITH_NEXT("descriptor has both INDIRECT and NEXT"),
     BAD_INDIRECT_LENGTH("indirect table length is 0 or not a multiple of 16"),
     AVAIL_INDEX_JUMP("available index moved by more than the queue size"),
-    DUPLICATE_HEAD("head is already in flight");
+    DUPLICATE_HEAD("head is already in flight"),
+    /**
+     * An access to the ring or a buffer faulted (SIGBUS): the front-end truncated or shrank the
+     * file behind a memory region it handed us. Nothing more is read from or written to it.
+     */
+    GUEST_MEMORY_FAULT("guest memory access faulted (the front-end truncated its memory)"),
+    /** The queue's processing threw unexpectedly (a bug); the queue stops rather than the reactor. */
+    INTERNAL_ERROR("internal error while processing the queue");
 
     public final String reason;
 

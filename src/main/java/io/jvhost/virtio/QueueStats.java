@@ -11,4 +11,12 @@ public final class QueueStats {
     public long calls;
     public long callErrors;
     public long kicks;
+    /** Times processing faulted (guest memory gone or an internal error): 0 or 1 per queue start. */
+    public long faults;
+    /**
+     * Requests in flight when the queue faulted that could not be answered because their status
+     * or the ring lay in vanished memory: forgotten without a status (those that could be
+     * answered got an I/O error and count in {@link #requestErrors}).
+     */
+    public long droppedRequests;
 }

@@ -56,6 +56,10 @@ public final class SplitVirtQueue {
     private int inFlightCount;
     private ChainError brokenReason = ChainError.NONE;
     private ChainError lastError = ChainError.NONE;
+    /** Processing faulted: no more chains are fetched (see {@link #markFaulted}). */
+    private boolean faulted;
+    /** The ring itself is not touched again (its memory vanished, or the cause is unknown). */
+    private boolean ringGone;
 
     public final QueueStats stats = new QueueStats();
 
@@ -122,6 +126,23 @@ public final class SplitVirtQueue {
     public int usedIndex() { return usedIdx; }
     public int inFlight() { return inFlightCount; }
     public boolean isBroken() { return brokenReason != ChainError.NONE; }
+    /** True after {@link #markFaulted}: the queue fetches nothing more. */
+    public boolean isFaulted() { return faulted; }
+    /** False after a fault that took the ring's own memory (or of unknown cause): nothing is written to it. */
+    public boolean ringUsable() { return !ringGone; }
+    /** The chain flyweight as the last {@link #poll} left it (its owner's fault handling reads it). */
+    public DescriptorChain lastChain() { return chain; }
+    /** Is head {@code head} fetched and not yet completed? */
+    public boolean isInFlight(int head) { return head >= 0 && head < size && inFlight[head]; }
+
+    /** Does any part of the rings lie in {@code region} (a region's whole mapping)? */
+    public boolean ringIn(MemorySegment region) {
+        return overlaps(desc, region) || overlaps(avail, region) || overlaps(used, region);
+    }
+
+    private static boolean overlaps(MemorySegment a, MemorySegment b) {
+        return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
+    }
     public ChainError brokenReason() { return brokenReason; }
     /** The most recent chain error (for logging by the owner). */
     public ChainError lastError() { return lastError; }
@@ -225,13 +246,18 @@ public final class SplitVirtQueue {
         }
     }
 
-    /** Returns chain {@code head} to the driver with {@code len} bytes written. Not yet published. */
+    /**
+     * Returns chain {@code head} to the driver with {@code len} bytes written. Not yet published.
+     * Once the ring is gone ({@link #markFaulted} without a usable ring) the head is only
+     * forgotten: nothing is written.
+     */
     public void complete(int head, int len) {
         if (head < 0 || head >= size || !inFlight[head]) {
             throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
         }
         inFlight[head] = false;
         inFlightCount--;
+        if (ringGone) return;
         long at = USED_RING + (long) USED_ELEM_SIZE * (usedIdx & mask);
         used.set(LE32, at, head);
         used.set(LE32, at + 4, len);
@@ -243,7 +269,7 @@ public final class SplitVirtQueue {
      * the driver wants an interrupt. Returns 1 if it signalled, else 0. One call per batch.
      */
     public int flush() {
-        if (usedIdx == publishedUsed) return 0;
+        if (usedIdx == publishedUsed || ringGone) return 0;
         int old = publishedUsed;
         U16.setRelease(used, (long) USED_IDX, (short) usedIdx);
         publishedUsed = usedIdx;
@@ -327,7 +353,7 @@ public final class SplitVirtQueue {
 
     /** Asks the driver not to kick (we are polling). */
     public void disableNotifications() {
-        if (!notificationsEnabled) return;
+        if (!notificationsEnabled || ringGone) return;
         notificationsEnabled = false;
         if (!eventIdx) used.set(LE16, USED_FLAGS, (short) USED_F_NO_NOTIFY);
         // Under EVENT_IDX a stale avail_event already suppresses kicks.
@@ -338,6 +364,7 @@ public final class SplitVirtQueue {
      * arrived meanwhile (the caller must not sleep).
      */
     public boolean enableNotifications() {
+        if (ringGone) return false;
         notificationsEnabled = true;
         if (eventIdx) {
             used.set(LE16, availEventOffset(size), (short) lastAvail);
@@ -353,6 +380,27 @@ public final class SplitVirtQueue {
         if (brokenReason != ChainError.NONE) return false;
         int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
         return availIdx != lastAvail;
+    }
+
+    /**
+     * Stops the queue after a fault (the front-end truncated memory behind the ring or a buffer)
+     * or an internal error: no more chains are fetched. With {@code ringUsable} (the fault was in
+     * a buffer's memory, the rings' memory is intact) completions are still written and
+     * published, so requests in flight can be answered; without it the ring is not touched
+     * again: completions only forget their head, flushes and notification control do nothing,
+     * a held-back call is dropped. Called again without {@code ringUsable}, it gives up the ring.
+     * Counted once in {@link QueueStats#faults}. Owning reactor thread.
+     */
+    public void markFaulted(ChainError why, boolean ringUsable) {
+        if (!ringUsable) {
+            ringGone = true;
+            signalDeferred = false;
+        }
+        if (faulted) return;
+        faulted = true;
+        brokenReason = why;
+        lastError = why;
+        stats.faults++;
     }
 
     private void markBroken(ChainError why) {

@@ -2,6 +2,7 @@ package io.jvhost.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jvhost.rpc.Json;
+import io.jvhost.rpc.JsonConfig;
 import io.jvhost.rpc.JsonRpcServer;
 import io.jvhost.rpc.Methods;
 import io.jvhost.runtime.IdleStrategy;
@@ -144,5 +145,20 @@ class RpcCommandTest {
         r = rpc("-i", cfg.toString(), "load_config");
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err()).contains(cfg.toString()).contains("subsystem bdev, config[0] (bdev_malloc_create)").contains("already exists");
+    }
+
+    @Test
+    void loadConfigRefusesDeepNestingAndHugeInputInOneLine() throws Exception {
+        Path deep = dir.resolve("deep.json");
+        Files.writeString(deep, "[".repeat(100_000) + "]".repeat(100_000));
+        Run r = rpc("load_config", "-i", deep.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err().strip()).doesNotContain("\n").contains("load_config failed").contains("nesting");
+        Path big = dir.resolve("big.json");
+        Files.write(big, new byte[JsonConfig.MAX_CONFIG_BYTES + 10]);
+        r = rpc("load_config", "-i", big.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err().strip()).doesNotContain("\n").contains("larger than 16 MiB");
+        assertThat(rpc("bdev_get_bdevs").json()).isEmpty();
     }
 }

@@ -69,7 +69,8 @@ class ServeCommandTest {
         assertThat(top).contains("serve").contains("vhost-user");
         String serve = run(0, "serve", "--help");
         assertThat(serve).contains("--socket-dir").contains("--json").contains("--malloc").contains("--busy-poll")
-                .contains("--rpc-socket").contains("/var/tmp/jvhost.sock").contains("--no-rpc").contains("--reactors");
+                .contains("--rpc-socket").contains("/var/tmp/jvhost.sock").contains("--no-rpc").contains("--reactors")
+                .contains("--socket-mode").contains("--socket-group").contains("--rpc-idle-timeout").contains("rpc-peer-check");
         assertThat(run(0, "rpc", "--help")).contains("vhost_get_controllers").contains("--socket");
     }
 
@@ -191,5 +192,70 @@ class ServeCommandTest {
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
         }
         assertThat(run(2, "serve", "-S", dir.toString(), "--type", "nvme", "--no-rpc")).contains("--type must be blk or scsi");
+    }
+
+    /** One clear line: no stack trace, no "failed unexpectedly". */
+    static void assertOneLineError(String out) {
+        assertThat(out).doesNotContain("Exception").doesNotContain("\tat ").doesNotContain("failed unexpectedly");
+    }
+
+    @Test
+    void aFileWhereAControllerSocketShouldGoIsKeptAndStartUpStops() throws Exception {
+        // Issue 15 item 3: mkdir D; echo precious > D/vhost.0; jvhost serve -S D deleted the file.
+        Path d = Files.createDirectory(dir.resolve("D"));
+        Path precious = Files.writeString(d.resolve("vhost.0"), "precious\n");
+        String out = run(2, "serve", "-S", d.toString(), "--malloc", "16M", "--no-rpc");
+        assertThat(out).contains(precious.toString()).contains("a regular file").contains("not a socket");
+        assertOneLineError(out);
+        assertThat(Files.readString(precious)).isEqualTo("precious\n");
+    }
+
+    @Test
+    void aSecondJvhostOnALiveControllerSocketIsOneLineWithExitCode2() throws Exception {
+        StringBuilder first = new StringBuilder();
+        Process p = serve(first, "-S", dir.toString(), "--malloc", "16M", "--no-rpc");
+        try {
+            // Owner-only whatever the umask.
+            assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("vhost.0")))).isEqualTo("rw-------");
+            String out = run(2, "serve", "-S", dir.toString(), "--malloc", "16M", "--no-rpc");
+            assertThat(out).contains("another process is serving on it");
+            assertOneLineError(out);
+            // The first one still serves.
+            try (BlkInitiator ini = BlkInitiator.connect(dir.resolve("vhost.0").toString(), 1, 64, 1 << 20)) {
+                assertThat(ini.write(0, 0, 4096)).isEqualTo(S_OK);
+            }
+        } finally {
+            stop(p);
+        }
+    }
+
+    @Test
+    void socketModeAndGroupOptionsApplyToEverySocket() throws Exception {
+        StringBuilder out = new StringBuilder();
+        Path rpcSock = dir.resolve("rpc.sock");
+        Process p = serve(out, "-S", dir.toString(), "--malloc", "16M", "-r", rpcSock.toString(), "--socket-mode", "0660", "--socket-group", "daemon");
+        try {
+            for (Path s : List.of(dir.resolve("vhost.0"), rpcSock)) {
+                assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(s))).as(s.toString()).isEqualTo("rw-rw----");
+                assertThat((Integer) Files.getAttribute(s, "unix:gid")).as(s.toString()).isEqualTo(1);
+            }
+        } finally {
+            stop(p);
+        }
+        String bad = run(2, "serve", "-S", dir.toString(), "--no-rpc", "--socket-mode", "rw");
+        assertThat(bad).contains("octal");
+        assertOneLineError(bad);
+        assertThat(run(2, "serve", "-S", dir.toString(), "--no-rpc", "--socket-group", "no-such-group-xyz")).contains("no-such-group-xyz");
+    }
+
+    @Test
+    void anImpossibleRamDiskAndAnEndlessConfigStopStartUpWithOneLine() throws Exception {
+        String huge = run(2, "serve", "-S", dir.toString(), "--malloc", "1024T", "--no-rpc");
+        assertThat(huge).contains("bdev_malloc_create").contains("Cannot allocate memory").contains("1.0 PiB");
+        assertOneLineError(huge);
+        String zero = run(2, "serve", "-S", dir.toString(), "--json", "/dev/zero", "--no-rpc");
+        assertThat(zero).contains("/dev/zero").contains("larger than 16 MiB");
+        assertOneLineError(zero);
+        assertThat(Files.list(dir).toList()).isEmpty();
     }
 }

@@ -53,7 +53,7 @@ class BenchEngineTest {
     @Test
     void randomReadWriteWithVerifyOnRamIsClean() throws Exception {
         BenchEngine.Result r = run("ram", BenchEngine.Type.BLK, BenchEngine.Workload.RANDRW, 4096, 16, 2, true);
-        assertThat(r.ios()).isGreaterThan(1000);
+        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
         assertThat(r.errors()).isZero();
         assertThat(r.verifyErrors()).isZero();
         assertThat(r.bytes()).isEqualTo(r.ios() * 4096);
@@ -63,14 +63,14 @@ class BenchEngineTest {
     @Test
     void verifyCatchesADeviceThatDropsWrites() throws Exception {
         BenchEngine.Result r = run("null", BenchEngine.Type.BLK, BenchEngine.Workload.RANDRW, 4096, 8, 1, true);
-        assertThat(r.ios()).isGreaterThan(1000);
+        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
         assertThat(r.verifyErrors()).as("a null device returns stale buffers on read").isPositive();
     }
 
     @Test
     void scsiSequentialWritesWithVerify() throws Exception {
         BenchEngine.Result r = run("scsi", BenchEngine.Type.SCSI, BenchEngine.Workload.RW, 8192, 8, 1, true);
-        assertThat(r.ios()).isGreaterThan(500);
+        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
         assertThat(r.errors()).isZero();
         assertThat(r.verifyErrors()).isZero();
     }
@@ -90,7 +90,7 @@ class BenchEngineTest {
                 50, 4096, 4, 1, Duration.ofSeconds(1), Duration.ZERO, false, -1, 256, false, true), System.err);
         try {
             BenchEngine.Result r = e.run();
-            assertThat(r.ios()).isGreaterThan(100);
+            assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
             assertThat(r.errors()).isZero();
         } finally {
             e.close();

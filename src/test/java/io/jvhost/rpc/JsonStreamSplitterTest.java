@@ -28,15 +28,37 @@ class JsonStreamSplitterTest {
         String stream = "{\"a\":1}{\"b\":[1,{\"c\":2}]}\n  [1,2]\"top\" 42 true {\"d\":\"}{][\\\"\"}nul {\"é\":\"ü{\"}";
         List<String> expected = List.of("{\"a\":1}", "{\"b\":[1,{\"c\":2}]}", "[1,2]", "\"top\"", "42", "true",
                 "{\"d\":\"}{][\\\"\"}", "nul", "{\"é\":\"ü{\"}");
-        for (int chunk : new int[] {1, 2, 3, 7, 1000}) {
-            assertThat(split(stream, chunk)).as("chunk %d", chunk).isEqualTo(expected);
+        assertThat(split(stream, 1000)).isEqualTo(expected);
+        // Objects, arrays and strings are whole whatever the read boundaries; a bare scalar (never a
+        // request) may be cut where a read ends, into pieces that are each answered.
+        java.util.function.Predicate<String> structured = v -> v.startsWith("{") || v.startsWith("[") || v.startsWith("\"");
+        for (int chunk : new int[] {1, 2, 3, 7}) {
+            List<String> got = split(stream, chunk);
+            assertThat(got.stream().filter(structured).toList()).as("chunk %d", chunk).isEqualTo(expected.stream().filter(structured).toList());
+            assertThat(String.join("", got)).as("chunk %d", chunk).isEqualTo(String.join("", expected));
         }
     }
 
     @Test
     void aMalformedValueIsCutSoTheNextOneStillParses() {
         assertThat(split("{\"a\": tru}{\"b\":2}", 4)).containsExactly("{\"a\": tru}", "{\"b\":2}");
-        assertThat(split("garbage{\"b\":2}", 1)).containsExactly("garbage", "{\"b\":2}");
+        assertThat(split("garbage{\"b\":2}", 100)).containsExactly("garbage", "{\"b\":2}");
+        assertThat(split("garbage{\"b\":2}", 4)).containsExactly("garb", "age", "{\"b\":2}");
+    }
+
+    @Test
+    void aBareScalarAtTheEndOfTheBytesAtHandIsCutAtOnceSoItCanBeAnswered() {
+        // Regression (issue 15): "123", "null" and "}}}" without a trailing delimiter waited for
+        // more input forever, so the sender never got its -32600 / -32700.
+        for (String junk : new String[] {"123", "null", "}}}"}) {
+            JsonStreamSplitter s = new JsonStreamSplitter(1 << 20);
+            List<String> out = new ArrayList<>();
+            assertThat(s.feed(ByteBuffer.wrap(junk.getBytes(StandardCharsets.UTF_8)), v -> out.add(new String(v, StandardCharsets.UTF_8)))).isTrue();
+            assertThat(out).as(junk).containsExactly(junk);
+            // The connection goes on: the next request is cut whole.
+            s.feed(ByteBuffer.wrap("{\"x\":1}".getBytes(StandardCharsets.UTF_8)), v -> out.add(new String(v, StandardCharsets.UTF_8)));
+            assertThat(out).as(junk).containsExactly(junk, "{\"x\":1}");
+        }
     }
 
     @Test

@@ -98,9 +98,10 @@ class RpcMethodsTest {
         call("vhost_controller_set_coalescing", "{\"ctrlr\":\"v\",\"delay_base_us\":20,\"iops_threshold\":100000}");
         assertThat(call("framework_get_config", "{\"name\":\"bdev\"}")).isEqualTo(json("""
                 [{"method":"bdev_malloc_create","params":{"name":"M","num_blocks":64,"block_size":4096,
-                  "uuid":"913fc008-79a7-447f-b2c4-c73543638c31"}}]"""));
+                  "uuid":"913fc008-79a7-447f-b2c4-c73543638c31","optimal_io_boundary":0}}]"""));
         assertThat(call("framework_get_config", "{\"name\":\"vhost_blk\"}")).isEqualTo(json("""
-                [{"method":"vhost_create_blk_controller","params":{"ctrlr":"v","dev_name":"M","cpumask":"2","readonly":false,"num_queues":4}},
+                [{"method":"vhost_create_blk_controller","params":{"ctrlr":"v","dev_name":"M","cpumask":"2","readonly":false,
+                   "transport":"vhost_user_blk","num_queues":4}},
                  {"method":"vhost_controller_set_coalescing","params":{"ctrlr":"v","delay_base_us":20,"iops_threshold":100000}}]"""));
         assertThat(fails(c, "framework_get_config", null, INVALID_PARAMS)).hasMessageContaining("'name'");
         assertThat(fails(c, "framework_get_config", "{\"name\":\"nvmf\"}", INVALID_PARAMS)).hasMessageContaining("nvmf");
@@ -120,6 +121,8 @@ class RpcMethodsTest {
         assertThat(r1.get("lcore").asInt()).isEqualTo(1);
         assertThat(r1.get("busy").asLong() + r1.get("idle").asLong()).isPositive();
         assertThat(r1.get("in_interrupt").isBoolean()).isTrue();
+        assertThat(r1.get("dead").asBoolean(true)).isFalse();
+        assertThat(r1.get("errors").asLong(-1)).isZero();
         assertThat(r1.get("lw_threads")).hasSize(1);
         assertThat(r1.at("/lw_threads/0/name").asText()).isEqualTo("v1");
         assertThat(r1.at("/lw_threads/0/cpumask").asText()).isEqualTo("2");
@@ -177,6 +180,8 @@ class RpcMethodsTest {
         assertThat(a1.at("/supported_io_types/write").asBoolean()).isFalse();
         assertThat(a1.at("/driver_specific/aio/filename").asText()).isEqualTo(img.toString());
         assertThat(a1.at("/driver_specific/aio/readonly").asBoolean()).isTrue();
+        assertThat(a1.at("/driver_specific/aio/block_size_override").asBoolean()).isTrue();
+        assertThat(call("bdev_get_bdevs", "{\"name\":\"A0\"}").at("/0/driver_specific/aio/block_size_override").asBoolean()).isFalse();
         assertThat(fails(c, "bdev_aio_create", "{\"name\":\"A2\",\"filename\":\"" + dir.resolve("missing") + "\"}", ENOENT))
                 .hasMessageContaining("missing");
         assertThat(fails(c, "bdev_aio_create", "{\"name\":\"A2\",\"filename\":\"" + img + "\",\"block_size\":1000}", INVALID_PARAMS)).hasMessageContaining("'block_size'");
@@ -215,7 +220,8 @@ class RpcMethodsTest {
         call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":64}");
         call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"M\"}");
         RpcException e = fails(c, "bdev_malloc_delete", "{\"name\":\"M\"}", EBUSY);
-        assertThat(e).hasMessageContaining("in use by vhost controller v").hasMessageContaining("Device or resource busy");
+        assertThat(e).hasMessageContaining("in use by vhost controller v").hasMessageContaining("delete that controller")
+                .hasMessageContaining("Device or resource busy");
         assertThat(call("bdev_get_bdevs", "{\"name\":\"M\"}")).hasSize(1);
         call("vhost_delete_controller", "{\"ctrlr\":\"v\"}");
         assertThat(call("bdev_malloc_delete", "{\"name\":\"M\"}").asBoolean()).isTrue();
@@ -337,5 +343,177 @@ class RpcMethodsTest {
         fails(c, "vhost_get_stats", "{\"name\":\"nope\"}", ENODEV);
         // The counts outlive the session (its queues' channels are closed).
         assertThat(call("bdev_get_iostat", null).at("/bdevs/0/num_write_ops").asLong()).isEqualTo(writes);
+    }
+
+    @Test
+    void deletingAControllerWithAConnectedFrontEndIsRefusedAsSpdkDoesAndTheFrontEndKeepsWorking() throws Exception {
+        call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":2048}");
+        call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"M\",\"num_queues\":1}");
+        try (BlkInitiator ini = BlkInitiator.connect(dir.resolve("v").toString(), 1, 64, 1 << 20)) {
+            assertThat(ini.write(0, 0, 4096)).isEqualTo(S_OK);
+            // SPDK (vhost_rpc.c, rte_vhost_user.c vhost_user_dev_unregister): INVALID_PARAMS, "Device or resource busy".
+            RpcException e = fails(c, "vhost_delete_controller", "{\"ctrlr\":\"v\"}", INVALID_PARAMS);
+            assertThat(e.getMessage()).startsWith("Device or resource busy").contains("'v'").contains("disconnect the front-end first");
+            // Nothing changed: the socket, the controller, the claim and the session are all still there.
+            assertThat(dir.resolve("v")).exists();
+            assertThat(call("vhost_get_controllers", "{\"name\":\"v\"}")).hasSize(1);
+            assertThat(call("bdev_get_bdevs", "{\"name\":\"M\"}").get(0).get("claimed").asBoolean()).isTrue();
+            assertThat(ini.read(0, 0, 4096)).isEqualTo(S_OK);
+            assertThat(call("vhost_get_stats", "{\"name\":\"v\"}").get(0).get("session").isNull()).isFalse();
+        }
+        // Once the front-end has gone (its session ends asynchronously), deletion succeeds.
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30))
+                .until(() -> call("vhost_get_stats", "{\"name\":\"v\"}").get(0).get("session").isNull());
+        assertThat(call("vhost_delete_controller", "{\"ctrlr\":\"v\"}").asBoolean()).isTrue();
+        assertThat(dir.resolve("v")).doesNotExist();
+        assertThat(call("bdev_malloc_delete", "{\"name\":\"M\"}").asBoolean()).isTrue();
+    }
+
+    @Test
+    void schedulerMethodsAcceptSpdksSettingsAndReportStaticPlacement() throws Exception {
+        assertThat(call("framework_get_scheduler", null)).isEqualTo(json("{\"scheduler_name\":\"static\",\"scheduler_period\":0}"));
+        assertThat(call("framework_set_scheduler", "{\"name\":\"static\"}").asBoolean()).isTrue();
+        assertThat(call("framework_set_scheduler", "{\"name\":\"static\",\"period\":1000000}").asBoolean()).isTrue();
+        // The dynamic scheduler's own options are SPDK's to define (decoded leniently there).
+        assertThat(call("framework_set_scheduler", "{\"name\":\"dynamic\",\"load_limit\":20,\"core_limit\":80,\"core_busy\":95}").asBoolean()).isTrue();
+        assertThat(call("framework_get_scheduler", null)).isEqualTo(json("{\"scheduler_name\":\"static\",\"scheduler_period\":1000000}"));
+        assertThat(fails(c, "framework_set_scheduler", "{\"name\":\"fancy\"}", INVALID_PARAMS)).hasMessageContaining("'fancy'");
+        assertThat(fails(c, "framework_set_scheduler", null, INVALID_PARAMS)).hasMessageContaining("'name'");
+        fails(c, "framework_set_scheduler", "{\"name\":\"static\",\"period\":-5}", INVALID_PARAMS);
+        fails(c, "framework_get_scheduler", "{\"x\":1}", INVALID_PARAMS);
+    }
+
+    @Test
+    void threadGetStatsHasSpdksShapeOneThreadPerReactor() throws Exception {
+        JsonNode r = call("thread_get_stats", null);
+        assertThat(r.get("tick_rate").asLong()).isEqualTo(1_000_000_000L);
+        assertThat(r.get("threads")).hasSize(2);
+        JsonNode t1 = r.get("threads").get(1);
+        assertThat(names(t1)).containsExactly("name", "id", "cpumask", "busy", "idle", "active_pollers_count", "timed_pollers_count",
+                "paused_pollers_count");
+        assertThat(t1.get("name").asText()).isEqualTo("reactor_1");
+        assertThat(t1.get("cpumask").asText()).isEqualTo("2");
+        fails(c, "thread_get_stats", "{\"a\":1}", INVALID_PARAMS);
+    }
+
+    @Test
+    void scsiGetDevicesListsTheTargetsOfEveryScsiController() throws Exception {
+        assertThat(call("scsi_get_devices", null)).isEmpty();
+        call("bdev_null_create", "{\"name\":\"N0\",\"num_blocks\":64}");
+        call("bdev_null_create", "{\"name\":\"N1\",\"num_blocks\":64}");
+        call("vhost_create_scsi_controller", "{\"ctrlr\":\"s\"}");
+        call("vhost_scsi_controller_add_target", "{\"ctrlr\":\"s\",\"scsi_target_num\":1,\"bdev_name\":\"N0\"}");
+        call("vhost_scsi_controller_add_target", "{\"ctrlr\":\"s\",\"scsi_target_num\":5,\"bdev_name\":\"N1\"}");
+        JsonNode d = call("scsi_get_devices", null);
+        assertThat(d).hasSize(2);
+        assertThat(d.get(0).get("id").asInt()).isEqualTo(0);
+        assertThat(d.get(1).get("id").asInt()).isEqualTo(1);
+        assertThat(d.get(1).get("scsi_target_num").asInt()).isEqualTo(5);
+        assertThat(d.get(1).get("device_name").asText()).isNotBlank();
+        fails(c, "scsi_get_devices", "{\"a\":1}", INVALID_PARAMS);
+        // Removing an empty slot: ENODEV; the removed target disappears from the list.
+        assertThat(fails(c, "vhost_scsi_controller_remove_target", "{\"ctrlr\":\"s\",\"scsi_target_num\":2}", ENODEV)).hasMessageContaining("no SCSI target 2");
+        call("vhost_scsi_controller_remove_target", "{\"ctrlr\":\"s\",\"scsi_target_num\":1}");
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).until(() -> call("scsi_get_devices", null).size() == 1);
+    }
+
+    @Test
+    void bdevResetIostatStartsTheCountsAgain() throws Exception {
+        call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":2048}");
+        call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"M\",\"num_queues\":1}");
+        try (BlkInitiator ini = BlkInitiator.connect(dir.resolve("v").toString(), 1, 64, 1 << 20)) {
+            for (int i = 0; i < 5; i++) assertThat(ini.write(0, i * 8L, 4096)).isEqualTo(S_OK);
+            assertThat(call("bdev_get_iostat", "{\"name\":\"M\"}").at("/bdevs/0/num_write_ops").asLong()).isEqualTo(5);
+            assertThat(call("bdev_reset_iostat", "{\"name\":\"M\",\"mode\":\"maxmin\"}").asBoolean()).isTrue();
+            JsonNode mm = call("bdev_get_iostat", "{\"name\":\"M\"}").at("/bdevs/0");
+            assertThat(mm.get("num_write_ops").asLong()).isEqualTo(5);
+            assertThat(mm.get("max_write_latency_ticks").asLong()).isZero();
+            assertThat(mm.get("min_write_latency_ticks").asLong()).isZero();
+            assertThat(mm.get("write_latency_ticks").asLong()).isPositive();
+            assertThat(call("bdev_reset_iostat", null).asBoolean()).isTrue();
+            JsonNode z = call("bdev_get_iostat", "{\"name\":\"M\"}").at("/bdevs/0");
+            assertThat(z.get("num_write_ops").asLong()).isZero();
+            assertThat(z.get("bytes_written").asLong()).isZero();
+            assertThat(z.get("write_latency_ticks").asLong()).isZero();
+            for (int i = 0; i < 3; i++) assertThat(ini.write(0, i * 8L, 4096)).isEqualTo(S_OK);
+            JsonNode after = call("bdev_get_iostat", "{\"name\":\"M\"}").at("/bdevs/0");
+            assertThat(after.get("num_write_ops").asLong()).isEqualTo(3);
+            assertThat(after.get("bytes_written").asLong()).isEqualTo(3 * 4096);
+            assertThat(after.get("max_write_latency_ticks").asLong()).isPositive();
+        }
+        fails(c, "bdev_reset_iostat", "{\"name\":\"nope\"}", ENODEV);
+        assertThat(fails(c, "bdev_reset_iostat", "{\"mode\":\"some\"}", INVALID_PARAMS)).hasMessageContaining("maxmin");
+    }
+
+    @Test
+    void bdevNullResizeAndAioRescanChangeTheSizeOfAnUnusedBdev() throws Exception {
+        call("bdev_null_create", "{\"name\":\"N\",\"num_blocks\":2048,\"block_size\":4096}"); // 8 MiB
+        assertThat(call("bdev_null_resize", "{\"name\":\"N\",\"new_size\":16}").asBoolean()).isTrue();
+        assertThat(call("bdev_get_bdevs", "{\"name\":\"N\"}").get(0).get("num_blocks").asLong()).isEqualTo(4096);
+        assertThat(fails(c, "bdev_null_resize", "{\"name\":\"N\",\"new_size\":4}", INVALID_PARAMS)).hasMessageContaining("smaller");
+        fails(c, "bdev_null_resize", "{\"name\":\"zz\",\"new_size\":16}", ENODEV);
+        fails(c, "bdev_null_resize", "{\"name\":\"N\"}", INVALID_PARAMS);
+        call("vhost_create_blk_controller", "{\"ctrlr\":\"v\",\"dev_name\":\"N\"}");
+        assertThat(fails(c, "bdev_null_resize", "{\"name\":\"N\",\"new_size\":32}", EBUSY)).hasMessageContaining("in use by vhost controller v");
+        assertThat(call("bdev_get_bdevs", "{\"name\":\"N\"}").get(0).get("num_blocks").asLong()).isEqualTo(4096);
+
+        Path img = dir.resolve("grow.img");
+        Files.write(img, new byte[1 << 20]);
+        call("bdev_aio_create", "{\"name\":\"A\",\"filename\":\"" + img + "\"}");
+        assertThat(call("bdev_aio_rescan", "{\"name\":\"A\"}").asBoolean()).isTrue(); // unchanged
+        Files.write(img, new byte[1 << 20], java.nio.file.StandardOpenOption.APPEND);
+        assertThat(call("bdev_aio_rescan", "{\"name\":\"A\"}").asBoolean()).isTrue();
+        assertThat(call("bdev_get_bdevs", "{\"name\":\"A\"}").get(0).get("num_blocks").asLong()).isEqualTo(4096);
+        assertThat(fails(c, "bdev_aio_rescan", "{\"name\":\"N\"}", ENODEV)).hasMessageContaining("not an aio bdev");
+        fails(c, "bdev_aio_rescan", "{}", INVALID_PARAMS);
+        call("vhost_create_blk_controller", "{\"ctrlr\":\"va\",\"dev_name\":\"A\"}");
+        Files.write(img, new byte[1 << 20], java.nio.file.StandardOpenOption.APPEND);
+        fails(c, "bdev_aio_rescan", "{\"name\":\"A\"}", EBUSY);
+    }
+
+    @Test
+    void notificationsFollowBdevRegistration() throws Exception {
+        assertThat(call("notify_get_types", null)).isEqualTo(json("[\"bdev_register\",\"bdev_unregister\"]"));
+        call("bdev_null_create", "{\"name\":\"N\",\"num_blocks\":64}");
+        call("bdev_malloc_create", "{\"name\":\"M\",\"num_blocks\":64}");
+        call("bdev_null_delete", "{\"name\":\"N\"}");
+        assertThat(call("notify_get_notifications", null)).isEqualTo(json("""
+                [{"type":"bdev_register","ctx":"N","id":0},{"type":"bdev_register","ctx":"M","id":1},{"type":"bdev_unregister","ctx":"N","id":2}]"""));
+        assertThat(call("notify_get_notifications", "{\"id\":1,\"max\":1}")).isEqualTo(json("[{\"type\":\"bdev_register\",\"ctx\":\"M\",\"id\":1}]"));
+        assertThat(call("notify_get_notifications", "{\"id\":3}")).isEmpty();
+        fails(c, "notify_get_notifications", "{\"id\":-1}", INVALID_PARAMS);
+        fails(c, "notify_get_types", "{\"a\":1}", INVALID_PARAMS);
+    }
+
+    @Test
+    void logMethodsReportTheLevelsInForceAndSayHowToChangeThem() throws Exception {
+        JsonNode flags = call("log_get_flags", null);
+        assertThat(names(flags)).contains("vhost", "bdev", "scsi", "rpc", "virtio");
+        String level = call("log_get_print_level", null).asText();
+        assertThat(level).isIn("ERROR", "WARNING", "INFO", "DEBUG");
+        assertThat(call("log_set_print_level", "{\"level\":\"" + level.toLowerCase() + "\"}").asBoolean()).isTrue();
+        String other = level.equals("ERROR") ? "DEBUG" : "ERROR";
+        assertThat(fails(c, "log_set_print_level", "{\"level\":\"" + other + "\"}", INVALID_STATE)).hasMessageContaining("--log-level");
+        assertThat(fails(c, "log_set_print_level", "{\"level\":\"LOUD\"}", INVALID_PARAMS)).hasMessageContaining("NOTICE");
+        boolean vhostDebug = flags.get("vhost").asBoolean();
+        assertThat(call(vhostDebug ? "log_set_flag" : "log_clear_flag", "{\"flag\":\"vhost\"}").asBoolean()).isTrue();
+        assertThat(fails(c, vhostDebug ? "log_clear_flag" : "log_set_flag", "{\"flag\":\"vhost\"}", INVALID_STATE))
+                .hasMessageContaining("io.jvhost.target");
+        assertThat(fails(c, "log_set_flag", "{\"flag\":\"nvme\"}", INVALID_PARAMS)).hasMessageContaining("unknown flag 'nvme'");
+        fails(c, "log_set_flag", null, INVALID_PARAMS);
+    }
+
+    @Test
+    void spdkKillInstanceHandsTheSignalToTheProcessHandler() throws Exception {
+        // Without a handler (a library user, not serve) it refuses instead of exiting.
+        assertThat(fails(c, "spdk_kill_instance", "{\"sig_name\":\"SIGTERM\"}", INVALID_STATE)).hasMessageContaining("jvhost serve");
+        List<String> got = new java.util.concurrent.CopyOnWriteArrayList<>();
+        f.methods.setKillHandler(got::add);
+        assertThat(call("spdk_kill_instance", "{\"sig_name\":\"SIGTERM\"}").asBoolean()).isTrue();
+        assertThat(call("spdk_kill_instance", "{\"sig_name\":\"2\"}").asBoolean()).isTrue();
+        assertThat(got).containsExactly("SIGTERM", "SIGINT");
+        assertThat(fails(c, "spdk_kill_instance", "{\"sig_name\":\"SIGSEGV\"}", INVALID_PARAMS)).hasMessageContaining("SIGTERM");
+        fails(c, "spdk_kill_instance", null, INVALID_PARAMS);
+        assertThat(got).hasSize(2);
     }
 }
