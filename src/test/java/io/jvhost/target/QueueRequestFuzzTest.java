@@ -114,7 +114,10 @@ class QueueRequestFuzzTest {
         MemorySegment a, b;
         int fdA = -1, fdB = -1;
         Mmap mapA, mapB;
+        /** Vanishing mode: the target's own mappings of the two memfds (what a memory table gives it). */
+        MemoryRegion regA, regB;
         boolean vanished;
+        int faults;
         long descOff, availOff, usedOff; // in region A
         int nextDesc, availIdx;
         long dataNext = 0x4000;
@@ -142,12 +145,16 @@ class QueueRequestFuzzTest {
 
         private void setUpMemory() {
             if (FuzzOracle.VANISHING_MEMORY) {
-                fdA = MemFd.create("fz-a", REGION);
-                fdB = MemFd.create("fz-b", REGION);
+                // Sealable or not is the front-end's choice; the target seals what it can.
+                boolean sealable = d.consumeBoolean();
+                fdA = MemFd.create("fz-a", REGION, sealable);
+                fdB = MemFd.create("fz-b", REGION, sealable);
                 mapA = Mmap.map(fdA, 0, REGION, true);
                 mapB = Mmap.map(fdB, 0, REGION, true);
                 a = mapA.segment();
                 b = mapB.segment();
+                regA = MemoryRegion.map(fdA, 0, REGION, 0x7000_0000_0000L, 0);
+                regB = MemoryRegion.map(fdB, gpaB, REGION, 0x7100_0000_0000L, 0);
             } else {
                 a = f.regionA;
                 b = f.regionB;
@@ -157,6 +164,8 @@ class QueueRequestFuzzTest {
         }
 
         private void tearDownMemory() {
+            if (regA != null) regA.close();
+            if (regB != null) regB.close();
             if (mapA != null) mapA.close();
             if (mapB != null) mapB.close();
             Fd.closeQuietly(fdA);
@@ -189,7 +198,8 @@ class QueueRequestFuzzTest {
                 a.set(ValueLayout.JAVA_SHORT_UNALIGNED, usedOff + USED_IDX, (short) c.q.usedIndex());
                 a.set(ValueLayout.JAVA_SHORT_UNALIGNED, availOff + AVAIL_IDX, (short) availIdx);
             } else {
-                GuestMemory mem = new GuestMemory(List.of(MemoryRegion.ofSegment(0, 0x7000_0000_0000L, a), MemoryRegion.ofSegment(gpaB, 0x7100_0000_0000L, b)));
+                GuestMemory mem = new GuestMemory(regA != null ? List.of(regA, regB)
+                        : List.of(MemoryRegion.ofSegment(0, 0x7000_0000_0000L, a), MemoryRegion.ofSegment(gpaB, 0x7100_0000_0000L, b)));
                 if (!fresh || d.consumeBoolean()) {
                     descOff = 0;
                     availOff = 0x1000;
@@ -211,17 +221,20 @@ class QueueRequestFuzzTest {
             }
             SplitVirtQueue q = c.q;
             QueueProcessor p = c.p;
-            GuardedDevice.allow(a, b);
+            GuardedDevice.allow(regA != null ? regA.segment() : a, regB != null ? regB.segment() : b);
             boolean keep = false;
             try {
                 int ops = 0;
                 while (d.remainingBytes() > 0 && ops++ < MAX_OPS) step(p);
                 // Drain: what a stop (GET_VRING_BASE, disconnect) waits for must happen promptly.
                 for (int i = 0; i < 4; i++) poll(p);
-                if (q.inFlight() - p.parkedChains() != 0 || p.pendingIo() != 0) {
+                if (q.isFaulted()) {
+                    // A failed queue stops once the block layer has let go of its requests.
+                    if (p.pendingIo() != 0) throw new AssertionError("faulted queue still has " + p.pendingIo() + " request(s) in the block layer");
+                } else if (q.inFlight() - p.parkedChains() != 0 || p.pendingIo() != 0) {
                     throw new AssertionError("queue did not drain: " + q.inFlight() + " in flight, " + p.parkedChains() + " parked, " + p.pendingIo() + " pending I/O");
                 }
-                p.releaseParked();
+                if (!q.isFaulted()) p.releaseParked();
                 keep = !fresh && !q.isBroken() && q.inFlight() == 0;
             } finally {
                 GuardedDevice.allow();
@@ -233,8 +246,16 @@ class QueueRequestFuzzTest {
         }
 
         private void poll(QueueProcessor p) {
-            p.poll();
-            if (p.prepareSleep()) p.afterWake();
+            try {
+                p.poll();
+                if (p.prepareSleep()) p.afterWake();
+            } catch (Throwable t) {
+                if (!vanished || t instanceof AssertionError) throw t;
+                // What the reactor does with a throw from a pollable (runtime.Reactor): a memory
+                // fault is offered to the pollables, anything else is reported to this one.
+                if (!(t instanceof InternalError) || !p.onMemoryFault(t)) p.onError(t);
+                if (++faults > 1) throw new AssertionError("the queue threw again after it was failed", t);
+            }
         }
 
         private void step(QueueProcessor p) {
@@ -255,8 +276,14 @@ class QueueRequestFuzzTest {
                 default -> {
                     if (FuzzOracle.VANISHING_MEMORY && d.consumeBoolean()) {
                         // The front-end shrinks a region's file under the walker.
-                        Fd.ftruncate(d.consumeBoolean() ? fdA : fdB, d.consumeLong(0, REGION - 1) & ~0xfffL);
-                        vanished = true;
+                        boolean first = d.consumeBoolean();
+                        try {
+                            Fd.ftruncate(first ? fdA : fdB, d.consumeLong(0, REGION - 1) & ~0xfffL);
+                            vanished = true;
+                        } catch (RuntimeException e) {
+                            // EPERM: the target sealed the file against shrinking; it cannot vanish.
+                            if (!(first ? regA : regB).sealed()) throw e;
+                        }
                     } else {
                         guestShort(availOff + AVAIL_FLAGS, d.consumeInt(0, 3));
                         guestShort(usedOff + USED_RING + (long) USED_ELEM_SIZE * size, d.consumeInt(0, 0xffff)); // avail_event

@@ -167,6 +167,7 @@ class SessionFuzzTest {
         int pendingSyncs;
         boolean closed;
         boolean vanished;
+        final boolean sealable;
         /** A message went out whose size field does not match its bytes: the stream is no longer framed. */
         boolean misframed;
         volatile Thread sessionThread;
@@ -190,7 +191,9 @@ class SessionFuzzTest {
                 case 2 -> 0x100000;
                 default -> d.consumeLong() & ~0xfffL;
             };
-            mem0 = new SharedMemory(MEM, gpa);
+            // Sealable or not is the front-end's choice; the target seals what it can against shrinking.
+            sealable = !FuzzOracle.VANISHING_MEMORY || d.consumeBoolean();
+            mem0 = new SharedMemory(MEM, gpa, sealable);
             kick = new int[nq];
             call = new int[nq];
             num = new int[nq];
@@ -324,8 +327,13 @@ class SessionFuzzTest {
                 default -> {
                     if (FuzzOracle.VANISHING_MEMORY && d.consumeInt(0, 3) == 0 && !vanished) {
                         // The front-end shrinks the guest memory's file under the live rings.
-                        Fd.ftruncate(mem0.fd(), d.consumeLong(0, MEM - 1) & ~0xfffL);
-                        vanished = true;
+                        try {
+                            Fd.ftruncate(mem0.fd(), d.consumeLong(0, MEM - 1) & ~0xfffL);
+                            vanished = true;
+                        } catch (RuntimeException e) {
+                            // EPERM: the target sealed it (it had the memory table); nothing vanished
+                            if (!sealable) throw e;
+                        }
                         for (int k : kick) EventFd.signal(k, scratch);
                     } else {
                         EventFd.signal(kick[Math.min(ring, nq - 1)], scratch);
