@@ -17,6 +17,7 @@ import java.time.Duration;
 import static io.jvhost.virtio.ScsiLayout.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 /** The vhost-user-scsi controller driven in-process by our virtio-scsi initiator. */
 class ScsiControllerTest {
@@ -39,6 +40,13 @@ class ScsiControllerTest {
     @AfterEach
     void tearDown() {
         target.close();
+    }
+
+    /** Buffers the running event queue holds, or -1 while it does not run. */
+    int eventQueueInFlight() {
+        var session = target.controller("scsi0").session();
+        if (session == null) return -1;
+        return session.runningQueues().stream().filter(q -> q.index() == EVENT_QUEUE).findFirst().map(q -> q.inFlight()).orElse(-1);
     }
 
     ScsiInitiator connect() throws Exception {
@@ -134,7 +142,8 @@ class ScsiControllerTest {
     void hotAttachAndDetachAreAnnouncedOnTheEventQueue() throws Exception {
         try (ScsiInitiator ini = connect()) {
             ini.postEventBuffers(4);
-            Thread.sleep(50);
+            // the event queue runs (a hotplug event before that has no guest to go to) and holds the buffers
+            await().atMost(Duration.ofSeconds(10)).until(() -> eventQueueInFlight() == 4);
             assertThat(target.addScsiTarget("scsi0", -1, "Malloc1")).isEqualTo(1);
             int[] e = ini.awaitEvent(Duration.ofSeconds(5));
             assertThat(e[0]).isEqualTo(T_TRANSPORT_RESET);
@@ -157,9 +166,9 @@ class ScsiControllerTest {
     @Test
     void eventsWaitForBuffersAndAreDeliveredLater() throws Exception {
         try (ScsiInitiator ini = connect()) {
-            Thread.sleep(50);
+            await().atMost(Duration.ofSeconds(10)).until(() -> eventQueueInFlight() == 0);
+            // queued on the reactor before addScsiTarget returns, with no buffer to go to yet
             target.addScsiTarget("scsi0", 3, "Malloc2");
-            Thread.sleep(100);
             ini.postEventBuffers(2);
             int[] e = ini.awaitEvent(Duration.ofSeconds(5));
             assertThat(e[0]).isEqualTo(T_TRANSPORT_RESET);
