@@ -1,0 +1,138 @@
+package io.jvhost.sys;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** The libc wrappers on their own: eventfd, epoll, memfd + mmap + seals, fd passing over AF_UNIX. */
+class SysTest {
+    final Arena arena = Arena.ofConfined();
+    final MemorySegment scratch = EventFd.scratch(arena);
+    final List<Integer> fds = new ArrayList<>();
+
+    int track(int fd) {
+        fds.add(fd);
+        return fd;
+    }
+
+    @AfterEach
+    void close() {
+        for (int fd : fds) Fd.closeQuietly(fd);
+        arena.close();
+    }
+
+    @Test
+    void eventFdCountsSignalsAndDrainsToZero() {
+        int fd = track(EventFd.create(true));
+        assertThat(EventFd.drain(fd, scratch)).as("empty non-blocking drain returns at once").isZero();
+        EventFd.signal(fd, scratch);
+        EventFd.signal(fd, scratch);
+        EventFd.signal(fd, scratch);
+        assertThat(EventFd.drain(fd, scratch)).isEqualTo(3);
+        assertThat(EventFd.drain(fd, scratch)).isZero();
+    }
+
+    @Test
+    void epollReportsOnlyReadyFdsWithTheirDataAndHonoursRemove() {
+        int a = track(EventFd.create(true));
+        int b = track(EventFd.create(true));
+        try (Epoll ep = new Epoll(8)) {
+            ep.add(a, Epoll.EPOLLIN, 0xA0000000L | a);
+            ep.add(b, Epoll.EPOLLIN, 0xB0000000L | b);
+            assertThat(ep.await(0)).as("nothing ready, timeout 0").isZero();
+            EventFd.signal(b, scratch);
+            assertThat(ep.await(1000)).isEqualTo(1);
+            assertThat(ep.data(0)).isEqualTo(0xB0000000L | b);
+            assertThat(ep.events(0) & Epoll.EPOLLIN).isNotZero();
+            EventFd.drain(b, scratch);
+            ep.remove(a);
+            EventFd.signal(a, scratch);
+            assertThat(ep.await(0)).as("a removed fd is not reported").isZero();
+        }
+    }
+
+    @Test
+    void memFdMappingsShareContentsAndSealsHold() {
+        int fd = track(MemFd.create("sys-test", 1 << 16));
+        assertThat(Fd.size(fd)).isEqualTo(1 << 16);
+        assertThat(Fd.fstat(fd).size()).isEqualTo(1 << 16);
+        try (Mmap w = Mmap.map(fd, 0, 1 << 16, true); Mmap r = Mmap.map(fd, 4096, 4096, false)) {
+            assertThat(w.length()).isEqualTo(1 << 16);
+            w.segment().set(ValueLayout.JAVA_LONG, 4096, 0x1122334455667788L);
+            assertThat(r.segment().get(ValueLayout.JAVA_LONG, 0)).isEqualTo(0x1122334455667788L);
+        }
+        assertThat(Fd.addSeals(fd, Fd.F_SEAL_SHRINK | Fd.F_SEAL_GROW)).isZero();
+        assertThat(Fd.seals(fd) & (Fd.F_SEAL_SHRINK | Fd.F_SEAL_GROW)).isEqualTo(Fd.F_SEAL_SHRINK | Fd.F_SEAL_GROW);
+        assertThatThrownBy(() -> Fd.ftruncate(fd, 4096)).isInstanceOf(NativeException.class);
+        assertThat(Fd.size(fd)).isEqualTo(1 << 16);
+    }
+
+    @Test
+    void fdsPassOverASocketPairAndStillReferToTheSameFile() throws Exception {
+        UnixSocket[] p = UnixSocket.pair();
+        try (UnixSocket tx = p[0]; UnixSocket rx = p[1]) {
+            int mem = track(MemFd.create("passed", 4096));
+            int ev = track(EventFd.create(true));
+            MemorySegment msg = arena.allocate(8);
+            msg.set(ValueLayout.JAVA_LONG, 0, 42);
+            tx.send(msg, 8, new int[] {mem, ev});
+            MemorySegment in = arena.allocate(8);
+            UnixSocket.Received got = rx.recv(in, 8);
+            for (int f : got.fds()) track(f);
+            assertThat(got.bytes()).isEqualTo(8);
+            assertThat(in.get(ValueLayout.JAVA_LONG, 0)).isEqualTo(42);
+            assertThat(got.fds()).hasSize(2).doesNotContain(mem, ev);
+            // the received memfd is the same file: a write through it is seen through ours
+            try (Mmap mine = Mmap.map(mem, 0, 4096, true); Mmap theirs = Mmap.map(got.fds()[0], 0, 4096, true)) {
+                theirs.segment().set(ValueLayout.JAVA_INT, 0, 0x5eed);
+                assertThat(mine.segment().get(ValueLayout.JAVA_INT, 0)).isEqualTo(0x5eed);
+            }
+            // and the received eventfd is the same counter
+            EventFd.signal(got.fds()[1], scratch);
+            assertThat(EventFd.drain(ev, scratch)).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void atMostMaxRecvFdsTravelInOneMessage() throws Exception {
+        UnixSocket[] p = UnixSocket.pair();
+        try (UnixSocket tx = p[0]; UnixSocket rx = p[1]) {
+            int[] many = new int[UnixSocket.MAX_RECV_FDS + 1];
+            for (int i = 0; i < many.length; i++) many[i] = track(EventFd.create(true));
+            MemorySegment msg = arena.allocate(8);
+            // our sender refuses what our receiver could not take whole
+            assertThatThrownBy(() -> tx.send(msg, 8, many)).isInstanceOf(IllegalArgumentException.class);
+            MemorySegment in = arena.allocate(8);
+            // exactly the maximum arrives whole
+            int[] max = java.util.Arrays.copyOf(many, UnixSocket.MAX_RECV_FDS);
+            tx.send(msg, 8, max);
+            UnixSocket.Received got = rx.recv(in, 8);
+            for (int f : got.fds()) track(f);
+            assertThat(got.fds()).hasSize(UnixSocket.MAX_RECV_FDS);
+        }
+    }
+
+    @Test
+    void aClosedPeerIsEndOfFile() {
+        UnixSocket[] p = UnixSocket.pair();
+        try (UnixSocket rx = p[1]) {
+            p[0].close();
+            assertThatThrownBy(() -> rx.recv(arena.allocate(8), 8)).isInstanceOf(java.io.EOFException.class);
+        }
+    }
+
+    @Test
+    void failedCallsCarryTheirErrno() {
+        assertThatThrownBy(() -> Fd.ftruncate(-1, 0)).isInstanceOf(NativeException.class)
+                .hasMessageContaining("errno " + Errno.EBADF)
+                .satisfies(e -> assertThat(((NativeException) e).errno()).isEqualTo(Errno.EBADF));
+    }
+}
