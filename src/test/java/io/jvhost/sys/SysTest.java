@@ -121,6 +121,56 @@ class SysTest {
     }
 
     @Test
+    void aTruncatedControlMessageIsAProtocolErrorAndClosesWhatArrived() throws Throwable {
+        UnixSocket[] p = UnixSocket.pair();
+        try (UnixSocket tx = p[0]; UnixSocket rx = p[1]) {
+            // A peer that is not us sends more fds than the receiver has room for.
+            int n = UnixSocket.MAX_RECV_FDS + 4;
+            int[] many = new int[n];
+            for (int i = 0; i < n; i++) many[i] = track(EventFd.create(true));
+            rawSendWithFds(tx.fd(), many);
+            MemorySegment in = arena.allocate(8);
+            long openBefore = openFds();
+            assertThatThrownBy(() -> rx.recv(in, 8)).isInstanceOf(ProtocolFdException.class)
+                    .hasMessageContaining("more than " + UnixSocket.MAX_RECV_FDS);
+            assertThat(openFds()).as("the fds that did arrive were closed").isEqualTo(openBefore);
+            // the connection still carries the next message
+            MemorySegment msg = arena.allocate(8);
+            msg.set(ValueLayout.JAVA_LONG, 0, 7);
+            tx.send(msg, 8);
+            assertThat(rx.recv(in, 8).bytes()).isEqualTo(8);
+            assertThat(in.get(ValueLayout.JAVA_LONG, 0)).isEqualTo(7);
+        }
+    }
+
+    private static long openFds() throws java.io.IOException {
+        try (var l = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/fd"))) {
+            return l.count();
+        }
+    }
+
+    /** sendmsg of 8 bytes with {@code fds} as SCM_RIGHTS, bypassing UnixSocket's own limit. */
+    private void rawSendWithFds(int sock, int[] fds) throws Throwable {
+        MemorySegment data = arena.allocate(8);
+        MemorySegment iov = arena.allocate(16, 8);
+        iov.set(ValueLayout.ADDRESS, 0, data);
+        iov.set(ValueLayout.JAVA_LONG, 8, 8L);
+        long cmsgLen = 16 + 4L * fds.length;
+        MemorySegment control = arena.allocate((cmsgLen + 7) & ~7L, 8);
+        control.set(ValueLayout.JAVA_LONG, 0, cmsgLen);
+        control.set(ValueLayout.JAVA_INT, 8, 1);  // SOL_SOCKET
+        control.set(ValueLayout.JAVA_INT, 12, 1); // SCM_RIGHTS
+        for (int i = 0; i < fds.length; i++) control.set(ValueLayout.JAVA_INT, 16 + 4L * i, fds[i]);
+        MemorySegment msg = arena.allocate(56, 8);
+        msg.set(ValueLayout.ADDRESS, 16, iov);
+        msg.set(ValueLayout.JAVA_LONG, 24, 1L);
+        msg.set(ValueLayout.ADDRESS, 32, control);
+        msg.set(ValueLayout.JAVA_LONG, 40, control.byteSize());
+        long sent = (long) Native.SENDMSG.invokeExact(Native.capture(), sock, msg, 0);
+        assertThat(sent).isEqualTo(8);
+    }
+
+    @Test
     void aClosedPeerIsEndOfFile() {
         UnixSocket[] p = UnixSocket.pair();
         try (UnixSocket rx = p[1]) {
