@@ -177,6 +177,46 @@ class ScsiControllerTest {
         }
     }
 
+    /** READ(10) of {@code blocks} 512-byte blocks at LBA 0, data-in split into {@code segs} descriptors; returns the response byte. */
+    static int readInSegments(ScsiInitiator ini, int blocks, int segs) throws Exception {
+        MemorySegment s = ini.scratch();
+        s.asSlice(0, 256).fill((byte) 0);
+        s.set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
+        s.set(ValueLayout.JAVA_BYTE, 2, (byte) 0x40);
+        byte[] c = cdb(0x28, 0, 0, 0, 0, 0, 0, (blocks >> 8) & 0xff, blocks & 0xff, 0);
+        MemorySegment.copy(c, 0, s, ValueLayout.JAVA_BYTE, REQ_CDB, c.length);
+        long bytes = blocks * 512L;
+        var dq = ini.queue(FIRST_REQUEST_QUEUE);
+        dq.begin(segs + 2);
+        dq.add(ini.scratchGpa(), REQ_HEADER + DEFAULT_CDB_SIZE, false);
+        dq.add(ini.scratchGpa() + 128, RESP_HEADER + DEFAULT_SENSE_SIZE, true);
+        long per = bytes / segs;
+        for (int k = 0; k < segs; k++) dq.add(ini.dataGpa() + k * per, (int) (k < segs - 1 ? per : bytes - per * (segs - 1)), true);
+        int head = dq.end();
+        ini.publishAndKick(FIRST_REQUEST_QUEUE);
+        ini.waitFor(FIRST_REQUEST_QUEUE, head, Duration.ofSeconds(10));
+        return Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, 128 + RESP_RESPONSE));
+    }
+
+    @Test
+    void commandsBeyondTheAdvertisedSegMaxAndMaxSectorsFailAndAreCounted() throws Exception {
+        try (ScsiInitiator ini = ScsiInitiator.connect(dir.resolve("scsi0").toString(), 2, 256, 5 << 20)) {
+            MemorySegment c = MemorySegment.ofArray(ini.config());
+            assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX)).isEqualTo(VirtioScsiDevice.SEG_MAX);
+            assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS)).isEqualTo(VirtioScsiDevice.MAX_SECTORS);
+            int segMax = VirtioScsiDevice.SEG_MAX;
+            assertThat(readInSegments(ini, segMax, segMax)).as("seg_max segments").isEqualTo(S_OK);
+            var stats = target.controller("scsi0").session().runningQueues().stream()
+                    .filter(q -> q.index() == FIRST_REQUEST_QUEUE).findFirst().orElseThrow().stats;
+            assertThat(stats.chainErrors).isZero();
+            assertThat(readInSegments(ini, segMax + 1, segMax + 1)).as("seg_max + 1 segments").isEqualTo(S_FAILURE);
+            // one sector past max_sectors (the disk is smaller still, but the device refuses first)
+            assertThat(readInSegments(ini, VirtioScsiDevice.MAX_SECTORS + 1, 1)).as("max_sectors + 1").isEqualTo(S_FAILURE);
+            assertThat(stats.chainErrors).isEqualTo(2);
+            assertThat(readInSegments(ini, 8, 2)).as("the queue goes on").isEqualTo(S_OK);
+        }
+    }
+
     @Test
     void badTargetOperationsAreClearErrors() {
         assertThatThrownBy(() -> target.addScsiTarget("scsi0", 0, "Malloc1")).hasMessageContaining("in use");
