@@ -180,6 +180,16 @@ class SysTest {
     }
 
     @Test
+    void errnoConstantsAreLibcsOwn() {
+        assertThatThrownBy(() -> Fd.open("/nonexistent-jvhost-" + ProcessHandle.current().pid(), Fd.O_RDONLY, 0))
+                .isInstanceOf(NativeException.class)
+                .satisfies(e -> assertThat(((NativeException) e).errno()).isEqualTo(Errno.ENOENT));
+        assertThat(Native.strerror(Errno.ENOENT)).isEqualTo("No such file or directory");
+        assertThat(Native.strerror(Errno.EAGAIN)).isEqualTo("Resource temporarily unavailable");
+        assertThat(Native.strerror(Errno.ENOTSUP)).isEqualTo("Operation not supported");
+    }
+
+    @Test
     void failedCallsCarryTheirErrno() {
         assertThatThrownBy(() -> Fd.ftruncate(-1, 0)).isInstanceOf(NativeException.class)
                 .hasMessageContaining("errno " + Errno.EBADF)
