@@ -4,7 +4,6 @@ import io.jvhost.runtime.Reactor;
 import io.jvhost.scsi.ScsiStatus;
 import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.scsi.ScsiTask;
-import io.jvhost.virtio.ChainError;
 import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
@@ -122,9 +121,15 @@ final class ScsiRequestProcessor extends QueueProcessor {
         }
     }
 
-    /** seg_max data descriptors plus the request's and the response's. */
+    /**
+     * seg_max data descriptors plus the request's and the response's. Not enforced per command,
+     * unlike virtio-blk's: QEMU's vhost-user-scsi never asks for our config space and shows the
+     * guest its own (seg_max = virtqueue_size - 2, max_sectors = 0xffff), so a guest may
+     * rightly send more segments than we announce; the chain limit (at least the queue size)
+     * bounds the walk, and the SCSI layer bounds the transfer (its Block Limits VPD maximum
+     * transfer length, CHECK CONDITION beyond).
+     */
     static final int MAX_DESCRIPTORS = VirtioScsiDevice.SEG_MAX + 2;
-    static final long MAX_DATA_BYTES = (long) VirtioScsiDevice.MAX_SECTORS * 512;
 
     ScsiRequestProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name());
@@ -186,14 +191,6 @@ final class ScsiRequestProcessor extends QueueProcessor {
         long dataIn = writable - respSize;
         if (dataOut > 0 && dataIn > 0) {
             // Bidirectional commands need VIRTIO_SCSI_F_INOUT, which we do not offer.
-            q.stats.requestErrors++;
-            s.writeResponse(S_FAILURE, 0, 0, 0);
-            q.complete(head, respSize);
-            return;
-        }
-        if (c.descriptorCount() > MAX_DESCRIPTORS || dataOut + dataIn > MAX_DATA_BYTES) {
-            // Beyond the seg_max / max_sectors we advertised: refused, not served.
-            q.countRefused(ChainError.EXCEEDS_DEVICE_LIMITS);
             q.stats.requestErrors++;
             s.writeResponse(S_FAILURE, 0, 0, 0);
             q.complete(head, respSize);

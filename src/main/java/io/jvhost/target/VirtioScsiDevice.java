@@ -66,9 +66,16 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     @Override public int maxQueues() { return FIRST_REQUEST_QUEUE + requestQueues; }
     @Override public Reactor reactor() { return reactor; }
 
-    /** Largest number of data segments per command we announce (seg_max, 5.6.4); enforced per request. */
+    /**
+     * Largest number of data segments per command we announce (seg_max, 5.6.4) to front-ends
+     * that read our config (QEMU's vhost-user-scsi does not: it shows the guest its own).
+     * Chains this long are accepted even on smaller queues; longer ones are not refused.
+     */
     public static final int SEG_MAX = 126;
-    /** Largest transfer per command in 512-byte sectors we announce (max_sectors, 5.6.4); enforced per request. */
+    /**
+     * Largest transfer per command in 512-byte sectors we announce (max_sectors, 5.6.4): the
+     * SCSI layer's maximum transfer length (4 MiB), which it enforces per CDB.
+     */
     public static final int MAX_SECTORS = 8192;
 
     @Override

@@ -25,8 +25,8 @@ public enum ChainError {
     INDIRECT_TABLE_TOO_LONG("indirect table has more entries than the queue size"),
     /**
      * A well-formed chain the device refuses because it exceeds limits the device advertised
-     * (virtio-blk seg_max / size_max, 5.2.4; virtio-scsi seg_max, 5.6.4). Answered with an
-     * error status by the device, counted with the chain errors.
+     * (virtio-blk seg_max / size_max, 5.2.4). Answered with an error status by the device,
+     * counted with the chain errors.
      */
     EXCEEDS_DEVICE_LIMITS("request exceeds the advertised seg_max or size_max"),
     AVAIL_INDEX_JUMP("available index moved by more than the queue size"),

@@ -198,22 +198,30 @@ class ScsiControllerTest {
         return Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, 128 + RESP_RESPONSE));
     }
 
+    static int statusOfLastRead(ScsiInitiator ini) {
+        return Byte.toUnsignedInt(ini.scratch().get(ValueLayout.JAVA_BYTE, 128 + RESP_STATUS));
+    }
+
     @Test
-    void commandsBeyondTheAdvertisedSegMaxAndMaxSectorsFailAndAreCounted() throws Exception {
+    void segmentsBeyondOurSegMaxAreServedAndTransfersBeyondMaxSectorsAreRefusedByTheLun() throws Exception {
         try (ScsiInitiator ini = ScsiInitiator.connect(dir.resolve("scsi0").toString(), 2, 256, 5 << 20)) {
             MemorySegment c = MemorySegment.ofArray(ini.config());
             assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX)).isEqualTo(VirtioScsiDevice.SEG_MAX);
             assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS)).isEqualTo(VirtioScsiDevice.MAX_SECTORS);
-            int segMax = VirtioScsiDevice.SEG_MAX;
-            assertThat(readInSegments(ini, segMax, segMax)).as("seg_max segments").isEqualTo(S_OK);
             var stats = target.controller("scsi0").session().runningQueues().stream()
                     .filter(q -> q.index() == FIRST_REQUEST_QUEUE).findFirst().orElseThrow().stats;
+            // QEMU shows a guest seg_max = virtqueue_size - 2 of its own: 254 on a 256-entry queue
+            m0.memory().asSlice(0, 254 * 512).fill((byte) 0x77);
+            ini.data().fill((byte) 0);
+            assertThat(readInSegments(ini, 254, 254)).isEqualTo(S_OK);
+            assertThat(statusOfLastRead(ini)).isZero();
+            assertThat(ini.data().get(ValueLayout.JAVA_BYTE, 253 * 512)).isEqualTo((byte) 0x77);
+            // one sector past max_sectors: the LUN refuses the CDB (CHECK CONDITION), nothing is read
+            ini.data().fill((byte) 0);
+            assertThat(readInSegments(ini, VirtioScsiDevice.MAX_SECTORS + 1, 1)).isEqualTo(S_OK);
+            assertThat(statusOfLastRead(ini)).isEqualTo(2);
+            assertThat(ini.data().get(ValueLayout.JAVA_BYTE, 0)).isZero();
             assertThat(stats.chainErrors).isZero();
-            assertThat(readInSegments(ini, segMax + 1, segMax + 1)).as("seg_max + 1 segments").isEqualTo(S_FAILURE);
-            // one sector past max_sectors (the disk is smaller still, but the device refuses first)
-            assertThat(readInSegments(ini, VirtioScsiDevice.MAX_SECTORS + 1, 1)).as("max_sectors + 1").isEqualTo(S_FAILURE);
-            assertThat(stats.chainErrors).isEqualTo(2);
-            assertThat(readInSegments(ini, 8, 2)).as("the queue goes on").isEqualTo(S_OK);
         }
     }
 
