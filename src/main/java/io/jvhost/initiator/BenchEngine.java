@@ -1,5 +1,6 @@
 package io.jvhost.initiator;
 
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.sys.Affinity;
 import io.jvhost.virtio.DriverSplitQueue;
 import org.HdrHistogram.Histogram;
@@ -159,9 +160,9 @@ public final class BenchEngine {
         DriverSplitQueue dq = driver.queues[firstQueue + s.queue];
         dq.begin(3);
         if (cfg.type() == Type.BLK) {
-            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff, write ? T_OUT : T_IN);
-            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff + 4, 0);
-            m.set(ValueLayout.JAVA_LONG_UNALIGNED, s.hdrOff + 8, unit * cfg.blockSize() / SECTOR_SIZE);
+            m.set(LittleEndian.U32, s.hdrOff, write ? T_OUT : T_IN);
+            m.set(LittleEndian.U32, s.hdrOff + 4, 0);
+            m.set(LittleEndian.U64, s.hdrOff + 8, unit * cfg.blockSize() / SECTOR_SIZE);
             m.set(ValueLayout.JAVA_BYTE, s.statusOff, (byte) 0xff);
             dq.add(driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
             dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), !write);

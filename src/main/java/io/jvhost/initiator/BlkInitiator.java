@@ -1,5 +1,7 @@
 package io.jvhost.initiator;
 
+import io.jvhost.virtio.LittleEndian;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -44,7 +46,7 @@ public final class BlkInitiator extends VhostUserDriver {
 
     /** Capacity in 512-byte sectors from the config space. */
     public long capacitySectors() {
-        return MemorySegment.ofArray(config).get(ValueLayout.JAVA_LONG_UNALIGNED, C_CAPACITY);
+        return MemorySegment.ofArray(config).get(LittleEndian.U64, C_CAPACITY);
     }
 
     /**
@@ -56,9 +58,9 @@ public final class BlkInitiator extends VhostUserDriver {
     public Completion request(int q, int type, long sector, long dataBytes, int segBytes, Duration timeout) throws IOException {
         boolean deviceWrites = type == T_IN || type == T_GET_ID;
         MemorySegment s = scratch();
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, 0, type);
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, 4, 0);
-        s.set(ValueLayout.JAVA_LONG_UNALIGNED, 8, sector);
+        s.set(LittleEndian.U32, 0, type);
+        s.set(LittleEndian.U32, 4, 0);
+        s.set(LittleEndian.U64, 8, sector);
         s.set(ValueLayout.JAVA_BYTE, 16, (byte) 0xff);
         int segs = dataBytes == 0 ? 0 : (int) ((dataBytes + segBytes - 1) / segBytes);
         var dq = queues[q];
