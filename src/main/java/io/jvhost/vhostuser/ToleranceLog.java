@@ -9,9 +9,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * once per session at debug level (a front-end repeats its quirks on every connection and every
  * ring: one line is enough). The decision for each deviation is the README's Compatibility table.
  *
- * <p>Kinds: the codec's {@code VhostUserMessage.TOLERATED_*} bits (0-15), the session's own
- * quirk bits (16-31), and a request served without the protocol feature that gates it (one kind
- * per request code). One owner thread (the session's).
+ * <p>Kinds: the codec's {@code VhostUserMessage.TOLERATED_*} bits (0-15), quirk bits 16-31
+ * (the dispatcher's {@link VhostUserBackendDispatcher#QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK} is bit
+ * 19, the session's quirks take the others), and a request served without the feature that
+ * gates it (one kind per request code). One owner thread (the session's).
  */
 public final class ToleranceLog {
     private final Logger log;
