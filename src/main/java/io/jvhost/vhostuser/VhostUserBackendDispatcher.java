@@ -160,7 +160,10 @@ public final class VhostUserBackendDispatcher {
             case SET_VRING_ERR -> ok = handler.setVringErr(VhostUserPayloads.vringFile(m));
             case SET_VRING_ENABLE -> ok = handler.setVringEnable(VhostUserPayloads.vringState(m));
             case SET_CONFIG -> ok = handler.setConfig(VhostUserPayloads.config(m));
-            case SET_LOG_FD -> ok = handler.setLogFd(m.fds()[0]);
+            case SET_LOG_FD -> {
+                if (m.fds().length != 1) throw new VhostUserProtocolException("SET_LOG_FD carries " + m.fds().length + " fds, expected 1");
+                ok = handler.setLogFd(m.fds()[0]);
+            }
             case SET_INFLIGHT_FD -> ok = handler.setInflightFd(VhostUserPayloads.inflight(m));
             default -> {
                 unsupportedRequests.incrementAndGet();
