@@ -196,18 +196,14 @@ public final class VhostUserFrontend implements AutoCloseable {
 
     private void memRegion(VhostUserRequest req, SharedMemory mem, long gpa, long mmapOffset, long size, boolean withFd) throws IOException {
         out.begin(req, VERSION, 8 + MEM_REGION_SIZE);
-        out.putU64(8, gpa);
-        out.putU64(16, size);
-        out.putU64(24, mem.userAddr() + mmapOffset);
-        out.putU64(32, mmapOffset);
+        VhostUserPayloads.put(out, 8, new io.jvhost.vhostuser.MemRegion(gpa, size, mem.userAddr() + mmapOffset, mmapOffset, -1));
         if (withFd) request(req, 8 + MEM_REGION_SIZE, mem.fd());
         else request(req, 8 + MEM_REGION_SIZE);
     }
 
     private void vringState(VhostUserRequest req, int index, int num) throws IOException {
         out.begin(req, VERSION, VRING_STATE_SIZE);
-        out.putU32(0, index);
-        out.putU32(4, num);
+        VhostUserPayloads.put(out, new io.jvhost.vhostuser.VringState(index, num));
         request(req, VRING_STATE_SIZE);
     }
 
@@ -266,11 +262,10 @@ public final class VhostUserFrontend implements AutoCloseable {
     public void setVringErr(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_ERR, index, fd); }
 
     private void vringFile(VhostUserRequest req, int index, int fd) throws IOException {
-        long v = index & VRING_FILE_INDEX_MASK;
         if (fd < 0) {
-            setU64(req, v | VRING_FILE_NOFD);
+            setU64(req, VhostUserPayloads.vringFileU64(index, true));
         } else {
-            setU64(req, v, fd);
+            setU64(req, VhostUserPayloads.vringFileU64(index, false), fd);
         }
     }
 
