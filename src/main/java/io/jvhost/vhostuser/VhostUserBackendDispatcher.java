@@ -194,10 +194,21 @@ public final class VhostUserBackendDispatcher {
     private void refuse(VhostUserMessage m, Gate g) {
         unsupportedRequests.incrementAndGet();
         log.warn("{}: {} needs {}, which was not negotiated (jvhost does not offer it); rejected", name, m.request, g.featureName());
+        // A request with its own reply gets an empty one of its shape, NEED_REPLY or not: the
+        // front-end waits for it, and an ack in its place would be read as the answer.
         switch (m.request) {
             case GET_INFLIGHT_FD -> {
                 failedRequests.incrementAndGet();
                 replyInflight(InflightPayload.NONE); // QEMU reads mmap_size 0 as "no inflight area"
+            }
+            case GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, GET_FEATURES, GET_PROTOCOL_FEATURES -> {
+                failedRequests.incrementAndGet();
+                replyU64(m.request, 0);
+            }
+            case GET_CONFIG -> {
+                failedRequests.incrementAndGet();
+                out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER);
+                conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER); // size 0: nothing read
             }
             default -> finish(m, false);
         }
