@@ -5,6 +5,10 @@ import io.jvhost.vhostuser.VhostUserConnection;
 import io.jvhost.vhostuser.VhostUserMessage;
 import io.jvhost.vhostuser.VhostUserProtocolException;
 import io.jvhost.vhostuser.VhostUserRequest;
+import io.jvhost.vhostuser.VhostUserPayloads;
+import io.jvhost.vhostuser.VringAddr;
+import io.jvhost.vhostuser.LogPayload;
+import io.jvhost.vhostuser.InflightPayload;
 
 import java.io.EOFException;
 import java.io.IOException;
@@ -192,18 +196,14 @@ public final class VhostUserFrontend implements AutoCloseable {
 
     private void memRegion(VhostUserRequest req, SharedMemory mem, long gpa, long mmapOffset, long size, boolean withFd) throws IOException {
         out.begin(req, VERSION, 8 + MEM_REGION_SIZE);
-        out.putU64(8, gpa);
-        out.putU64(16, size);
-        out.putU64(24, mem.userAddr() + mmapOffset);
-        out.putU64(32, mmapOffset);
+        VhostUserPayloads.put(out, 8, new io.jvhost.vhostuser.MemRegion(gpa, size, mem.userAddr() + mmapOffset, mmapOffset, -1));
         if (withFd) request(req, 8 + MEM_REGION_SIZE, mem.fd());
         else request(req, 8 + MEM_REGION_SIZE);
     }
 
     private void vringState(VhostUserRequest req, int index, int num) throws IOException {
         out.begin(req, VERSION, VRING_STATE_SIZE);
-        out.putU32(0, index);
-        out.putU32(4, num);
+        VhostUserPayloads.put(out, new io.jvhost.vhostuser.VringState(index, num));
         request(req, VRING_STATE_SIZE);
     }
 
@@ -214,14 +214,46 @@ public final class VhostUserFrontend implements AutoCloseable {
     public void setVringEnable(int index, int num) throws IOException { vringState(VhostUserRequest.SET_VRING_ENABLE, index, num); }
 
     public void setVringAddr(int index, long descUva, long usedUva, long availUva) throws IOException {
+        setVringAddr(new VringAddr(index, 0, descUva, usedUva, availUva, 0));
+    }
+
+    /** SET_VRING_ADDR with its flags (VHOST_VRING_F_LOG) and log address as given. */
+    public void setVringAddr(VringAddr a) throws IOException {
         out.begin(VhostUserRequest.SET_VRING_ADDR, VERSION, VRING_ADDR_SIZE);
-        out.putU32(0, index);
-        out.putU32(4, 0);
-        out.putU64(8, descUva);
-        out.putU64(16, usedUva);
-        out.putU64(24, availUva);
-        out.putU64(32, 0);
+        VhostUserPayloads.put(out, a);
         request(VhostUserRequest.SET_VRING_ADDR, VRING_ADDR_SIZE);
+    }
+
+    /**
+     * SET_LOG_BASE with {@code fd} (or none if -1). Without PROTOCOL_F_LOG_SHMFD no reply comes
+     * unless REPLY_ACK asks for one; with it, the back-end's u64 reply is read and returned.
+     */
+    public long setLogBase(LogPayload l, int fd, boolean logShmfd) throws IOException {
+        out.begin(VhostUserRequest.SET_LOG_BASE, VERSION, LOG_SIZE);
+        VhostUserPayloads.put(out, l);
+        if (!logShmfd) {
+            if (fd >= 0) request(VhostUserRequest.SET_LOG_BASE, LOG_SIZE, fd);
+            else request(VhostUserRequest.SET_LOG_BASE, LOG_SIZE);
+            return 0;
+        }
+        if (fd >= 0) sendGet(fd);
+        else sendGet();
+        receiveReply(VhostUserRequest.SET_LOG_BASE);
+        return in.u64(0);
+    }
+
+    /** GET_INFLIGHT_FD: the back-end's inflight description (its fd, if one came, is closed here). */
+    public InflightPayload getInflightFd(int numQueues, int queueSize) throws IOException {
+        out.begin(VhostUserRequest.GET_INFLIGHT_FD, VERSION, INFLIGHT_SIZE);
+        VhostUserPayloads.put(out, new InflightPayload(0, 0, numQueues, queueSize, -1));
+        sendGet();
+        receiveReply(VhostUserRequest.GET_INFLIGHT_FD);
+        if (in.size != INFLIGHT_SIZE) throw new IOException("GET_INFLIGHT_FD reply has " + in.size + " bytes, expected " + INFLIGHT_SIZE);
+        try {
+            return VhostUserPayloads.inflight(in);
+        } catch (io.jvhost.vhostuser.VhostUserProtocolException e) {
+            throw new IOException(e.getMessage(), e);
+        }
     }
 
     /** fd -1 sends the "no fd" flag (polling). */
@@ -230,11 +262,10 @@ public final class VhostUserFrontend implements AutoCloseable {
     public void setVringErr(int index, int fd) throws IOException { vringFile(VhostUserRequest.SET_VRING_ERR, index, fd); }
 
     private void vringFile(VhostUserRequest req, int index, int fd) throws IOException {
-        long v = index & VRING_FILE_INDEX_MASK;
         if (fd < 0) {
-            setU64(req, v | VRING_FILE_NOFD);
+            setU64(req, VhostUserPayloads.vringFileU64(index, true));
         } else {
-            setU64(req, v, fd);
+            setU64(req, VhostUserPayloads.vringFileU64(index, false), fd);
         }
     }
 

@@ -7,10 +7,21 @@ import io.jvhost.sys.Fd;
 import io.jvhost.virtio.SplitRing;
 import io.jvhost.virtio.SplitVirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
+import io.jvhost.vhostuser.ConfigPayload;
+import io.jvhost.vhostuser.InflightPayload;
+import io.jvhost.vhostuser.LogPayload;
+import io.jvhost.vhostuser.MemRegion;
+import io.jvhost.vhostuser.MemTable;
+import io.jvhost.vhostuser.ToleranceLog;
+import io.jvhost.vhostuser.VhostUserBackendDispatcher;
+import io.jvhost.vhostuser.VhostUserBackendHandler;
 import io.jvhost.vhostuser.VhostUserConnection;
 import io.jvhost.vhostuser.VhostUserMessage;
 import io.jvhost.vhostuser.VhostUserProtocolException;
 import io.jvhost.vhostuser.VhostUserRequest;
+import io.jvhost.vhostuser.VringAddr;
+import io.jvhost.vhostuser.VringFile;
+import io.jvhost.vhostuser.VringState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,8 +53,12 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
  * a 32-bit SET_VRING_BASE, an empty memory table, ...) is accepted, logged once at debug and
  * counted in {@code toleratedDeviations}; bounds, sizes, fds, addresses, ring sizes and memory stay
  * checked. The decision for every check is the table in the README's Compatibility section.
+ *
+ * <p>The protocol side (decoding, feature gating, replies and REPLY_ACK) is
+ * {@link VhostUserBackendDispatcher}'s; this class is the {@link VhostUserBackendHandler}: it
+ * decides each request on typed payloads.
  */
-public final class Session implements Runnable {
+public final class Session implements Runnable, VhostUserBackendHandler {
     private static final Logger log = LoggerFactory.getLogger(Session.class);
     private static final long STOP_TIMEOUT_SECONDS = 30;
     /**
@@ -57,6 +72,9 @@ public final class Session implements Runnable {
         int num;
         boolean addrSet;
         long descUva, usedUva, availUva;
+        /** SET_VRING_ADDR's flags (VHOST_VRING_F_LOG) and used-ring log address, for dirty logging. */
+        int addrFlags;
+        long logGuestAddr;
         int base;
         boolean started;
         int kickFd = -1;
@@ -81,12 +99,10 @@ public final class Session implements Runnable {
     private long protocolFeatures;
     private GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
-    /** Deviations (codec TOLERATED_* bits and {@link #QUIRK_*} bits) already logged once. */
-    private int loggedTolerated;
+    private final ToleranceLog tolerance;
+    private final VhostUserBackendDispatcher dispatcher;
     private static final int QUIRK_ODD_ENABLE = 1 << 16;
-    private static final int QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES = 1 << 17;
     private static final int QUIRK_WIDE_VRING_BASE = 1 << 18;
-    private static final int QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK = 1 << 19;
     private static final int QUIRK_EMPTY_MEM_TABLE = 1 << 20;
     private static final int QUIRK_ZERO_RING_SIZE = 1 << 21;
     private static final int QUIRK_CONFIG_OFFSET_0X100 = 1 << 22;
@@ -105,6 +121,8 @@ public final class Session implements Runnable {
             rings[i] = new Ring();
             scratch[i] = arena.allocate(8, 8);
         }
+        tolerance = new ToleranceLog(log, name, controller.stats.toleratedDeviations);
+        dispatcher = new VhostUserBackendDispatcher(name, this, conn, out, tolerance, controller.stats.failedRequests, controller.stats.unsupportedRequests);
     }
 
     public String name() {
@@ -135,6 +153,15 @@ public final class Session implements Runnable {
         }
     }
 
+    /**
+     * Ring {@code idx}'s addresses as SET_VRING_ADDR last set them (flags and log address
+     * included), or null before that. The session's control thread; tests read it once quiet.
+     */
+    VringAddr vringAddr(int idx) {
+        Ring r = rings[idx];
+        return r.addrSet ? new VringAddr(idx, r.addrFlags, r.descUva, r.usedUva, r.availUva, r.logGuestAddr) : null;
+    }
+
     /** Queues currently being processed (for statistics). */
     public synchronized List<SplitVirtQueue> runningQueues() {
         List<SplitVirtQueue> l = new ArrayList<>();
@@ -150,7 +177,7 @@ public final class Session implements Runnable {
             while (!closing) {
                 conn.receive(in);
                 if (log.isDebugEnabled()) log.debug("{}: <- {}", name, in);
-                handle(in);
+                dispatcher.dispatch(in);
                 in.closeFds();
             }
         } catch (EOFException e) {
@@ -175,71 +202,88 @@ public final class Session implements Runnable {
         conn.shutdown();
     }
 
-    /**
-     * Counts a deviation from vhost-user.rst that the ecosystem's back-ends accept, and logs it
-     * at debug level the first time this session sees it (a front-end repeats its quirks on
-     * every connection and every ring: one line is enough).
-     */
     private void tolerate(int quirk, String what) {
-        controller.stats.toleratedDeviations.incrementAndGet();
-        if ((loggedTolerated & quirk) == 0) {
-            loggedTolerated |= quirk;
-            log.debug("{}: tolerated (as DPDK's vhost library and libvhost-user do): {}", name, what);
-        }
+        tolerance.tolerate(quirk, what);
     }
 
-    private void handle(VhostUserMessage m) throws VhostUserProtocolException {
-        VhostUserRequest req = m.request;
-        if (m.tolerated != 0) {
-            for (int bit = 1; bit < 1 << VhostUserMessage.TOLERATED_COUNT; bit <<= 1) {
-                if ((m.tolerated & bit) == 0) continue;
-                if ((loggedTolerated & bit) != 0) controller.stats.toleratedDeviations.incrementAndGet(); // no log line to build
-                else tolerate(bit, VhostUserMessage.toleratedName(bit) + " (" + m + ")");
-            }
-        }
-        boolean ok;
-        switch (req) {
-            case GET_FEATURES -> { replyU64(req, offeredFeatures()); return; }
-            case GET_PROTOCOL_FEATURES -> { replyU64(req, offeredProtocolFeatures()); return; }
-            case GET_QUEUE_NUM -> { replyU64(req, device.maxQueues()); return; }
-            case GET_MAX_MEM_SLOTS -> { replyU64(req, MAX_MEM_SLOTS); return; }
-            case GET_VRING_BASE -> { getVringBase(m); return; }
-            case GET_CONFIG -> { getConfig(m); return; }
-            case SET_FEATURES -> ok = setFeatures(m.u64(0));
-            case SET_PROTOCOL_FEATURES -> ok = setProtocolFeatures(m.u64(0));
-            case SET_OWNER -> ok = true; // one front-end per connection: ownership is implied
-            case RESET_OWNER, RESET_DEVICE -> { resetDevice(); ok = true; }
-            case SET_MEM_TABLE -> ok = setMemTable(m);
-            case ADD_MEM_REG -> ok = addMemReg(m);
-            case REM_MEM_REG -> ok = remMemReg(m);
-            case SET_VRING_NUM -> ok = setVringNum(m);
-            case SET_VRING_ADDR -> ok = setVringAddr(m);
-            case SET_VRING_BASE -> ok = setVringBase(m);
-            case SET_VRING_KICK -> ok = setVringFd(m, 0);
-            case SET_VRING_CALL -> ok = setVringFd(m, 1);
-            case SET_VRING_ERR -> ok = setVringFd(m, 2);
-            case SET_VRING_ENABLE -> ok = setVringEnable(m);
-            case SET_CONFIG -> ok = setConfig(m);
-            default -> {
-                controller.stats.unsupportedRequests.incrementAndGet();
-                log.warn("{}: unsupported request {} (code {}), rejected", name, req, Integer.toUnsignedString(m.requestCode));
-                ok = false;
-            }
-        }
-        if (!ok) controller.stats.failedRequests.incrementAndGet();
-        // Requests with a reply of their own returned above: NEED_REPLY never yields two replies.
-        // A front-end that sets NEED_REPLY waits for the ack whether or not REPLY_ACK was
-        // negotiated; DPDK's vhost library and libvhost-user ack it in both cases, and so do we.
-        if (m.needReply()) {
-            if ((protocolFeatures & (1L << PF_REPLY_ACK)) == 0) tolerate(QUIRK_NEED_REPLY_WITHOUT_REPLY_ACK, "NEED_REPLY on " + req + " without REPLY_ACK negotiated");
-            conn.ack(out, req, ok);
-        }
+    // ---- VhostUserBackendHandler: negotiation ----
+
+    @Override
+    public long ackedFeatures() {
+        return features;
     }
 
-    private void replyU64(VhostUserRequest req, long v) {
-        out.begin(req, VERSION | FLAG_REPLY, 8);
-        out.putU64(0, v);
-        conn.reply(out, req, 8);
+    @Override
+    public long ackedProtocolFeatures() {
+        return protocolFeatures;
+    }
+
+    @Override
+    public long getFeatures() {
+        return offeredFeatures();
+    }
+
+    @Override
+    public long getProtocolFeatures() {
+        return offeredProtocolFeatures();
+    }
+
+    @Override
+    public long getQueueNum() {
+        return device.maxQueues();
+    }
+
+    @Override
+    public long getMaxMemSlots() {
+        return MAX_MEM_SLOTS;
+    }
+
+    @Override
+    public boolean setOwner() {
+        return true; // one front-end per connection: ownership is implied
+    }
+
+    @Override
+    public boolean resetOwner() {
+        resetDeviceState();
+        return true;
+    }
+
+    @Override
+    public boolean resetDevice() {
+        resetDeviceState();
+        return true;
+    }
+
+    // ---- migration and reconnect: not offered yet (the dispatcher refuses them unless negotiated) ----
+
+    @Override
+    public boolean setLogBase(LogPayload l) {
+        log.warn("{}: SET_LOG_BASE (log of 0x{} bytes) but dirty logging is not supported, rejected", name, Long.toHexString(l.mmapSize()));
+        controller.stats.unsupportedRequests.incrementAndGet();
+        return false;
+    }
+
+    @Override
+    public boolean setLogFd(int fd) {
+        log.warn("{}: SET_LOG_FD but dirty logging is not supported, rejected", name);
+        controller.stats.unsupportedRequests.incrementAndGet();
+        return false;
+    }
+
+    @Override
+    public InflightPayload getInflightFd(InflightPayload request) {
+        log.warn("{}: GET_INFLIGHT_FD for {} queues of {} but inflight tracking is not supported; answered with no area", name,
+                request.numQueues(), request.queueSize());
+        controller.stats.unsupportedRequests.incrementAndGet();
+        return InflightPayload.NONE;
+    }
+
+    @Override
+    public boolean setInflightFd(InflightPayload inflight) {
+        log.warn("{}: SET_INFLIGHT_FD but inflight tracking is not supported, rejected", name);
+        controller.stats.unsupportedRequests.incrementAndGet();
+        return false;
     }
 
     private Ring ring(int index, VhostUserRequest req) throws VhostUserProtocolException {
@@ -250,7 +294,8 @@ public final class Session implements Runnable {
         return rings[index];
     }
 
-    private boolean setFeatures(long v) {
+    @Override
+    public boolean setFeatures(long v) {
         long offered = offeredFeatures();
         long unoffered = v & ~offered;
         // Ring and transport bits (24 and up) change how we read guest memory: an ack of one we
@@ -274,7 +319,8 @@ public final class Session implements Runnable {
         return true;
     }
 
-    private boolean setProtocolFeatures(long v) {
+    @Override
+    public boolean setProtocolFeatures(long v) {
         if ((v & ~offeredProtocolFeatures()) != 0) {
             log.warn("{}: SET_PROTOCOL_FEATURES 0x{} acks bits never offered, rejected", name, Long.toHexString(v));
             return false;
@@ -289,14 +335,14 @@ public final class Session implements Runnable {
 
     // ---- memory ----
 
-    private boolean setMemTable(VhostUserMessage m) {
-        int n = m.u32(0);
+    @Override
+    public boolean setMemTable(MemTable table) {
+        int n = table.regions().size();
         if (n == 0) tolerate(QUIRK_EMPTY_MEM_TABLE, "SET_MEM_TABLE with no regions (the rings stop until memory comes back)");
         List<MemoryRegion> regions = new ArrayList<>();
         try {
             for (int i = 0; i < n; i++) {
-                int off = MEM_TABLE_HEADER + i * MEM_REGION_SIZE;
-                regions.add(mapRegion(m, off, i));
+                regions.add(mapRegion(table.regions().get(i)));
             }
             GuestMemory next = new GuestMemory(regions);
             swapMemory(next, true);
@@ -309,24 +355,20 @@ public final class Session implements Runnable {
         }
     }
 
-    private MemoryRegion mapRegion(VhostUserMessage m, int off, int fdIndex) {
-        long gpa = m.u64(off);
-        long size = m.u64(off + 8);
-        long uva = m.u64(off + 16);
-        long mmapOffset = m.u64(off + 24);
-        int fd = m.fds()[fdIndex];
-        return MemoryRegion.map(fd, gpa, size, uva, mmapOffset);
+    private static MemoryRegion mapRegion(MemRegion d) {
+        return MemoryRegion.map(d.fd(), d.guestAddr(), d.size(), d.userAddr(), d.mmapOffset());
         // the fd itself is closed with the message: the mapping keeps the memory alive
     }
 
-    private boolean addMemReg(VhostUserMessage m) {
+    @Override
+    public boolean addMemReg(MemRegion d) {
         if (memory.regionCount() >= MAX_MEM_SLOTS) {
             log.warn("{}: ADD_MEM_REG beyond {} slots, rejected", name, MAX_MEM_SLOTS);
             return false;
         }
         MemoryRegion r;
         try {
-            r = mapRegion(m, 8, 0);
+            r = mapRegion(d);
         } catch (RuntimeException e) {
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
             return false;
@@ -342,10 +384,11 @@ public final class Session implements Runnable {
         return true;
     }
 
-    private boolean remMemReg(VhostUserMessage m) {
-        long gpa = m.u64(8);
-        long size = m.u64(16);
-        long uva = m.u64(24);
+    @Override
+    public boolean remMemReg(MemRegion d) {
+        long gpa = d.guestAddr();
+        long size = d.size();
+        long uva = d.userAddr();
         for (MemoryRegion r : memory.regions()) {
             if (r.guestPhysAddr() == gpa && r.size() == size && r.userAddr() == uva) {
                 swapMemory(memory.without(r), false);
@@ -372,36 +415,43 @@ public final class Session implements Runnable {
 
     // ---- rings ----
 
-    private boolean setVringNum(VhostUserMessage m) throws VhostUserProtocolException {
-        Ring r = ring(m.u32(0), m.request);
-        int num = m.u32(4);
+    @Override
+    public boolean setVringNum(VringState s) throws VhostUserProtocolException {
+        Ring r = ring(s.index(), VhostUserRequest.SET_VRING_NUM);
+        int num = s.num();
         if (num == 0) {
             // DPDK's vhost library and libvhost-user take 0; it describes no ring, so ours stays stopped.
-            tolerate(QUIRK_ZERO_RING_SIZE, "SET_VRING_NUM 0 for ring " + m.u32(0) + " (the ring stays stopped)");
+            tolerate(QUIRK_ZERO_RING_SIZE, "SET_VRING_NUM 0 for ring " + s.index() + " (the ring stays stopped)");
         } else if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
-            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), m.u32(0), MAX_QUEUE_SIZE);
+            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), s.index(), MAX_QUEUE_SIZE);
             return false;
         }
         stop(r);
         r.num = num;
-        return reconcile(m.u32(0));
+        return reconcile(s.index());
     }
 
-    private boolean setVringAddr(VhostUserMessage m) throws VhostUserProtocolException {
-        int idx = m.u32(0);
-        Ring r = ring(idx, m.request);
+    @Override
+    public boolean setVringAddr(VringAddr a) throws VhostUserProtocolException {
+        int idx = a.index();
+        Ring r = ring(idx, VhostUserRequest.SET_VRING_ADDR);
         stop(r);
-        r.descUva = m.u64(8);
-        r.usedUva = m.u64(16);
-        r.availUva = m.u64(24);
+        r.descUva = a.descUva();
+        r.usedUva = a.usedUva();
+        r.availUva = a.availUva();
+        // Kept for dirty logging (live migration): the flag says whether the used ring is logged,
+        // the address where. Nothing logs yet: VHOST_F_LOG_ALL is not offered.
+        r.addrFlags = a.flags();
+        r.logGuestAddr = a.logGuestAddr();
         r.addrSet = true;
         return reconcile(idx);
     }
 
-    private boolean setVringBase(VhostUserMessage m) throws VhostUserProtocolException {
-        int idx = m.u32(0);
-        Ring r = ring(idx, m.request);
-        int base = m.u32(4);
+    @Override
+    public boolean setVringBase(VringState s) throws VhostUserProtocolException {
+        int idx = s.index();
+        Ring r = ring(idx, VhostUserRequest.SET_VRING_BASE);
+        int base = s.num();
         if (Integer.compareUnsigned(base, 0xffff) > 0) {
             // A split ring's index is 16 bits wide; DPDK's vhost library and libvhost-user store
             // the low 16 bits of a wider value, and so do we (the upper bits carry packed-ring
@@ -414,33 +464,49 @@ public final class Session implements Runnable {
         return reconcile(idx);
     }
 
-    private void getVringBase(VhostUserMessage m) throws VhostUserProtocolException {
-        int idx = m.u32(0);
-        Ring r = ring(idx, m.request);
+    @Override
+    public VringState getVringBase(int idx) throws VhostUserProtocolException {
+        Ring r = ring(idx, VhostUserRequest.GET_VRING_BASE);
         stop(r);
         r.started = false;
         Fd.closeQuietly(r.kickFd);
         r.kickFd = -1;
-        out.begin(VhostUserRequest.GET_VRING_BASE, VERSION | FLAG_REPLY, VRING_STATE_SIZE);
-        out.putU32(0, idx);
-        out.putU32(4, r.base);
-        conn.reply(out, VhostUserRequest.GET_VRING_BASE, VRING_STATE_SIZE);
         log.debug("{}: ring {} stopped at avail index {}", name, idx, r.base);
+        return new VringState(idx, r.base);
+    }
+
+    @Override
+    public boolean setVringKick(VringFile f) throws VhostUserProtocolException {
+        return setVringFd(f, 0, VhostUserRequest.SET_VRING_KICK);
+    }
+
+    @Override
+    public boolean setVringCall(VringFile f) throws VhostUserProtocolException {
+        return setVringFd(f, 1, VhostUserRequest.SET_VRING_CALL);
+    }
+
+    @Override
+    public boolean setVringErr(VringFile f) throws VhostUserProtocolException {
+        return setVringFd(f, 2, VhostUserRequest.SET_VRING_ERR);
     }
 
     /** which: 0 kick, 1 call, 2 err. */
-    private boolean setVringFd(VhostUserMessage m, int which) throws VhostUserProtocolException {
-        long v = m.u64(0);
-        int idx = (int) (v & VRING_FILE_INDEX_MASK);
-        Ring r = ring(idx, m.request);
-        boolean nofd = (v & VRING_FILE_NOFD) != 0;
-        int fd = nofd ? -1 : m.takeFd(0);
+    private boolean setVringFd(VringFile f, int which, VhostUserRequest req) throws VhostUserProtocolException {
+        int idx = f.index();
+        int fd = f.fd(); // ours now: kept below or closed
+        Ring r;
+        try {
+            r = ring(idx, req);
+        } catch (VhostUserProtocolException e) {
+            Fd.closeQuietly(fd);
+            throw e;
+        }
         if (fd >= 0 && which != 2) {
             try {
                 Fd.setNonBlocking(fd);
             } catch (RuntimeException e) {
                 Fd.closeQuietly(fd);
-                log.warn("{}: {} for ring {}: unusable fd: {}", name, m.request, idx, e.getMessage());
+                log.warn("{}: {} for ring {}: unusable fd: {}", name, req, idx, e.getMessage());
                 return false;
             }
         }
@@ -464,21 +530,20 @@ public final class Session implements Runnable {
         return reconcile(idx);
     }
 
-    private boolean setVringEnable(VhostUserMessage m) throws VhostUserProtocolException {
-        int idx = m.u32(0);
-        Ring r = ring(idx, m.request);
-        int num = m.u32(4);
+    @Override
+    public boolean setVringEnable(VringState s) throws VhostUserProtocolException {
+        int idx = s.index();
+        Ring r = ring(idx, VhostUserRequest.SET_VRING_ENABLE);
+        int num = s.num();
         // vhost-user.rst says 0 or 1, but SPDK's virtio-user sends the ring size; DPDK's vhost
         // library and libvhost-user both take any non-zero value as "enable", and so do we.
         if (num != 0 && num != 1) {
             tolerate(QUIRK_ODD_ENABLE, "SET_VRING_ENABLE num " + Integer.toUnsignedString(num) + " for ring " + idx + " taken as enable");
         }
         int en = num != 0 ? 1 : 0;
-        if (!protocolFeaturesNegotiated()) {
-            // Meaningless by the spec (rings start enabled at SET_VRING_KICK), but DPDK's vhost
-            // library and libvhost-user apply it: so do we.
-            tolerate(QUIRK_ENABLE_WITHOUT_PROTOCOL_FEATURES, "SET_VRING_ENABLE for ring " + idx + " without VHOST_USER_F_PROTOCOL_FEATURES negotiated");
-        }
+        // Without VHOST_USER_F_PROTOCOL_FEATURES this is meaningless by the spec (rings start
+        // enabled at SET_VRING_KICK), but DPDK's vhost library and libvhost-user apply it, and so
+        // do we: the dispatcher counts it as tolerated (its gate serves it).
         if (!r.enabled && en == 1 || r.enabled && en == 0) {
             stop(r);
             r.enabled = en == 1;
@@ -488,10 +553,10 @@ public final class Session implements Runnable {
 
     // ---- config ----
 
-    private void getConfig(VhostUserMessage m) {
-        int offset = m.u32(0);
-        int size = m.u32(4);
-        int flags = m.u32(8);
+    @Override
+    public int getConfig(ConfigPayload c, MemorySegment dst) {
+        int offset = c.offset();
+        int size = c.size();
         int from = offset;
         if (Integer.compareUnsigned(offset, RUST_VMM_CONFIG_OFFSET) >= 0 && Integer.compareUnsigned(offset - RUST_VMM_CONFIG_OFFSET, MAX_CONFIG_SIZE) <= 0
                 && (offset - RUST_VMM_CONFIG_OFFSET) + size <= MAX_CONFIG_SIZE) {
@@ -503,31 +568,23 @@ public final class Session implements Runnable {
             from = offset - RUST_VMM_CONFIG_OFFSET;
             tolerate(QUIRK_CONFIG_OFFSET_0X100, "GET_CONFIG at offset 0x" + Integer.toHexString(offset) + " read as offset " + from);
         }
-        out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER + size);
         if (Integer.compareUnsigned(from, MAX_CONFIG_SIZE) > 0 || from + size > MAX_CONFIG_SIZE) {
-            // Answer with an empty config so the front-end sees a failure instead of hanging.
+            // The dispatcher answers with an empty config so the front-end sees a failure instead of hanging.
             log.warn("{}: GET_CONFIG offset {} size {} outside the {}-byte config space", name, Integer.toUnsignedString(offset), size, MAX_CONFIG_SIZE);
-            out.begin(VhostUserRequest.GET_CONFIG, VERSION | FLAG_REPLY, CONFIG_HEADER);
-            out.putU32(0, offset);
-            out.putU32(4, 0);
-            out.putU32(8, flags);
-            conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER);
-            return;
+            return -1;
         }
         MemorySegment cfg = Arena.ofAuto().allocate(MAX_CONFIG_SIZE);
         device.readConfig(cfg);
-        out.putU32(0, offset);
-        out.putU32(4, size);
-        out.putU32(8, flags);
-        MemorySegment.copy(cfg, from, out.payload(), CONFIG_HEADER, size);
-        conn.reply(out, VhostUserRequest.GET_CONFIG, CONFIG_HEADER + size);
+        MemorySegment.copy(cfg, from, dst, 0, size);
+        return size;
     }
 
-    private boolean setConfig(VhostUserMessage m) {
-        int offset = m.u32(0);
-        int size = m.u32(4);
+    @Override
+    public boolean setConfig(ConfigPayload c) {
+        int offset = c.offset();
+        int size = c.size();
         if (Integer.compareUnsigned(offset, MAX_CONFIG_SIZE) > 0 || offset + size > MAX_CONFIG_SIZE) return false;
-        boolean ok = device.writeConfig(offset, m.payload().asSlice(CONFIG_HEADER, size), size);
+        boolean ok = device.writeConfig(offset, c.data(), size);
         if (!ok) log.warn("{}: SET_CONFIG offset {} size {} is not writable, rejected", name, offset, size);
         return ok;
     }
@@ -672,12 +729,14 @@ public final class Session implements Runnable {
         return true;
     }
 
-    private void resetDevice() {
+    private void resetDeviceState() {
         stopAll();
         for (Ring r : rings) {
             r.started = false;
             r.enabled = false;
             r.addrSet = false;
+            r.addrFlags = 0;
+            r.logGuestAddr = 0;
             r.num = 0;
             r.base = 0;
             Fd.closeQuietly(r.kickFd);

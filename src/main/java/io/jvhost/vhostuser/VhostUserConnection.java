@@ -97,6 +97,8 @@ public final class VhostUserConnection implements AutoCloseable {
             case U64, VRING_STATE -> 8;
             case VRING_ADDR -> VRING_ADDR_SIZE;
             case MEM_REGION -> 8 + MEM_REGION_SIZE;
+            case LOG -> LOG_SIZE;
+            case INFLIGHT -> INFLIGHT_SIZE;
             case MEM_TABLE, CONFIG -> 0; // checked below, once their header is known
         };
         String bad = null;
@@ -106,6 +108,8 @@ public final class VhostUserConnection implements AutoCloseable {
                 case VRING_STATE -> "expected an 8-byte vring state, got " + size;
                 case VRING_ADDR -> "expected a 40-byte vring address, got " + size;
                 case MEM_REGION -> "expected a 40-byte memory region, got " + size;
+                case LOG -> "expected a 16-byte log description, got " + size;
+                case INFLIGHT -> "expected a 24-byte inflight description, got " + size;
                 default -> "payload of " + size + " bytes is too short";
             };
         } else if (q.payload == VhostUserRequest.Payload.MEM_TABLE) {

@@ -148,6 +148,8 @@ public final class VhostUserMessage implements AutoCloseable {
             case VRING_STATE, VRING_ADDR -> size >= 8 ? " index=" + Integer.toUnsignedString(u32(0)) + " num=" + Integer.toUnsignedString(u32(4)) : "";
             case MEM_TABLE -> size >= 4 ? " regions=" + Integer.toUnsignedString(u32(0)) : "";
             case CONFIG -> size >= 8 ? " offset=" + Integer.toUnsignedString(u32(0)) + " len=" + Integer.toUnsignedString(u32(4)) : "";
+            case LOG -> size >= 16 ? " mmap_size=0x" + Long.toHexString(u64(0)) + " offset=0x" + Long.toHexString(u64(8)) : "";
+            case INFLIGHT -> size >= 20 ? " mmap_size=0x" + Long.toHexString(u64(0)) + " queues=" + (u32(16) & 0xffff) + " queue_size=" + (u32(16) >>> 16) : "";
             case MEM_REGION -> size >= 24 ? " gpa=0x" + Long.toHexString(u64(8)) + " len=0x" + Long.toHexString(u64(16)) : "";
             default -> "";
         };

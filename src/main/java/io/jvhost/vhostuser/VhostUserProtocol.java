@@ -12,6 +12,8 @@ package io.jvhost.vhostuser;
  * single region:      0 u64 padding   8 region
  * device config:      0 u32 offset    4 u32 size    8 u32 flags  12 u8 payload[size]
  * vring file (u64):   bits 0-7 index, bit 8 invalid fd (no fd attached)
+ * log:               0 u64 mmap_size  8 u64 mmap_offset                       (fd: the log to map)
+ * inflight:          0 u64 mmap_size  8 u64 mmap_offset  16 u16 num_queues  18 u16 queue_size  20 pad[4]
  * </pre>
  */
 public final class VhostUserProtocol {
@@ -32,6 +34,9 @@ public final class VhostUserProtocol {
     /** Regions one SET_MEM_TABLE may carry (VHOST_MEMORY_BASELINE_NREGIONS). */
     public static final int MAX_TABLE_REGIONS = 8;
     public static final int CONFIG_HEADER = 12;
+    public static final int LOG_SIZE = 16;
+    /** The inflight description as QEMU, DPDK and libvhost-user lay it out (20 bytes of fields, padded to 24). */
+    public static final int INFLIGHT_SIZE = 24;
     /** Largest config space request we answer (VHOST_USER_MAX_CONFIG_SIZE). */
     public static final int MAX_CONFIG_SIZE = 256;
 

@@ -11,8 +11,8 @@ public enum VhostUserRequest {
     SET_OWNER(3, Payload.NONE, Fds.NONE),
     RESET_OWNER(4, Payload.NONE, Fds.NONE),
     SET_MEM_TABLE(5, Payload.MEM_TABLE, Fds.PER_REGION),
-    SET_LOG_BASE(6, Payload.ANY, Fds.ANY),
-    SET_LOG_FD(7, Payload.ANY, Fds.ANY),
+    SET_LOG_BASE(6, Payload.LOG, Fds.ZERO_OR_ONE),
+    SET_LOG_FD(7, Payload.NONE, Fds.ONE),
     SET_VRING_NUM(8, Payload.VRING_STATE, Fds.NONE),
     SET_VRING_ADDR(9, Payload.VRING_ADDR, Fds.NONE),
     SET_VRING_BASE(10, Payload.VRING_STATE, Fds.NONE),
@@ -36,8 +36,8 @@ public enum VhostUserRequest {
     POSTCOPY_ADVISE(28, Payload.ANY, Fds.NONE),
     POSTCOPY_LISTEN(29, Payload.ANY, Fds.NONE),
     POSTCOPY_END(30, Payload.ANY, Fds.NONE),
-    GET_INFLIGHT_FD(31, Payload.ANY, Fds.NONE),
-    SET_INFLIGHT_FD(32, Payload.ANY, Fds.ANY),
+    GET_INFLIGHT_FD(31, Payload.INFLIGHT, Fds.NONE),
+    SET_INFLIGHT_FD(32, Payload.INFLIGHT, Fds.ONE),
     GPU_SET_SOCKET(33, Payload.ANY, Fds.ANY),
     RESET_DEVICE(34, Payload.NONE, Fds.NONE),
     VRING_KICK(35, Payload.VRING_STATE, Fds.NONE),
@@ -48,7 +48,7 @@ public enum VhostUserRequest {
     GET_STATUS(40, Payload.NONE, Fds.NONE);
 
     /** Expected payload shapes. */
-    public enum Payload { NONE, U64, VRING_STATE, VRING_ADDR, MEM_TABLE, MEM_REGION, CONFIG, ANY }
+    public enum Payload { NONE, U64, VRING_STATE, VRING_ADDR, MEM_TABLE, MEM_REGION, CONFIG, LOG, INFLIGHT, ANY }
 
     /** Expected fd counts. */
     public enum Fds { NONE, ONE, ZERO_OR_ONE, PER_REGION, VRING_FILE, ANY }
