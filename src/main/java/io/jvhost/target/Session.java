@@ -186,14 +186,30 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             controller.stats.protocolErrors.incrementAndGet();
             why = "protocol error: " + e.getMessage();
             log.warn("{}: closing connection: {}", name, e.getMessage());
+        } catch (io.jvhost.sys.NativeException e) {
+            if (hungUp(e)) {
+                // The front-end left while a reply was owed (found by SessionFuzzTest): a disconnect.
+                why = "front-end disconnected before its reply was sent (" + e.getMessage() + ")";
+            } else {
+                unexpected(e);
+                why = "internal error: " + e;
+            }
         } catch (Throwable t) {
-            controller.stats.protocolErrors.incrementAndGet();
+            unexpected(t);
             why = "internal error: " + t;
-            log.error("{}: closing connection after unexpected error", name, t);
         } finally {
             teardown();
             log.info("{}: session ended ({})", name, why);
         }
+    }
+
+    private static boolean hungUp(io.jvhost.sys.NativeException e) {
+        return e.errno() == io.jvhost.sys.Errno.EPIPE || e.errno() == io.jvhost.sys.Errno.ECONNRESET;
+    }
+
+    private void unexpected(Throwable t) {
+        controller.stats.protocolErrors.incrementAndGet();
+        log.error("{}: closing connection after unexpected error", name, t);
     }
 
     /** Asks the session to end: unblocks the reader; {@link #run()} then tears down. Any thread. */
