@@ -234,7 +234,7 @@ class QueueRequestFuzzTest {
                 } else if (q.inFlight() - p.parkedChains() != 0 || p.pendingIo() != 0) {
                     throw new AssertionError("queue did not drain: " + q.inFlight() + " in flight, " + p.parkedChains() + " parked, " + p.pendingIo() + " pending I/O");
                 }
-                if (!q.isFaulted()) p.releaseParked();
+                if (!q.isFaulted()) guarded(p, p::releaseParked); // in the reactor: part of a stop, inside poll
                 keep = !fresh && !q.isBroken() && q.inFlight() == 0;
             } finally {
                 GuardedDevice.allow();
@@ -246,9 +246,16 @@ class QueueRequestFuzzTest {
         }
 
         private void poll(QueueProcessor p) {
-            try {
+            guarded(p, () -> {
                 p.poll();
                 if (p.prepareSleep()) p.afterWake();
+            });
+        }
+
+        /** Runs {@code call} as the reactor runs calls into a pollable: a fault goes to the pollable. */
+        private void guarded(QueueProcessor p, Runnable call) {
+            try {
+                call.run();
             } catch (Throwable t) {
                 if (!vanished || t instanceof AssertionError) throw t;
                 // What the reactor does with a throw from a pollable (runtime.Reactor): a memory

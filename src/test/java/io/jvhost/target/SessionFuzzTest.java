@@ -193,7 +193,7 @@ class SessionFuzzTest {
             };
             // Sealable or not is the front-end's choice; the target seals what it can against shrinking.
             sealable = !FuzzOracle.VANISHING_MEMORY || d.consumeBoolean();
-            mem0 = new SharedMemory(MEM, gpa, sealable);
+            mem0 = sealable ? new SharedMemory(MEM, gpa) : SharedMemory.unsealable(MEM, gpa);
             kick = new int[nq];
             call = new int[nq];
             num = new int[nq];
@@ -330,9 +330,9 @@ class SessionFuzzTest {
                         try {
                             Fd.ftruncate(mem0.fd(), d.consumeLong(0, MEM - 1) & ~0xfffL);
                             vanished = true;
-                        } catch (RuntimeException e) {
+                        } catch (io.jvhost.sys.NativeException e) {
                             // EPERM: the target sealed it (it had the memory table); nothing vanished
-                            if (!sealable) throw e;
+                            if (e.errno() != io.jvhost.sys.Errno.EPERM) throw e;
                         }
                         for (int k : kick) EventFd.signal(k, scratch);
                     } else {
