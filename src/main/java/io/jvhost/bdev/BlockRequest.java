@@ -36,6 +36,10 @@ public final class BlockRequest {
     /** Set by a counting channel at submit ({@link BdevIoStats}); cleared when counted. */
     BdevIoStats.Counters ioCounters;
     long submitNanos;
+    /** Set by an {@link AsyncBlockChannel} while the request is out on another thread. */
+    AsyncBlockChannel asyncChannel;
+    /** The status a foreign thread finished the request with (published by the completion queue). */
+    int asyncStatus;
 
     /**
      * @param maxSegments most buffers one request may carry. The lists start small and grow on

@@ -89,6 +89,7 @@ public final class ScsiTask {
     boolean aborted;
     long seq;
     ScsiTask prev, next;          // LUN's in-flight list
+    ScsiTask waitNext;            // LUN's list of tasks waiting for the channel to take them
     int kind;                     // which multi-step command (ScsiLun.K_*)
     long lba;                     // cursor for multi-step commands
     long remaining;               // blocks left

@@ -29,6 +29,14 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private final long capacitySectors;
     private final int blockSize;
     private final boolean readOnly;
+    /**
+     * Heads whose submit was answered "no room now" (-EAGAIN/-ENOMEM), oldest first, resubmitted
+     * on later polls (SPDK's spdk_bdev_queue_io_wait). Bounded by the queue size: a head is on
+     * it at most once.
+     */
+    private final int[] retry;
+    private int retryFirst, retryCount;
+    private boolean wakeFdRegistered;
 
     /** Per-head request state, reused. */
     private static final class Task implements DescriptorChain.BufferSink {
@@ -62,6 +70,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         this.serial = arena.allocate(ID_BYTES);
         MemorySegment.copy(id, 0, serial, ValueLayout.JAVA_BYTE, 0, ID_BYTES);
         int maxBuffers = Math.max(queue.size(), 256) + 64;
+        retry = new int[queue.size()];
         tasks = new Task[queue.size()];
         for (int i = 0; i < tasks.length; i++) {
             Task t = new Task(maxBuffers);
@@ -72,17 +81,36 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     @Override
+    protected void onStart() {
+        if (channel.wakeFd() >= 0) {
+            reactor.addWakeFd(channel.wakeFd());
+            wakeFdRegistered = true;
+        }
+    }
+
+    @Override
     protected int pendingIo() {
-        return channel.inFlight();
+        return channel.inFlight() + retryCount;
+    }
+
+    @Override
+    protected boolean ioWakesReactor() {
+        return retryCount == 0 && wakeFdRegistered;
     }
 
     @Override
     protected int pollIo() {
-        return channel.poll();
+        int n = channel.poll();
+        if (retryCount > 0) n += resubmitWaiting();
+        return n;
     }
 
     @Override
     protected void onStopped() {
+        if (wakeFdRegistered) {
+            reactor.removeWakeFd(channel.wakeFd());
+            wakeFdRegistered = false;
+        }
         channel.close();
         arena.close();
     }
@@ -173,14 +201,47 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     private void submit(Task t) {
+        if (retryCount > 0) {
+            waitForRoom(t); // keep the order: behind the requests already waiting
+            return;
+        }
         int rc = channel.submit(t.req);
         if (rc == 0) {
             t.submitted = true;
+        } else if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) {
+            waitForRoom(t);
         } else {
             // Not accepted: no completion will come (submit contract); answer now.
             t.req.clearBuffers();
             answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
         }
+    }
+
+    /** Back-pressure from the block layer is transient: queue the request, never fail the guest. */
+    private void waitForRoom(Task t) {
+        queue.stats.busyRetries++;
+        retry[(retryFirst + retryCount) % retry.length] = t.head;
+        retryCount++;
+    }
+
+    /** Resubmits waiting requests in order until the channel pushes back again; returns how many went in. */
+    private int resubmitWaiting() {
+        int n = 0;
+        while (retryCount > 0) {
+            Task t = tasks[retry[retryFirst]];
+            int rc = channel.submit(t.req);
+            if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) break;
+            retryFirst = (retryFirst + 1) % retry.length;
+            retryCount--;
+            n++;
+            if (rc == 0) {
+                t.submitted = true;
+            } else {
+                t.req.clearBuffers();
+                answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
+            }
+        }
+        return n;
     }
 
     /** Completes a request that never reached the block device. */
@@ -230,6 +291,13 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected void onFaulted() {
+        // Requests waiting for room never reached the block layer: answer or drop them now.
+        while (retryCount > 0) {
+            Task t = tasks[retry[retryFirst]];
+            retryFirst = (retryFirst + 1) % retry.length;
+            retryCount--;
+            completeAfterFault(t, -Errno.EIO);
+        }
         // The chain being processed when the fault hit (a header or data access) is in flight
         // but not in the block layer: fail it with an I/O error if its status byte survived.
         DescriptorChain c = queue.lastChain();

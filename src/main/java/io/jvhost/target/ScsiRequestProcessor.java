@@ -20,6 +20,8 @@ import static io.jvhost.virtio.ScsiLayout.*;
  */
 final class ScsiRequestProcessor extends QueueProcessor {
     private static final int MAX_RESP_PIECES = 4;
+    /** Source of zeros for the response buffer (never written). */
+    private static final MemorySegment ZEROS = Arena.global().allocate(RESP_HEADER + 256, 8);
 
     private final VirtioScsiDevice device;
     private final Arena arena = Arena.ofShared();
@@ -75,8 +77,9 @@ final class ScsiRequestProcessor extends QueueProcessor {
          * at RESP_SENSE in {@link #resp} already; everything else up to respSize is zeroed.
          */
         void writeResponse(int response, int status, int senseLen, long residual) {
-            resp.asSlice(0, RESP_HEADER).fill((byte) 0);
-            resp.asSlice(RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen).fill((byte) 0);
+            // Zeroed by copying from a zero segment: asSlice(..).fill would allocate a slice per call.
+            MemorySegment.copy(ZEROS, 0, resp, 0, RESP_HEADER);
+            MemorySegment.copy(ZEROS, 0, resp, RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen);
             resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_SENSE_LEN, senseLen);
             resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_RESIDUAL, (int) Math.min(residual, 0xffffffffL));
             resp.set(ValueLayout.JAVA_BYTE, RESP_STATUS, (byte) status);
@@ -136,6 +139,11 @@ final class ScsiRequestProcessor extends QueueProcessor {
     @Override
     protected int pendingIo() {
         return inFlightTasks;
+    }
+
+    @Override
+    protected boolean ioWakesReactor() {
+        return device.ioWakesReactor();
     }
 
     @Override
