@@ -5,12 +5,14 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
-import java.util.concurrent.Semaphore;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A {@link FileIoEngine} of a few platform threads sharing one bounded lock-free submission
- * queue: the reactor offers the request and releases a permit (no system call, no
- * allocation); a worker takes it, does the blocking system call and hands the request back to
+ * queue: the reactor offers the request and unparks an idle worker if there is one (no
+ * allocation; an unpark only when a worker sleeps); a worker takes it, does the blocking system call and hands the request back to
  * its channel ({@link AsyncBlockChannel#deliver}), whose eventfd wakes the reactor. A full
  * queue makes {@code submit} answer {@code -EAGAIN}. The stopgap until io_uring (issue 11).
  */
@@ -19,18 +21,21 @@ public final class ThreadPoolFileIoEngine implements FileIoEngine {
 
     private final FileOps ops;
     private final BoundedQueue<BlockRequest> queue;
-    private final Semaphore ready = new Semaphore(0);
     private final Thread[] workers;
+    /** 1 while worker i is (about to be) parked waiting for work. */
+    private final AtomicIntegerArray idle;
     private volatile boolean running = true;
 
     public ThreadPoolFileIoEngine(String bdevName, FileOps ops, int threads, int queueDepth) {
         this.ops = ops;
         this.queue = new BoundedQueue<>(queueDepth);
         workers = new Thread[threads];
+        idle = new AtomicIntegerArray(threads);
         for (int i = 0; i < threads; i++) {
-            workers[i] = Thread.ofPlatform().name("bdev-" + bdevName + "-io-" + i).daemon(true).unstarted(this::work);
-            workers[i].start();
+            int index = i;
+            workers[i] = Thread.ofPlatform().name("bdev-" + bdevName + "-io-" + i).daemon(true).unstarted(() -> work(index));
         }
+        for (Thread w : workers) w.start();
     }
 
     @Override
@@ -44,22 +49,44 @@ public final class ThreadPoolFileIoEngine implements FileIoEngine {
             @Override
             protected boolean start(BlockRequest r) {
                 if (!running || !queue.offer(r)) return false;
-                ready.release();
+                wakeOne();
                 return true;
             }
         };
     }
 
-    private void work() {
+    /** Unparks one idle worker, if any (any thread; allocation-free). */
+    private void wakeOne() {
+        VarHandle.fullFence(); // the offer before the idle flags (pairs with the fence in work)
+        for (int i = 0; i < workers.length; i++) {
+            if (idle.get(i) == 1 && idle.compareAndSet(i, 1, 0)) {
+                LockSupport.unpark(workers[i]);
+                return;
+            }
+        }
+    }
+
+    private void work(int index) {
         try (Arena arena = Arena.ofConfined()) {
             FileOps.Scratch scratch = new FileOps.Scratch(arena);
             while (true) {
-                ready.acquireUninterruptibly();
                 BlockRequest r = queue.poll();
                 if (r == null) {
                     if (!running) return;
-                    continue;
+                    // Announce idleness, then look again: an offer after our poll either sees
+                    // the flag (and unparks us) or is seen by this second poll.
+                    idle.set(index, 1);
+                    VarHandle.fullFence(); // the idle flag before the second look (pairs with wakeOne)
+                    r = queue.poll();
+                    if (r == null) {
+                        if (running) LockSupport.park(this);
+                        idle.set(index, 0);
+                        continue;
+                    }
+                    idle.set(index, 0);
                 }
+                // More work queued than this worker: let an idle one help.
+                if (queue.size() > 0) wakeOne();
                 int status;
                 try {
                     status = ops.execute(r, scratch);
@@ -76,7 +103,7 @@ public final class ThreadPoolFileIoEngine implements FileIoEngine {
     @Override
     public void close() {
         running = false;
-        ready.release(workers.length);
+        for (Thread w : workers) LockSupport.unpark(w);
         for (Thread w : workers) {
             try {
                 w.join(5000);
