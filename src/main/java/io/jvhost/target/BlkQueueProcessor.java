@@ -21,7 +21,12 @@ import static io.jvhost.virtio.BlkLayout.*;
  */
 final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Completion {
     private final BlkDevice device;
-    private final BlockChannel channel;
+    /** This reactor's channel to the bdev, shared with the other queues here (from start to stop). */
+    private BlockChannel channel;
+    /** Requests of this queue accepted by the channel and not completed yet. */
+    private int inBlockLayer;
+    /** Left the reactor: completions of abandoned requests that still arrive are ignored. */
+    private boolean detached;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment header = arena.allocate(HEADER_SIZE, 8);
     private final MemorySegment serial;
@@ -36,7 +41,6 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
      */
     private final int[] retry;
     private int retryFirst, retryCount;
-    private boolean wakeFdRegistered;
 
     /** Per-head request state, reused. */
     private static final class Task implements DescriptorChain.BufferSink {
@@ -62,7 +66,6 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     BlkQueueProcessor(BlkDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-blk " + device.name());
         this.device = device;
-        this.channel = device.bdev().openChannel();
         this.capacitySectors = device.bdev().sizeBytes() / SECTOR_SIZE;
         this.blockSize = device.bdev().blockSize();
         this.readOnly = device.readOnly();
@@ -82,20 +85,17 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected void onStart() {
-        if (channel.wakeFd() >= 0) {
-            reactor.addWakeFd(channel.wakeFd());
-            wakeFdRegistered = true;
-        }
+        channel = ReactorChannels.acquire(reactor, device.bdev());
     }
 
     @Override
     protected int pendingIo() {
-        return channel.inFlight() + retryCount;
+        return inBlockLayer + retryCount;
     }
 
     @Override
     protected boolean ioWakesReactor() {
-        return retryCount == 0 && wakeFdRegistered;
+        return retryCount == 0 && channel.wakeFd() >= 0; // the shared channel's wake fd is registered
     }
 
     @Override
@@ -107,11 +107,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected void onStopped() {
-        if (wakeFdRegistered) {
-            reactor.removeWakeFd(channel.wakeFd());
-            wakeFdRegistered = false;
-        }
-        channel.close();
+        detached = true;
+        if (channel != null) ReactorChannels.release(reactor, device.bdev(), channel);
         arena.close();
     }
 
@@ -208,6 +205,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         int rc = channel.submit(t.req);
         if (rc == 0) {
             t.submitted = true;
+            inBlockLayer++;
         } else if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) {
             waitForRoom(t);
         } else {
@@ -236,6 +234,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             n++;
             if (rc == 0) {
                 t.submitted = true;
+                inBlockLayer++;
             } else {
                 t.req.clearBuffers();
                 answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
@@ -254,8 +253,10 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     public void onComplete(BlockRequest req, int status) {
+        if (detached) return; // abandoned at a forced stop; its guest memory may be gone
         Task t = tasks[req.tag];
         t.submitted = false;
+        inBlockLayer--;
         if (queue.isFaulted()) {
             completeAfterFault(t, status);
             return;

@@ -74,13 +74,13 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     /** Reactor thread: attach to the reactor. */
     public void start() {
+        onStart(); // first: if it throws, nothing is attached yet
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
         if (kickFd >= 0) {
             reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
             kickFdRegistered = true;
         }
         reactor.add(this);
-        onStart();
         try {
             queue.disableNotifications();
         } catch (Throwable t) {

@@ -120,6 +120,8 @@ public final class VirtioScsiDevice implements VhostUserDevice {
         int id = t.id();
         if (channelOwners[id] != t) {
             if (channels[id] != null) closeChannel(channelOwners[id]); // previous target in this slot is REMOVED
+            // The device's own channel (not shared through ReactorChannels: tasks abandoned at a
+            // forced stop must never be completed by another device's poll).
             BlockChannel c = t.lun(0).bdev().openChannel();
             // A channel completing elsewhere wakes the reactor through its eventfd, so it may sleep with I/O in flight.
             if (c.wakeFd() >= 0) reactor.addWakeFd(c.wakeFd());
