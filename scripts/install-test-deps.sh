@@ -4,6 +4,26 @@
 # initramfs (with cpio and xz-utils to build it), sg3-utils for SCSI checks inside the guest,
 # qemu-utils (qemu-storage-daemon).
 set -euo pipefail
+
+# A few 2 MiB hugepages for the `bench --hugepages` tests (HugePagesBenchTest skips without
+# them). Only as root, only grown (never shrunk), and small: 64 pages = 128 MiB.
+reserve_hugepages() {
+  local want=64 pool=/sys/kernel/mm/hugepages/hugepages-2048kB
+  [ -d "$pool" ] || { echo "install-test-deps: no 2 MiB hugepages in this kernel; hugepage tests will be skipped"; return 0; }
+  local total free resv avail
+  total=$(cat "$pool/nr_hugepages"); free=$(cat "$pool/free_hugepages"); resv=$(cat "$pool/resv_hugepages")
+  avail=$((free - resv))
+  [ "$avail" -ge "$want" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: only $avail free 2 MiB hugepages and not root; hugepage tests will be skipped" \
+         "(as root: echo $((total + want - avail)) > $pool/nr_hugepages)"
+    return 0
+  fi
+  echo $((total + want - avail)) > "$pool/nr_hugepages" || true
+  echo "install-test-deps: 2 MiB hugepages: $(cat "$pool/nr_hugepages") reserved, $(cat "$pool/free_hugepages") free"
+}
+reserve_hugepages
+
 need=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)

@@ -54,6 +54,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--interrupts", description = "Interrupt mode: sleep on the call eventfds between completions instead of polling.")
     boolean interrupts;
 
+    @Option(names = "--hugepages", description = {"Back the initiator's shared memory with 2 MiB hugepages (memfd MFD_HUGETLB), as SPDK's",
+            "vhost target needs; reserve them first: echo N > /proc/sys/vm/nr_hugepages."})
+    boolean hugepages;
+
     @Option(names = "--json", description = "Print the result as JSON (for scripts) instead of text.")
     boolean json;
 
@@ -85,15 +89,16 @@ final class BenchCommand implements Callable<Integer> {
             return 2;
         }
         BenchEngine.Config cfg = new BenchEngine.Config(socket, t, w, mix, (int) bsBytes, qd, queues, Duration.ofSeconds(time),
-                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts);
+                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts, hugepages);
         BenchEngine engine;
         try {
             engine = new BenchEngine(cfg, System.err);
         } catch (Exception e) {
-            System.err.println("jvhost bench: cannot set up " + socket + ": " + e.getMessage());
+            System.err.println("jvhost bench: cannot set up " + socket + (hugepages ? " with --hugepages" : "") + ": " + e.getMessage());
             return 1;
         }
-        if (!json) System.err.printf("jvhost bench: %s %s bs=%s qd=%d queues=%d, %ds (+%ds ramp) on %s%n", type, workload, bs, qd, queues, time, ramp, socket);
+        if (!json) System.err.printf("jvhost bench: %s %s bs=%s qd=%d queues=%d, %ds (+%ds ramp) on %s%s%n", type, workload, bs, qd, queues, time, ramp, socket,
+                hugepages ? ", memory on 2 MiB hugepages" : "");
         BenchEngine.Result r;
         try {
             r = engine.run();

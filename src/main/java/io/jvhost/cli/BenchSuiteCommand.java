@@ -1,6 +1,7 @@
 package io.jvhost.cli;
 
 import io.jvhost.initiator.BenchEngine;
+import io.jvhost.sys.HugePages;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -17,14 +18,20 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code jvhost bench-suite}: jvhost and qemu-storage-daemon on the same machine, the same
- * workloads against each with the same initiator, interleaved (A B A B ...) and repeated;
- * prints medians and the jvhost/qemu-storage-daemon ratio as a Markdown table.
+ * {@code jvhost bench-suite}: jvhost and qemu-storage-daemon (and, with {@code --spdk DIR},
+ * SPDK's {@code vhost} target) on the same machine, the same workloads against each with the
+ * same initiator, interleaved (A B C A B C ...) and repeated; prints medians and the ratios of
+ * jvhost to each peer as a Markdown table.
+ * <p>
+ * SPDK's target maps guest memory only from hugepages, so with {@code --spdk} the initiator's
+ * memory comes from 2 MiB hugepages for every target (one client for all), and SPDK's own
+ * memory ({@code -s}) too: both are checked before anything starts.
  */
 @Command(name = "bench-suite", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Side-by-side benchmark: jvhost vs qemu-storage-daemon (vhost-user-blk export), same initiator,",
-                "target pinned to one core and the initiator to another, null and RAM-backed devices.",
-                "Needs qemu-storage-daemon (Debian: qemu-system-common / qemu-utils) and taskset.", ""})
+        description = {"Side-by-side benchmark: jvhost vs qemu-storage-daemon (vhost-user-blk export), and SPDK's vhost",
+                "target with --spdk DIR; same initiator, targets pinned to one core and the initiator to another,",
+                "null and RAM-backed devices. Needs qemu-storage-daemon (Debian: qemu-system-common / qemu-utils)",
+                "and taskset; --spdk needs an SPDK build (DIR/build/bin/vhost, DIR/scripts/rpc.py) and hugepages.", ""})
 final class BenchSuiteCommand implements Callable<Integer> {
     @Option(names = "--time", description = "Measured seconds per run (default 10).")
     int time = 10;
@@ -47,6 +54,18 @@ final class BenchSuiteCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Also write the Markdown table to this file.")
     Path outFile;
 
+    @Option(names = "--spdk", paramLabel = "DIR", description = {"Add SPDK's vhost target from this SPDK source tree, built",
+            "(DIR/build/bin/vhost, DIR/scripts/rpc.py); the initiator then uses 2 MiB hugepages for every target."})
+    Path spdkDir;
+
+    /** SPDK's DPDK memory (-s) beyond its malloc bdev: its own pools and buffers. */
+    static final long SPDK_EXTRA_MIB = 512;
+    /** What one initiator run maps (rings, 128 KiB x qd buffers) rounded up generously, in 2 MiB pages. */
+    static final long INITIATOR_PAGES = 16;
+
+    /** One target of the suite: its name in the table and the socket name prefix of its controllers. */
+    record Target(String name, String prefix) {}
+
     record Workload(String name, String device, BenchEngine.Workload w, int bs, int qd) {}
 
     static final List<Workload> WORKLOADS = List.of(
@@ -66,10 +85,22 @@ final class BenchSuiteCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Logging.configure("warn");
+        long size = 1L << 30;
+        SpdkPaths spdk = null;
+        if (spdkDir != null) {
+            try {
+                spdk = SpdkPaths.check(spdkDir, size);
+            } catch (IllegalStateException e) {
+                System.err.println("jvhost bench-suite: " + e.getMessage());
+                return 2;
+            }
+        }
+        boolean hugepages = spdk != null;
         Path dir = Files.createTempDirectory("jvhost-bench");
         Path ramFile = Path.of("/dev/shm/jvhost-bench-qsd-ram.img");
-        long size = 1L << 30;
         List<Process> procs = new ArrayList<>();
+        List<Target> targets = new ArrayList<>(List.of(new Target("jvhost", "jv-"), new Target("qemu-storage-daemon", "qsd-")));
+        if (spdk != null) targets.add(new Target("SPDK vhost", "spdk-"));
         try {
             Path cfg = dir.resolve("jvhost.json");
             Files.writeString(cfg, """
@@ -93,32 +124,47 @@ final class BenchSuiteCommand implements Callable<Integer> {
                     "--object", "iothread,id=iot0",
                     "--export", "type=vhost-user-blk,id=e0,node-name=null0,addr.type=unix,addr.path=" + dir.resolve("qsd-null") + ",writable=on,num-queues=1,iothread=iot0",
                     "--export", "type=vhost-user-blk,id=e1,node-name=ram0,addr.type=unix,addr.path=" + dir.resolve("qsd-ram") + ",writable=on,num-queues=1,iothread=iot0"));
-            for (String s : List.of("jv-null", "jv-ram", "qsd-null", "qsd-ram")) waitForSocket(dir.resolve(s), procs);
+            if (spdk != null) startSpdk(spdk, dir, size, procs);
+            for (Target t : targets) for (String dev : List.of("null", "ram")) waitForSocket(dir.resolve(t.prefix() + dev), procs);
 
             PrintStream err = System.err;
             List<String> rows = new ArrayList<>();
+            int n = targets.size();
             for (Workload wl : WORKLOADS) {
                 if (only != null && !wl.name().contains(only)) continue;
-                double[] jv = new double[rounds], qs = new double[rounds], jvLat = new double[rounds], qsLat = new double[rounds];
+                double[][] iops = new double[n][rounds], lat = new double[n][rounds];
                 for (int r = 0; r < rounds; r++) {
-                    BenchEngine.Result a = runOne(dir.resolve("jv-" + wl.device()).toString(), wl);
-                    BenchEngine.Result b = runOne(dir.resolve("qsd-" + wl.device()).toString(), wl);
-                    jv[r] = a.iops();
-                    qs[r] = b.iops();
-                    jvLat[r] = a.avgUs();
-                    qsLat[r] = b.avgUs();
-                    err.printf("  %-24s round %d: jvhost %,12.0f IOPS (%.2f us)   qemu-storage-daemon %,12.0f IOPS (%.2f us)%n",
-                            wl.name(), r + 1, a.iops(), a.avgUs(), b.iops(), b.avgUs());
+                    StringBuilder line = new StringBuilder(String.format("  %-24s round %d:", wl.name(), r + 1));
+                    for (int t = 0; t < n; t++) {
+                        BenchEngine.Result res = runOne(dir.resolve(targets.get(t).prefix() + wl.device()).toString(), wl, hugepages);
+                        iops[t][r] = res.iops();
+                        lat[t][r] = res.avgUs();
+                        line.append(String.format("   %s %,12.0f IOPS (%.2f us)", targets.get(t).name(), res.iops(), res.avgUs()));
+                    }
+                    err.println(line);
                 }
-                double mj = median(jv), mq = median(qs);
-                rows.add(String.format("| %s | %,.0f (%.2f µs) | %,.0f (%.2f µs) | %.2f× | %s |", wl.name(), mj, median(jvLat), mq, median(qsLat), mj / mq,
-                        wl.bs() >= 131072 && wl.device().equals("ram") ? String.format("%,.0f / %,.0f MiB/s", mj * wl.bs() / (1 << 20), mq * wl.bs() / (1 << 20)) : ""));
+                StringBuilder row = new StringBuilder("| ").append(wl.name()).append(" |");
+                for (int t = 0; t < n; t++) row.append(String.format(" %,.0f (%.2f µs) |", median(iops[t]), median(lat[t])));
+                for (int t = 1; t < n; t++) row.append(String.format(" %.2f× |", median(iops[0]) / median(iops[t])));
+                StringBuilder bw = new StringBuilder();
+                if (wl.bs() >= 131072 && wl.device().equals("ram")) {
+                    for (int t = 0; t < n; t++) bw.append(t == 0 ? "" : " / ").append(String.format("%,.0f", median(iops[t]) * wl.bs() / (1 << 20)));
+                    bw.append(" MiB/s");
+                }
+                rows.add(row.append(' ').append(bw).append(" |").toString());
             }
             StringBuilder md = new StringBuilder();
             md.append("Run ").append(LocalDateTime.now().withNano(0)).append(", ").append(rounds).append(" rounds of ").append(time)
                     .append(" s (+").append(ramp).append(" s ramp), targets on core ").append(targetCpu).append(", initiator on core ")
-                    .append(initiatorCpu).append(", medians:\n\n");
-            md.append("| workload | jvhost IOPS (avg lat) | qemu-storage-daemon IOPS (avg lat) | ratio | bandwidth jv / qsd |\n|---|---|---|---|---|\n");
+                    .append(initiatorCpu).append(hugepages ? ", initiator memory on 2 MiB hugepages" : "").append(", medians:\n\n");
+            md.append("| workload |");
+            for (Target t : targets) md.append(' ').append(t.name()).append(" IOPS (avg lat) |");
+            for (int t = 1; t < n; t++) md.append(" jvhost / ").append(targets.get(t).name()).append(" |");
+            md.append(" bandwidth ");
+            for (int t = 0; t < n; t++) md.append(t == 0 ? "" : " / ").append(targets.get(t).prefix().replace("-", ""));
+            md.append(" |\n|---|");
+            md.append("---|".repeat(2 * n));
+            md.append('\n');
             for (String row : rows) md.append(row).append('\n');
             System.out.print(md);
             if (outFile != null) Files.writeString(outFile, md);
@@ -126,15 +172,65 @@ final class BenchSuiteCommand implements Callable<Integer> {
         } finally {
             for (Process p : procs) {
                 p.destroy();
-                p.waitFor(10, TimeUnit.SECONDS);
+                if (!p.waitFor(10, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                    p.waitFor(10, TimeUnit.SECONDS);
+                }
             }
             Files.deleteIfExists(ramFile);
         }
     }
 
-    private BenchEngine.Result runOne(String socket, Workload wl) throws IOException {
+    /** An SPDK build's target and RPC client, checked; and the hugepages it and our initiator need. */
+    record SpdkPaths(Path vhost, Path rpcPy, Path libDir, long memMib) {
+        static SpdkPaths check(Path dir, long mallocBytes) {
+            Path vhost = dir.resolve("build/bin/vhost");
+            Path rpc = dir.resolve("scripts/rpc.py");
+            if (!Files.isExecutable(vhost)) {
+                throw new IllegalStateException("--spdk " + dir + ": no SPDK vhost target at " + vhost
+                        + " (build SPDK there first: ./configure && make; see ../shared/SPDK.md or BENCHMARKS.md)");
+            }
+            if (!Files.isRegularFile(rpc)) throw new IllegalStateException("--spdk " + dir + ": no " + rpc + " (an SPDK source tree has scripts/rpc.py)");
+            long memMib = (mallocBytes >> 20) + SPDK_EXTRA_MIB;
+            long pages = memMib * (1L << 20) / HugePages.SIZE + INITIATOR_PAGES;
+            HugePages pool = HugePages.read();
+            if (pool.available() < pages) {
+                throw new IllegalStateException(pool.shortfallMessage("--spdk (SPDK's target with -s " + memMib + " MiB, and our initiator)", pages));
+            }
+            return new SpdkPaths(vhost, rpc, dir.resolve("build/lib"), memMib);
+        }
+    }
+
+    /** SPDK's vhost target on the target core, with a null and a malloc bdev behind blk controllers spdk-null and spdk-ram. */
+    private void startSpdk(SpdkPaths spdk, Path dir, long size, List<Process> procs) throws Exception {
+        Path rpcSock = dir.resolve("spdk.sock");
+        String mask = "0x" + Long.toHexString(1L << targetCpu);
+        ProcessBuilder pb = new ProcessBuilder(spdk.vhost().toString(), "-u", "-m", mask, "-s", String.valueOf(spdk.memMib()),
+                "-S", dir.toString(), "-r", rpcSock.toString()).redirectErrorStream(true).redirectOutput(dir.resolve("spdk.log").toFile());
+        pb.environment().merge("LD_LIBRARY_PATH", spdk.libDir().toString(), (a, b) -> b + ":" + a);
+        procs.add(pb.start());
+        waitForSocket(rpcSock, procs);
+        long mib = size >> 20;
+        rpc(spdk, rpcSock, dir, "bdev_null_create", "Null0", String.valueOf(mib), "512");
+        rpc(spdk, rpcSock, dir, "bdev_malloc_create", "-b", "Malloc0", String.valueOf(mib), "512");
+        rpc(spdk, rpcSock, dir, "vhost_create_blk_controller", "--cpumask", mask, "spdk-null", "Null0");
+        rpc(spdk, rpcSock, dir, "vhost_create_blk_controller", "--cpumask", mask, "spdk-ram", "Malloc0");
+    }
+
+    private static void rpc(SpdkPaths spdk, Path sock, Path dir, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of("python3", spdk.rpcPy().toString(), "-s", sock.toString(), "-t", "60"));
+        cmd.addAll(Arrays.asList(args));
+        Path log = dir.resolve("spdk-rpc.log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        if (!p.waitFor(90, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            p.destroyForcibly();
+            throw new IOException("SPDK rpc.py " + String.join(" ", args) + " failed (see " + log + " and " + dir.resolve("spdk.log") + ")");
+        }
+    }
+
+    private BenchEngine.Result runOne(String socket, Workload wl, boolean hugepages) throws IOException {
         BenchEngine e = new BenchEngine(new BenchEngine.Config(socket, BenchEngine.Type.BLK, wl.w(), 70, wl.bs(), wl.qd(), 1,
-                Duration.ofSeconds(time), Duration.ofSeconds(ramp), false, initiatorCpu, 512, false), System.err);
+                Duration.ofSeconds(time), Duration.ofSeconds(ramp), false, initiatorCpu, 512, false, false, hugepages), System.err);
         try {
             return e.run();
         } finally {

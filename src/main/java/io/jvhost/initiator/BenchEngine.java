@@ -1,5 +1,6 @@
 package io.jvhost.initiator;
 
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.sys.Affinity;
 import io.jvhost.virtio.DriverSplitQueue;
 import org.HdrHistogram.Histogram;
@@ -29,8 +30,16 @@ public final class BenchEngine {
         boolean mixed() { return this == RANDRW || this == RW; }
     }
 
+    /** @param hugepages the initiator's shared memory from 2 MiB hugepages (SPDK's target needs it) */
     public record Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
-                         Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts) {
+                         Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts,
+                         boolean hugepages) {
+        /** Ordinary (non-hugepage) memory. */
+        public Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
+                      Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts) {
+            this(socket, type, workload, readPercent, blockSize, queueDepth, queues, time, ramp, verify, cpu, queueSize, progress, interrupts, false);
+        }
+
         /** Poll mode (no interrupts). */
         public Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
                       Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress) {
@@ -79,12 +88,12 @@ public final class BenchEngine {
         int perSlotHdr = 256;
         long dataBytes = (long) cfg.queues() * cfg.queueDepth() * (cfg.blockSize() + perSlotHdr) + 4096;
         if (cfg.type() == Type.BLK) {
-            BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes);
+            BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages());
             driver = b;
             firstQueue = 0;
             units = b.capacitySectors() * SECTOR_SIZE / cfg.blockSize();
         } else {
-            ScsiInitiator s = ScsiInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes);
+            ScsiInitiator s = ScsiInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages());
             driver = s;
             firstQueue = io.jvhost.virtio.ScsiLayout.FIRST_REQUEST_QUEUE;
             ScsiInitiator.Response r = s.command(0, 0, 0, new byte[] {(byte) 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, 0, 32);
@@ -151,9 +160,9 @@ public final class BenchEngine {
         DriverSplitQueue dq = driver.queues[firstQueue + s.queue];
         dq.begin(3);
         if (cfg.type() == Type.BLK) {
-            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff, write ? T_OUT : T_IN);
-            m.set(ValueLayout.JAVA_INT_UNALIGNED, s.hdrOff + 4, 0);
-            m.set(ValueLayout.JAVA_LONG_UNALIGNED, s.hdrOff + 8, unit * cfg.blockSize() / SECTOR_SIZE);
+            m.set(LittleEndian.U32, s.hdrOff, write ? T_OUT : T_IN);
+            m.set(LittleEndian.U32, s.hdrOff + 4, 0);
+            m.set(LittleEndian.U64, s.hdrOff + 8, unit * cfg.blockSize() / SECTOR_SIZE);
             m.set(ValueLayout.JAVA_BYTE, s.statusOff, (byte) 0xff);
             dq.add(driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
             dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), !write);
@@ -303,6 +312,11 @@ public final class BenchEngine {
                         errors, verifyErrors, kicks);
             }
         }
+    }
+
+    /** Whether the initiator's memory is backed by hugepages. */
+    public boolean hugepages() {
+        return driver.mem.hugepages();
     }
 
     public void close() {

@@ -1,5 +1,7 @@
 package io.jvhost.initiator;
 
+import io.jvhost.virtio.LittleEndian;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -12,12 +14,12 @@ public final class BlkInitiator extends VhostUserDriver {
     /** Result of one request: status byte and the used length the target reported. */
     public record Completion(int status, int usedLen) {}
 
-    private BlkInitiator(String socket, int numQueues, int queueSize, long dataBytes, long want) throws IOException {
-        super(socket, numQueues, queueSize, dataBytes, want, CONFIG_SIZE);
+    private BlkInitiator(String socket, int numQueues, int queueSize, long dataBytes, long want, boolean hugepages) throws IOException {
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, want, CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
     private BlkInitiator(String socket, FrontendProfile profile, int numQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile, false);
     }
 
     /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
@@ -30,16 +32,21 @@ public final class BlkInitiator extends VhostUserDriver {
      * of {@code queueSize} entries, with {@code dataBytes} of data buffer space.
      */
     public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes) throws IOException {
-        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures());
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures(), false);
     }
 
     public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures) throws IOException {
-        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, wantFeatures);
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, wantFeatures, false);
+    }
+
+    /** As {@link #connect(String, int, int, long)}, with the shared memory from 2 MiB hugepages when asked. */
+    public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures(), hugepages);
     }
 
     /** Capacity in 512-byte sectors from the config space. */
     public long capacitySectors() {
-        return MemorySegment.ofArray(config).get(ValueLayout.JAVA_LONG_UNALIGNED, C_CAPACITY);
+        return MemorySegment.ofArray(config).get(LittleEndian.U64, C_CAPACITY);
     }
 
     /**
@@ -51,9 +58,9 @@ public final class BlkInitiator extends VhostUserDriver {
     public Completion request(int q, int type, long sector, long dataBytes, int segBytes, Duration timeout) throws IOException {
         boolean deviceWrites = type == T_IN || type == T_GET_ID;
         MemorySegment s = scratch();
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, 0, type);
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, 4, 0);
-        s.set(ValueLayout.JAVA_LONG_UNALIGNED, 8, sector);
+        s.set(LittleEndian.U32, 0, type);
+        s.set(LittleEndian.U32, 4, 0);
+        s.set(LittleEndian.U64, 8, sector);
         s.set(ValueLayout.JAVA_BYTE, 16, (byte) 0xff);
         int segs = dataBytes == 0 ? 0 : (int) ((dataBytes + segBytes - 1) / segBytes);
         var dq = queues[q];

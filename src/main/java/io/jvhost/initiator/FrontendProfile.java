@@ -247,7 +247,9 @@ public interface FrontendProfile {
                 return common | bit(io.jvhost.virtio.ScsiLayout.F_INOUT) | bit(io.jvhost.virtio.ScsiLayout.F_HOTPLUG)
                         | bit(VirtioFeatures.RING_EVENT_IDX);
             }
-            return common | bit(F_SIZE_MAX) | bit(F_SEG_MAX) | bit(F_BLK_SIZE) | bit(F_TOPOLOGY) | bit(F_MQ) | bit(F_RO) | bit(F_DISCARD);
+            // Seen on the wire from bdevperf against jvhost: 0x160003446 (EVENT_IDX included).
+            return common | bit(F_SIZE_MAX) | bit(F_SEG_MAX) | bit(F_BLK_SIZE) | bit(F_TOPOLOGY) | bit(F_MQ) | bit(F_RO) | bit(F_DISCARD)
+                    | bit(VirtioFeatures.RING_EVENT_IDX);
         }
 
         @Override

@@ -1,5 +1,7 @@
 package io.jvhost.initiator;
 
+import io.jvhost.virtio.LittleEndian;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -15,16 +17,21 @@ public final class ScsiInitiator extends VhostUserDriver {
     /** The response of one command. */
     public record Response(int response, int status, int residual, byte[] sense, int usedLen) {}
 
-    private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST);
+    private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
     public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes);
+        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, false);
+    }
+
+    /** As {@link #connect(String, int, int, long)}, with the shared memory from 2 MiB hugepages when asked. */
+    public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages) throws IOException {
+        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, hugepages);
     }
 
     private ScsiInitiator(String socket, FrontendProfile profile, int requestQueues, int queueSize, long dataBytes) throws IOException {
-        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile);
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile, false);
     }
 
     /** Connects the way {@code profile}'s front-end does (its handshake, features and memory layout). */
@@ -48,7 +55,7 @@ public final class ScsiInitiator extends VhostUserDriver {
         s.set(ValueLayout.JAVA_BYTE, 1, (byte) target);
         s.set(ValueLayout.JAVA_BYTE, 2, (byte) (0x40 | (lun >> 8)));
         s.set(ValueLayout.JAVA_BYTE, 3, (byte) lun);
-        s.set(ValueLayout.JAVA_LONG_UNALIGNED, REQ_ID, 0x1234L);
+        s.set(LittleEndian.U64, REQ_ID, 0x1234L);
         MemorySegment.copy(cdb, 0, s, ValueLayout.JAVA_BYTE, REQ_CDB, cdb.length);
         long respOff = 128;
         s.asSlice(respOff, respSize).fill((byte) 0xee);
@@ -62,12 +69,12 @@ public final class ScsiInitiator extends VhostUserDriver {
         int head = dq.end();
         publishAndKick(q);
         int used = waitFor(q, head, Duration.ofSeconds(10));
-        int senseLen = s.get(ValueLayout.JAVA_INT_UNALIGNED, respOff + RESP_SENSE_LEN);
+        int senseLen = s.get(LittleEndian.U32, respOff + RESP_SENSE_LEN);
         byte[] sense = new byte[Math.max(0, Math.min(senseLen, DEFAULT_SENSE_SIZE))];
         MemorySegment.copy(s, ValueLayout.JAVA_BYTE, respOff + RESP_SENSE, sense, 0, sense.length);
         return new Response(Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, respOff + RESP_RESPONSE)),
                 Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, respOff + RESP_STATUS)),
-                s.get(ValueLayout.JAVA_INT_UNALIGNED, respOff + RESP_RESIDUAL), sense, used);
+                s.get(LittleEndian.U32, respOff + RESP_RESIDUAL), sense, used);
     }
 
     /** Sends a task management function on the control queue; returns the response byte. */
@@ -75,13 +82,13 @@ public final class ScsiInitiator extends VhostUserDriver {
         MemorySegment s = scratch();
         long at = 1024;
         s.asSlice(at, 64).fill((byte) 0);
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, at, T_TMF);
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, at + 4, subtype);
+        s.set(LittleEndian.U32, at, T_TMF);
+        s.set(LittleEndian.U32, at + 4, subtype);
         s.set(ValueLayout.JAVA_BYTE, at + 8, (byte) 1);
         s.set(ValueLayout.JAVA_BYTE, at + 9, (byte) target);
         s.set(ValueLayout.JAVA_BYTE, at + 10, (byte) (0x40 | (lun >> 8)));
         s.set(ValueLayout.JAVA_BYTE, at + 11, (byte) lun);
-        s.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 16, tag);
+        s.set(LittleEndian.U64, at + 16, tag);
         s.set(ValueLayout.JAVA_BYTE, at + 32, (byte) 0xee);
         var dq = queues[CONTROL_QUEUE];
         dq.begin(2);
@@ -123,7 +130,7 @@ public final class ScsiInitiator extends VhostUserDriver {
         // buffer i was allocated with head i (fresh queue, single-descriptor chains in order)
         long at = 2048 + 16L * got[0];
         MemorySegment s = scratch();
-        return new int[] {s.get(ValueLayout.JAVA_INT_UNALIGNED, at), Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, at + 5)),
-                s.get(ValueLayout.JAVA_INT_UNALIGNED, at + 12), got[0]};
+        return new int[] {s.get(LittleEndian.U32, at), Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, at + 5)),
+                s.get(LittleEndian.U32, at + 12), got[0]};
     }
 }

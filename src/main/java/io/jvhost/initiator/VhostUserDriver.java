@@ -64,20 +64,22 @@ public class VhostUserDriver implements AutoCloseable {
     private boolean stopped;
 
     protected VhostUserDriver(String socket, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize) throws IOException {
-        this(socket, Kind.BLK, numQueues, queueSize, dataBytes, wantFeatures, configSize, FrontendProfile.JVHOST);
+        this(socket, Kind.BLK, numQueues, queueSize, dataBytes, wantFeatures, configSize, FrontendProfile.JVHOST, false);
     }
 
+    /** @param hugepages shared memory from 2 MiB hugepages ({@link SharedMemory}), as SPDK's target needs */
     protected VhostUserDriver(String socket, Kind kind, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize,
-                              FrontendProfile profile) throws IOException {
-        VhostUserFrontend f = VhostUserFrontend.connect(socket);
+                              FrontendProfile profile, boolean hugepages) throws IOException {
         long ringBytes = (long) numQueues * (SplitRing.descTableBytes(queueSize) + SplitRing.availBytes(queueSize) + SplitRing.usedBytes(queueSize) + 3 * 4096);
         long low = (ringBytes + SCRATCH_BYTES + 0x1fffff) & ~0x1fffffL;
         long high = (dataBytes + 0x1fffff) & ~0x1fffffL;
-        SharedMemory m;
+        // Memory first: a missing hugepage pool is reported before the target sees a connection.
+        SharedMemory m = new SharedMemory(low + high, DEFAULT_GPA_BASE, hugepages);
+        VhostUserFrontend f;
         try {
-            m = new SharedMemory(low + high, DEFAULT_GPA_BASE);
+            f = VhostUserFrontend.connect(socket);
         } catch (RuntimeException e) {
-            f.close();
+            m.close();
             throw e;
         }
         this.fe = f;

@@ -23,23 +23,33 @@ import java.time.Duration;
 public final class RpcClient implements AutoCloseable {
     private static final ObjectMapper STREAM = new ObjectMapper();
 
-    private final SocketChannel channel;
-    private final JsonParser responses;
+    private final Path socket;
+    private SocketChannel channel;
+    private JsonParser responses;
     private final Duration timeout;
     private int nextId = 1;
     private volatile boolean timedOut;
 
-    private RpcClient(SocketChannel channel, Duration timeout) throws IOException {
-        this.channel = channel;
+    private RpcClient(Path socket, SocketChannel channel, Duration timeout) throws IOException {
+        this.socket = socket;
         this.timeout = timeout;
+        attach(channel);
+    }
+
+    private void attach(SocketChannel ch) throws IOException {
+        this.channel = ch;
         // A Reader, not the InputStream: Jackson's byte bootstrap reads ahead to sniff the
         // encoding, which would block here until the server says something.
         this.responses = STREAM.getFactory().createParser(
-                new java.io.InputStreamReader(Channels.newInputStream(channel), java.nio.charset.StandardCharsets.UTF_8));
+                new java.io.InputStreamReader(Channels.newInputStream(ch), java.nio.charset.StandardCharsets.UTF_8));
     }
 
     /** Connects; the message of a failure names the socket and the likely cause. */
     public static RpcClient connect(Path socket, Duration timeout) throws IOException {
+        return new RpcClient(socket, open(socket), timeout);
+    }
+
+    private static SocketChannel open(Path socket) throws IOException {
         if (!Files.exists(socket)) {
             throw new IOException("RPC socket " + socket + " does not exist (is 'jvhost serve' running? choose the socket with -s)");
         }
@@ -50,7 +60,7 @@ public final class RpcClient implements AutoCloseable {
             ch.close();
             throw new IOException("cannot connect to RPC socket " + socket + ": " + e.getMessage() + " (is 'jvhost serve' running?)");
         }
-        return new RpcClient(ch, timeout);
+        return ch;
     }
 
     /** Calls {@code method}; returns its result or throws the server's error as an {@link RpcException}. */
@@ -61,7 +71,16 @@ public final class RpcClient implements AutoCloseable {
         int id = nextId++;
         req.put("id", id);
         if (params != null && !params.isNull() && !(params.isObject() && params.isEmpty())) req.set("params", params);
-        send(Json.MAPPER.writeValueAsBytes(req));
+        byte[] bytes = Json.MAPPER.writeValueAsBytes(req);
+        try {
+            send(bytes);
+        } catch (IOException e) {
+            // The server closes idle clients (serve --rpc-idle-timeout): a write to a closed Unix
+            // socket fails at once (EPIPE), so the request never arrived and is safe to resend
+            // on a new connection.
+            reconnect();
+            send(bytes);
+        }
         JsonNode resp = read();
         if (resp.path("id").asInt(-1) != id) throw new IOException("response id " + resp.path("id") + " does not match request id " + id);
         JsonNode err = resp.get("error");
@@ -96,6 +115,16 @@ public final class RpcClient implements AutoCloseable {
         } finally {
             watchdog.interrupt();
         }
+    }
+
+    private void reconnect() throws IOException {
+        try {
+            responses.close();
+            channel.close();
+        } catch (IOException ignored) {
+            // the old connection is gone anyway
+        }
+        attach(open(socket));
     }
 
     /** Half-closes: the server sees end of stream but may still answer. */

@@ -2,6 +2,7 @@ package io.jvhost.target;
 
 import io.jvhost.bdev.BlockDevice;
 import io.jvhost.runtime.Reactor;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
 
@@ -70,21 +71,21 @@ public final class BlkDevice implements VhostUserDevice {
     public void readConfig(MemorySegment c) {
         int bs = bdev.blockSize();
         int secPerBlock = bs / SECTOR_SIZE;
-        c.set(ValueLayout.JAVA_LONG_UNALIGNED, C_CAPACITY, bdev.sizeBytes() / SECTOR_SIZE);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SIZE_MAX, SIZE_MAX);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX, SEG_MAX);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_BLK_SIZE, bs);
+        c.set(LittleEndian.U64, C_CAPACITY, bdev.sizeBytes() / SECTOR_SIZE);
+        c.set(LittleEndian.U32, C_SIZE_MAX, SIZE_MAX);
+        c.set(LittleEndian.U32, C_SEG_MAX, SEG_MAX);
+        c.set(LittleEndian.U32, C_BLK_SIZE, bs);
         c.set(ValueLayout.JAVA_BYTE, C_PHYS_BLOCK_EXP, (byte) 0);
         c.set(ValueLayout.JAVA_BYTE, C_ALIGNMENT_OFFSET, (byte) 0);
-        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_MIN_IO_SIZE, (short) 1);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_OPT_IO_SIZE, 0);
+        c.set(LittleEndian.U16, C_MIN_IO_SIZE, (short) 1);
+        c.set(LittleEndian.U32, C_OPT_IO_SIZE, 0);
         c.set(ValueLayout.JAVA_BYTE, C_WRITEBACK, (byte) (writeback ? 1 : 0));
-        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_NUM_QUEUES, (short) numQueues);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_DISCARD_SECTORS, MAX_DISCARD_SECTORS);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_DISCARD_SEG, 1);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_DISCARD_SECTOR_ALIGNMENT, secPerBlock);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_WRITE_ZEROES_SECTORS, MAX_DISCARD_SECTORS);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_WRITE_ZEROES_SEG, 1);
+        c.set(LittleEndian.U16, C_NUM_QUEUES, (short) numQueues);
+        c.set(LittleEndian.U32, C_MAX_DISCARD_SECTORS, MAX_DISCARD_SECTORS);
+        c.set(LittleEndian.U32, C_MAX_DISCARD_SEG, 1);
+        c.set(LittleEndian.U32, C_DISCARD_SECTOR_ALIGNMENT, secPerBlock);
+        c.set(LittleEndian.U32, C_MAX_WRITE_ZEROES_SECTORS, MAX_DISCARD_SECTORS);
+        c.set(LittleEndian.U32, C_MAX_WRITE_ZEROES_SEG, 1);
         c.set(ValueLayout.JAVA_BYTE, C_WRITE_ZEROES_MAY_UNMAP, (byte) 1);
     }
 

@@ -4,7 +4,9 @@ import io.jvhost.bdev.BlockChannel;
 import io.jvhost.bdev.BlockRequest;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Errno;
+import io.jvhost.virtio.ChainError;
 import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 
 import java.lang.foreign.Arena;
@@ -42,6 +44,14 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private final int[] retry;
     private int retryFirst, retryCount;
 
+    /** seg_max data descriptors plus the header's and the status's. */
+    static final int MAX_DESCRIPTORS = BlkDevice.SEG_MAX + 2;
+    /**
+     * size_max bytes of data per descriptor; a descriptor may also carry the 16-byte header
+     * (a write's) or the status byte (a read's) beside its data when a driver merges them.
+     */
+    static final long MAX_DESCRIPTOR_BYTES = BlkDevice.SIZE_MAX + HEADER_SIZE;
+
     /** Per-head request state, reused. */
     private static final class Task implements DescriptorChain.BufferSink {
         final BlockRequest req;
@@ -72,6 +82,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         byte[] id = device.serial();
         this.serial = arena.allocate(ID_BYTES);
         MemorySegment.copy(id, 0, serial, ValueLayout.JAVA_BYTE, 0, ID_BYTES);
+        // A driver sizes its indirect tables from our seg_max, not from the queue size.
+        queue.acceptChainsUpTo(MAX_DESCRIPTORS);
         int maxBuffers = Math.max(queue.size(), 256) + 64;
         retry = new int[queue.size()];
         tasks = new Task[queue.size()];
@@ -125,8 +137,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             return;
         }
         c.copyFromReadable(0, header, 0, HEADER_SIZE);
-        int type = header.get(ValueLayout.JAVA_INT, HDR_TYPE);
-        long sector = header.get(ValueLayout.JAVA_LONG, HDR_SECTOR);
+        int type = header.get(LittleEndian.U32, HDR_TYPE);
+        long sector = header.get(LittleEndian.U64, HDR_SECTOR);
         c.locateWritable(writable - 1);
         Task t = tasks[head];
         t.head = head;
@@ -134,6 +146,13 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         t.statusOff = c.locatedOffset();
         t.flushAfter = false;
         BlockRequest req = t.req;
+        if (c.descriptorCount() > MAX_DESCRIPTORS || c.longestDescriptor() > MAX_DESCRIPTOR_BYTES) {
+            // Beyond the seg_max / size_max we advertised: refused rather than served, so every
+            // back-end can rely on them (an iovec array, IOV_MAX) and the guest learns at once.
+            q.countRefused(ChainError.EXCEEDS_DEVICE_LIMITS);
+            answer(t, S_IOERR, 1);
+            return;
+        }
         switch (type) {
             case T_IN -> {
                 long len = writable - 1;
@@ -176,9 +195,9 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             return;
         }
         c.copyFromReadable(HEADER_SIZE, header, 0, SEGMENT_SIZE);
-        long sector = header.get(ValueLayout.JAVA_LONG, 0);
-        long num = Integer.toUnsignedLong(header.get(ValueLayout.JAVA_INT, 8));
-        int flags = header.get(ValueLayout.JAVA_INT, 12);
+        long sector = header.get(LittleEndian.U64, SEG_SECTOR);
+        long num = Integer.toUnsignedLong(header.get(LittleEndian.U32, SEG_NUM_SECTORS));
+        int flags = header.get(LittleEndian.U32, SEG_FLAGS);
         // 5.2.6.2: UNSUPP for unknown flags, and for the unmap flag on discard.
         if ((flags & ~WZ_FLAG_UNMAP) != 0 || (type == T_DISCARD && flags != 0)) { answer(t, S_UNSUPP, 1); return; }
         if (num > BlkDevice.MAX_DISCARD_SECTORS || !checkRange(sector, num * SECTOR_SIZE)) { answer(t, S_IOERR, 1); return; }

@@ -239,6 +239,9 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public void afterWake() {
+        // A faulted queue fetches nothing more: its notification fields stay as they are (its
+        // ring may be in memory that vanished since the fault; found by QueueRequestFuzzTest).
+        if (queue.isFaulted()) return;
         queue.disableNotifications();
     }
 

@@ -4,6 +4,7 @@ import io.jvhost.runtime.Reactor;
 import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.scsi.ScsiTmf;
 import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 
 import java.lang.foreign.Arena;
@@ -88,7 +89,7 @@ final class ScsiControlProcessor extends QueueProcessor {
             return;
         }
         c.copyFromReadable(0, req, 0, Math.min(readable, TMF_REQ_SIZE));
-        int type = req.get(ValueLayout.JAVA_INT_UNALIGNED, 0);
+        int type = req.get(LittleEndian.U32, 0);
         c.locateWritable(0);
         MemorySegment rs = c.locatedSegment();
         long ro = c.locatedOffset();
@@ -100,10 +101,10 @@ final class ScsiControlProcessor extends QueueProcessor {
                     q.complete(head, TMF_RESP_SIZE);
                     return;
                 }
-                int subtype = req.get(ValueLayout.JAVA_INT_UNALIGNED, 4);
+                int subtype = req.get(LittleEndian.U32, 4);
                 int targetId = target(req.get(ValueLayout.JAVA_BYTE, 8), req.get(ValueLayout.JAVA_BYTE, 9));
                 int lun = lun(req.get(ValueLayout.JAVA_BYTE, 10), req.get(ValueLayout.JAVA_BYTE, 11));
-                long tag = req.get(ValueLayout.JAVA_LONG_UNALIGNED, 16);
+                long tag = req.get(LittleEndian.U64, 16);
                 ScsiTarget t = targetId < 0 ? null : device.scsi().target(targetId);
                 if (t == null || t.state() != ScsiTarget.State.ACTIVE) {
                     rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_BAD_TARGET);

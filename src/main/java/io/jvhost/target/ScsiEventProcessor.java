@@ -2,6 +2,7 @@ package io.jvhost.target;
 
 import io.jvhost.runtime.Reactor;
 import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 
 import java.lang.foreign.MemorySegment;
@@ -104,12 +105,12 @@ final class ScsiEventProcessor extends QueueProcessor {
         MemorySegment s = segs[first];
         long o = offs[first];
         s.asSlice(o, EVENT_SIZE).fill((byte) 0);
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, o, event);
+        s.set(LittleEndian.U32, o, event);
         if (withLun) {
             s.set(ValueLayout.JAVA_BYTE, o + 4, (byte) 1);
             s.set(ValueLayout.JAVA_BYTE, o + 5, (byte) target);
         }
-        s.set(ValueLayout.JAVA_INT_UNALIGNED, o + 12, reason);
+        s.set(LittleEndian.U32, o + 12, reason);
         segs[first] = null;
         queue.complete(heads[first], EVENT_SIZE);
         first = (first + 1) % heads.length;

@@ -5,6 +5,7 @@ import io.jvhost.scsi.ScsiStatus;
 import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.scsi.ScsiTask;
 import io.jvhost.virtio.DescriptorChain;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 
 import io.jvhost.memory.SgList;
@@ -73,8 +74,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
             // Zeroed by copying from a zero segment: asSlice(..).fill would allocate a slice per call.
             MemorySegment.copy(ZEROS, 0, resp, 0, RESP_HEADER);
             MemorySegment.copy(ZEROS, 0, resp, RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen);
-            resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_SENSE_LEN, senseLen);
-            resp.set(ValueLayout.JAVA_INT_UNALIGNED, RESP_RESIDUAL, (int) Math.min(residual, 0xffffffffL));
+            resp.set(LittleEndian.U32, RESP_SENSE_LEN, senseLen);
+            resp.set(LittleEndian.U32, RESP_RESIDUAL, (int) Math.min(residual, 0xffffffffL));
             resp.set(ValueLayout.JAVA_BYTE, RESP_STATUS, (byte) status);
             resp.set(ValueLayout.JAVA_BYTE, RESP_RESPONSE, (byte) response);
             long done = 0;
@@ -114,6 +115,16 @@ final class ScsiRequestProcessor extends QueueProcessor {
         }
     }
 
+    /**
+     * seg_max data descriptors plus the request's and the response's. Not enforced per command,
+     * unlike virtio-blk's: QEMU's vhost-user-scsi never asks for our config space and shows the
+     * guest its own (seg_max = virtqueue_size - 2, max_sectors = 0xffff), so a guest may
+     * rightly send more segments than we announce; the chain limit (at least the queue size)
+     * bounds the walk, and the SCSI layer bounds the transfer (its Block Limits VPD maximum
+     * transfer length, CHECK CONDITION beyond).
+     */
+    static final int MAX_DESCRIPTORS = VirtioScsiDevice.SEG_MAX + 2;
+
     ScsiRequestProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name());
         this.device = device;
@@ -122,6 +133,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
         this.reqSize = REQ_HEADER + cdbSize;
         this.respSize = RESP_HEADER + senseSize;
         this.header = arena.allocate(REQ_HEADER + 32, 8);
+        // A driver sizes its indirect tables from our seg_max, not from the queue size.
+        queue.acceptChainsUpTo(MAX_DESCRIPTORS);
         int maxBuffers = Math.max(queue.size(), 256) + 64;
         slots = new Slot[queue.size()];
         for (int i = 0; i < slots.length; i++) slots[i] = new Slot(maxBuffers);
@@ -185,7 +198,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         ScsiTask task = s.task;
         task.reset().cdb(header, REQ_CDB, cdbSize)
                 .lun(lun(header.get(ValueLayout.JAVA_BYTE, REQ_LUN + 2), header.get(ValueLayout.JAVA_BYTE, REQ_LUN + 3)))
-                .tag(header.get(ValueLayout.JAVA_LONG_UNALIGNED, REQ_ID));
+                .tag(header.get(LittleEndian.U64, REQ_ID));
         boolean ok;
         if (dataOut > 0) {
             task.direction(ScsiTask.Direction.TO_DEVICE);

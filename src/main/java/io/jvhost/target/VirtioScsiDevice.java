@@ -5,6 +5,7 @@ import io.jvhost.bdev.BlockDevice;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.scsi.ScsiDevice;
 import io.jvhost.scsi.ScsiTarget;
+import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
 import org.slf4j.Logger;
@@ -65,6 +66,18 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     @Override public int maxQueues() { return FIRST_REQUEST_QUEUE + requestQueues; }
     @Override public Reactor reactor() { return reactor; }
 
+    /**
+     * Largest number of data segments per command we announce (seg_max, 5.6.4) to front-ends
+     * that read our config (QEMU's vhost-user-scsi does not: it shows the guest its own).
+     * Chains this long are accepted even on smaller queues; longer ones are not refused.
+     */
+    public static final int SEG_MAX = 126;
+    /**
+     * Largest transfer per command in 512-byte sectors we announce (max_sectors, 5.6.4): the
+     * SCSI layer's maximum transfer length (4 MiB), which it enforces per CDB.
+     */
+    public static final int MAX_SECTORS = 8192;
+
     @Override
     public long features() {
         return VirtioFeatures.bit(VirtioFeatures.VERSION_1)
@@ -77,23 +90,23 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     @Override
     public void readConfig(MemorySegment c) {
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_NUM_QUEUES, requestQueues);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX, 126);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS, 8192);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_CMD_PER_LUN, 128);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_EVENT_INFO_SIZE, EVENT_SIZE);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_SENSE_SIZE, senseSize);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_CDB_SIZE, cdbSize);
-        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_MAX_CHANNEL, (short) 0);
-        c.set(ValueLayout.JAVA_SHORT_UNALIGNED, C_MAX_TARGET, (short) ScsiTarget.MAX_ID);
-        c.set(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_LUN, 0);
+        c.set(LittleEndian.U32, C_NUM_QUEUES, requestQueues);
+        c.set(LittleEndian.U32, C_SEG_MAX, SEG_MAX);
+        c.set(LittleEndian.U32, C_MAX_SECTORS, MAX_SECTORS);
+        c.set(LittleEndian.U32, C_CMD_PER_LUN, 128);
+        c.set(LittleEndian.U32, C_EVENT_INFO_SIZE, EVENT_SIZE);
+        c.set(LittleEndian.U32, C_SENSE_SIZE, senseSize);
+        c.set(LittleEndian.U32, C_CDB_SIZE, cdbSize);
+        c.set(LittleEndian.U16, C_MAX_CHANNEL, (short) 0);
+        c.set(LittleEndian.U16, C_MAX_TARGET, (short) ScsiTarget.MAX_ID);
+        c.set(LittleEndian.U32, C_MAX_LUN, 0);
     }
 
     /** The driver may set sense_size and cdb_size (5.6.4); values are bounded to what we handle. */
     @Override
     public boolean writeConfig(int offset, MemorySegment src, int len) {
         if (len != 4 || (offset != C_SENSE_SIZE && offset != C_CDB_SIZE)) return false;
-        int v = src.get(ValueLayout.JAVA_INT_UNALIGNED, 0);
+        int v = src.get(LittleEndian.U32, 0);
         if (offset == C_SENSE_SIZE) {
             if (v < 0 || v > 252) return false;
             senseSize = v;

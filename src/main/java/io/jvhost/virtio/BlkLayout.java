@@ -1,7 +1,8 @@
 package io.jvhost.virtio;
 
 /**
- * virtio-blk wire layouts (VIRTIO 1.2, section 5.2).
+ * virtio-blk wire layouts (VIRTIO 1.2, section 5.2), little-endian: read and write them with
+ * {@link LittleEndian}.
  *
  * <pre>
  * struct virtio_blk_req header (5.2.6), 16 bytes:   0 le32 type  4 le32 reserved(ioprio)  8 le64 sector
@@ -27,6 +28,9 @@ public final class BlkLayout {
     public static final int HDR_IOPRIO = 4;
     public static final int HDR_SECTOR = 8;
     public static final int SEGMENT_SIZE = 16;
+    public static final int SEG_SECTOR = 0;
+    public static final int SEG_NUM_SECTORS = 8;
+    public static final int SEG_FLAGS = 12;
     public static final int ID_BYTES = 20;
 
     public static final int T_IN = 0;

@@ -25,7 +25,10 @@ public final class DescriptorChain {
     private long readableBytes;
     private long writableBytes;
     int head;
+    /** Buffer descriptors in the chain (an indirect-table pointer is not one). */
     int descriptors;
+    /** Length of the longest buffer descriptor, before any split at region boundaries. */
+    long longestDescriptor;
 
     // result of locate*()
     private int locIndex;
@@ -42,6 +45,7 @@ public final class DescriptorChain {
         readableBytes = 0;
         writableBytes = 0;
         descriptors = 0;
+        longestDescriptor = 0;
     }
 
     /** Appends a translated buffer; false when the chain has no room left. */
@@ -60,6 +64,10 @@ public final class DescriptorChain {
     public int bufferCount() { return bufs.count(); }
     /** The buffers: readable ones at {@code [0, firstWritable)}, writable ones after. */
     public SgList buffers() { return bufs; }
+    /** Descriptors that named buffers, direct and indirect (what seg_max limits). */
+    public int descriptorCount() { return descriptors; }
+    /** Length of the longest descriptor (what size_max limits). */
+    public long longestDescriptor() { return longestDescriptor; }
     public long readableBytes() { return readableBytes; }
     public long writableBytes() { return writableBytes; }
     public MemorySegment segment(int i) { return bufs.segment(i); }

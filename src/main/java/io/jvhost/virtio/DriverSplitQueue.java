@@ -23,10 +23,10 @@ public final class DriverSplitQueue {
         void onUsed(int head, int len);
     }
 
-    private static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle();
-    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED;
-    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED;
-    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
+    private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
+    private static final ValueLayout.OfInt LE32 = LittleEndian.U32;
+    private static final ValueLayout.OfShort LE16 = LittleEndian.U16;
 
     private final int size;
     private final int mask;

@@ -28,10 +28,10 @@ public final class SplitVirtQueue {
         void onChain(SplitVirtQueue queue, DescriptorChain chain);
     }
 
-    private static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle();
-    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED;
-    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED;
-    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
+    private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
+    private static final ValueLayout.OfInt LE32 = LittleEndian.U32;
+    private static final ValueLayout.OfShort LE16 = LittleEndian.U16;
 
     private final int index;
     private final int size;
@@ -54,6 +54,8 @@ public final class SplitVirtQueue {
     private boolean signalledValid;
     private boolean notificationsEnabled = true;
     private int inFlightCount;
+    /** Most buffer descriptors one chain may hold, indirect entries included (see {@link #walk}). */
+    private int chainLimit;
     private ChainError brokenReason = ChainError.NONE;
     private ChainError lastError = ChainError.NONE;
     /** Processing faulted: no more chains are fetched (see {@link #markFaulted}). */
@@ -94,6 +96,7 @@ public final class SplitVirtQueue {
         this.scratch = scratch;
         this.chain = new DescriptorChain(maxBuffers);
         this.inFlight = new boolean[size];
+        this.chainLimit = size;
         this.lastAvail = lastAvail & 0xffff;
         // The used index in guest memory is authoritative on (re)start (reconnect, table change).
         this.usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
@@ -144,6 +147,30 @@ public final class SplitVirtQueue {
         return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
     }
     public ChainError brokenReason() { return brokenReason; }
+
+    /** Most buffer descriptors one chain may hold, indirect table entries included. */
+    public int chainLimit() { return chainLimit; }
+
+    /**
+     * Lets chains hold up to {@code descriptors} buffer descriptors when the queue is smaller:
+     * a device that advertises a segment limit (virtio-blk / virtio-scsi seg_max) must accept the
+     * indirect tables a driver builds from it (Linux sizes them as seg_max + 2 whatever the queue
+     * size, and QEMU lets a queue be as small as 2). Never lowers the limit below the queue size
+     * nor raises it past {@link SplitRing#MAX_QUEUE_SIZE}. Call before the queue is polled.
+     */
+    public void acceptChainsUpTo(int descriptors) {
+        chainLimit = Math.max(size, Math.min(descriptors, MAX_QUEUE_SIZE));
+    }
+
+    /**
+     * Records that the device refused a well-formed chain {@code why} (e.g. beyond its advertised
+     * seg_max): counted with the chain errors and logged (rate-limited) by the owner. The device
+     * still answers the request itself. Owning reactor thread.
+     */
+    public void countRefused(ChainError why) {
+        lastError = why;
+        stats.chainErrors++;
+    }
     /** The most recent chain error (for logging by the owner). */
     public ChainError lastError() { return lastError; }
     public GuestMemory memory() { return memory; }
@@ -191,42 +218,55 @@ public final class SplitVirtQueue {
         return n;
     }
 
+    /**
+     * Walks chain {@code head} into the flyweight. The cost is bounded for the whole chain:
+     * at most {@code size} steps in the descriptor table (more means a loop), and at most
+     * {@link #chainLimit()} buffer descriptors in all, direct and indirect together (VIRTIO 1.2,
+     * 2.7.5.3.1: "A driver MUST NOT create a descriptor chain longer than the Queue Size of the
+     * device"); an indirect table longer than that is refused before it is read. The descriptor
+     * that points to an indirect table describes no buffer and is not counted, so Linux's
+     * queue-size-long indirect tables fit.
+     */
     private ChainError walk(int head) {
         DescriptorChain c = chain;
         c.reset(head);
         MemorySegment table = desc;
         long tableBase = 0;
         int tableSize = size;
-        int budget = size;
+        int steps = size;            // loop guard for the table being walked
+        int left = chainLimit;       // buffer descriptors the whole chain may still hold
         boolean inIndirect = false;
         boolean seenWritable = false;
         int idx = head;
         GuestMemory mem = memory;
         while (true) {
             if (idx >= tableSize) return ChainError.NEXT_OUT_OF_RANGE;
-            if (budget-- == 0) return ChainError.LOOP;
+            if (steps-- == 0) return ChainError.LOOP;
             long at = tableBase + (long) idx * DESC_SIZE;
             // Read the whole descriptor once into locals (the guest may change it under us).
             long addr = table.get(LE64, at + DESC_ADDR);
             long len = Integer.toUnsignedLong(table.get(LE32, at + DESC_LEN));
             int flags = Short.toUnsignedInt(table.get(LE16, at + DESC_FLAGS));
             int next = Short.toUnsignedInt(table.get(LE16, at + DESC_NEXT));
-            c.descriptors++;
             if ((flags & F_INDIRECT) != 0) {
                 if (!indirect) return ChainError.INDIRECT_NOT_NEGOTIATED;
                 if (inIndirect) return ChainError.NESTED_INDIRECT;
                 if ((flags & F_NEXT) != 0) return ChainError.INDIRECT_WITH_NEXT;
-                if (len == 0 || (len & 15) != 0 || len / DESC_SIZE > MAX_QUEUE_SIZE) return ChainError.BAD_INDIRECT_LENGTH;
+                if (len == 0 || (len & 15) != 0) return ChainError.BAD_INDIRECT_LENGTH;
+                if (len / DESC_SIZE > chainLimit) return ChainError.INDIRECT_TABLE_TOO_LONG;
                 int r = mem.regionOfGpa(addr);
                 if (r < 0 || Long.compareUnsigned(len, mem.contiguous(r, addr)) > 0) return ChainError.ADDRESS_OUT_OF_RANGE;
                 table = mem.segment(r);
                 tableBase = mem.offsetInRegion(r, addr);
                 tableSize = (int) (len / DESC_SIZE);
-                budget = tableSize;
+                steps = tableSize;
                 inIndirect = true;
                 idx = 0;
                 continue;
             }
+            if (left-- == 0) return ChainError.CHAIN_TOO_LONG;
+            c.descriptors++;
+            if (len > c.longestDescriptor) c.longestDescriptor = len;
             boolean w = (flags & F_WRITE) != 0;
             if (w) {
                 seenWritable = true;

@@ -26,7 +26,8 @@ class BenchEngineTest {
     void setUp() {
         target = new VhostTarget(dir, 1, IdleStrategy.BACKOFF);
         target.bdevs().register(new MallocBlockDevice("Ram", 16384, 512, null));
-        target.bdevs().register(new NullBlockDevice("Null", 16384, 512, null));
+        // 32 units of 4 KiB: reads soon hit units written before, so a dropped write shows however slow the run
+        target.bdevs().register(new NullBlockDevice("Null", 256, 512, null));
         target.bdevs().register(new MallocBlockDevice("Ram2", 16384, 512, null));
         target.createBlkController("ram", "Ram", false, 2, null);
         target.createBlkController("null", "Null", false, 2, null);
@@ -53,7 +54,7 @@ class BenchEngineTest {
     @Test
     void randomReadWriteWithVerifyOnRamIsClean() throws Exception {
         BenchEngine.Result r = run("ram", BenchEngine.Type.BLK, BenchEngine.Workload.RANDRW, 4096, 16, 2, true);
-        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
+        assertThat(r.ios()).isPositive();
         assertThat(r.errors()).isZero();
         assertThat(r.verifyErrors()).isZero();
         assertThat(r.bytes()).isEqualTo(r.ios() * 4096);
@@ -63,14 +64,14 @@ class BenchEngineTest {
     @Test
     void verifyCatchesADeviceThatDropsWrites() throws Exception {
         BenchEngine.Result r = run("null", BenchEngine.Type.BLK, BenchEngine.Workload.RANDRW, 4096, 8, 1, true);
-        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
+        assertThat(r.ios()).isPositive();
         assertThat(r.verifyErrors()).as("a null device returns stale buffers on read").isPositive();
     }
 
     @Test
     void scsiSequentialWritesWithVerify() throws Exception {
         BenchEngine.Result r = run("scsi", BenchEngine.Type.SCSI, BenchEngine.Workload.RW, 8192, 8, 1, true);
-        assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
+        assertThat(r.ios()).isPositive();
         assertThat(r.errors()).isZero();
         assertThat(r.verifyErrors()).isZero();
     }
@@ -90,7 +91,7 @@ class BenchEngineTest {
                 50, 4096, 4, 1, Duration.ofSeconds(1), Duration.ZERO, false, -1, 256, false, true), System.err);
         try {
             BenchEngine.Result r = e.run();
-            assertThat(r.ios()).as("some I/O ran (no speed is asserted)").isPositive();
+            assertThat(r.ios()).isPositive();
             assertThat(r.errors()).isZero();
         } finally {
             e.close();

@@ -99,9 +99,11 @@ class RpcServerHardeningTest {
         assertThat(r.at("/error/message").asText()).contains("incomplete").contains("no complete request within 1 s");
         assertThatThrownBy(partial::read).hasMessageContaining("closed");
         assertThatThrownBy(quiet::read).hasMessageContaining("closed");
+        // Our client comes back by itself: the request it could not write goes out on a new connection.
+        assertThat(quiet.call("framework_wait_init", null).asBoolean()).isTrue();
         keepBusy.get(60, TimeUnit.SECONDS);
         assertThat(busy.call("framework_wait_init", null).asBoolean()).isTrue();
-        await().atMost(Duration.ofSeconds(30)).until(() -> server.clientCount() == 1);
+        await().atMost(Duration.ofSeconds(30)).until(() -> server.clientCount() <= 1);
     }
 
     @Test

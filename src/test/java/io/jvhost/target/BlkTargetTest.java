@@ -62,6 +62,30 @@ class BlkTargetTest {
     }
 
     @Test
+    void requestsBeyondTheAdvertisedSegMaxAndSizeMaxFailAndAreCounted() throws Exception {
+        try (BlkInitiator ini = BlkInitiator.connect(sock(), 1, 256, 4 << 20)) {
+            Duration t = Duration.ofSeconds(10);
+            int segMax = BlkDevice.SEG_MAX;
+            // exactly seg_max segments, and one segment of exactly size_max, are served
+            assertThat(ini.request(0, T_OUT, 0, segMax * 512L, 512, t).status()).isEqualTo(S_OK);
+            assertThat(ini.request(0, T_IN, 0, segMax * 512L, 512, t).status()).isEqualTo(S_OK);
+            assertThat(ini.request(0, T_OUT, 0, BlkDevice.SIZE_MAX, BlkDevice.SIZE_MAX, t).status()).isEqualTo(S_OK);
+            var stats = target.controller("vhost.0").session().runningQueues().get(0).stats;
+            assertThat(stats.chainErrors).isZero();
+            // one segment more, or one segment longer, fails with an I/O error and is counted
+            ram.memory().asSlice(0, 1 << 20).fill((byte) 0x5a);
+            ini.data().asSlice(0, 2 << 20).fill((byte) 0x11);
+            assertThat(ini.request(0, T_OUT, 0, (segMax + 1) * 512L, 512, t).status()).isEqualTo(S_IOERR);
+            assertThat(ini.request(0, T_IN, 0, (segMax + 1) * 512L, 512, t).status()).isEqualTo(S_IOERR);
+            assertThat(ini.request(0, T_OUT, 0, 2L * BlkDevice.SIZE_MAX, BlkDevice.SIZE_MAX + 512, t).status()).isEqualTo(S_IOERR);
+            assertThat(stats.chainErrors).isEqualTo(3);
+            assertThat(ram.memory().get(ValueLayout.JAVA_BYTE, 0)).as("refused writes were not served").isEqualTo((byte) 0x5a);
+            // the queue goes on serving
+            assertThat(ini.read(0, 0, 4096)).isEqualTo(S_OK);
+        }
+    }
+
+    @Test
     void writesAndReadsBackOnEveryQueue() throws Exception {
         try (BlkInitiator ini = BlkInitiator.connect(sock(), 2, 128, 4 << 20)) {
             long[] sectors = {0, 1, 7, 4096, 64 * 2048 - 8};

@@ -17,6 +17,7 @@ import java.time.Duration;
 import static io.jvhost.virtio.ScsiLayout.*;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
 
 /** The vhost-user-scsi controller driven in-process by our virtio-scsi initiator. */
 class ScsiControllerTest {
@@ -39,6 +40,13 @@ class ScsiControllerTest {
     @AfterEach
     void tearDown() {
         target.close();
+    }
+
+    /** Buffers the running event queue holds, or -1 while it does not run. */
+    int eventQueueInFlight() {
+        var session = target.controller("scsi0").session();
+        if (session == null) return -1;
+        return session.runningQueues().stream().filter(q -> q.index() == EVENT_QUEUE).findFirst().map(q -> q.inFlight()).orElse(-1);
     }
 
     ScsiInitiator connect() throws Exception {
@@ -134,7 +142,8 @@ class ScsiControllerTest {
     void hotAttachAndDetachAreAnnouncedOnTheEventQueue() throws Exception {
         try (ScsiInitiator ini = connect()) {
             ini.postEventBuffers(4);
-            Thread.sleep(50);
+            // the event queue runs (a hotplug event before that has no guest to go to) and holds the buffers
+            await().atMost(Duration.ofSeconds(10)).until(() -> eventQueueInFlight() == 4);
             assertThat(target.addScsiTarget("scsi0", -1, "Malloc1")).isEqualTo(1);
             int[] e = ini.awaitEvent(Duration.ofSeconds(5));
             assertThat(e[0]).isEqualTo(T_TRANSPORT_RESET);
@@ -157,14 +166,62 @@ class ScsiControllerTest {
     @Test
     void eventsWaitForBuffersAndAreDeliveredLater() throws Exception {
         try (ScsiInitiator ini = connect()) {
-            Thread.sleep(50);
+            await().atMost(Duration.ofSeconds(10)).until(() -> eventQueueInFlight() == 0);
+            // queued on the reactor before addScsiTarget returns, with no buffer to go to yet
             target.addScsiTarget("scsi0", 3, "Malloc2");
-            Thread.sleep(100);
             ini.postEventBuffers(2);
             int[] e = ini.awaitEvent(Duration.ofSeconds(5));
             assertThat(e[0]).isEqualTo(T_TRANSPORT_RESET);
             assertThat(e[1]).isEqualTo(3);
             assertThat(e[2]).isEqualTo(EVT_RESET_RESCAN);
+        }
+    }
+
+    /** READ(10) of {@code blocks} 512-byte blocks at LBA 0, data-in split into {@code segs} descriptors; returns the response byte. */
+    static int readInSegments(ScsiInitiator ini, int blocks, int segs) throws Exception {
+        MemorySegment s = ini.scratch();
+        s.asSlice(0, 256).fill((byte) 0);
+        s.set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
+        s.set(ValueLayout.JAVA_BYTE, 2, (byte) 0x40);
+        byte[] c = cdb(0x28, 0, 0, 0, 0, 0, 0, (blocks >> 8) & 0xff, blocks & 0xff, 0);
+        MemorySegment.copy(c, 0, s, ValueLayout.JAVA_BYTE, REQ_CDB, c.length);
+        long bytes = blocks * 512L;
+        var dq = ini.queue(FIRST_REQUEST_QUEUE);
+        dq.begin(segs + 2);
+        dq.add(ini.scratchGpa(), REQ_HEADER + DEFAULT_CDB_SIZE, false);
+        dq.add(ini.scratchGpa() + 128, RESP_HEADER + DEFAULT_SENSE_SIZE, true);
+        long per = bytes / segs;
+        for (int k = 0; k < segs; k++) dq.add(ini.dataGpa() + k * per, (int) (k < segs - 1 ? per : bytes - per * (segs - 1)), true);
+        int head = dq.end();
+        ini.publishAndKick(FIRST_REQUEST_QUEUE);
+        ini.waitFor(FIRST_REQUEST_QUEUE, head, Duration.ofSeconds(10));
+        return Byte.toUnsignedInt(s.get(ValueLayout.JAVA_BYTE, 128 + RESP_RESPONSE));
+    }
+
+    static int statusOfLastRead(ScsiInitiator ini) {
+        return Byte.toUnsignedInt(ini.scratch().get(ValueLayout.JAVA_BYTE, 128 + RESP_STATUS));
+    }
+
+    @Test
+    void segmentsBeyondOurSegMaxAreServedAndTransfersBeyondMaxSectorsAreRefusedByTheLun() throws Exception {
+        try (ScsiInitiator ini = ScsiInitiator.connect(dir.resolve("scsi0").toString(), 2, 256, 5 << 20)) {
+            MemorySegment c = MemorySegment.ofArray(ini.config());
+            assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX)).isEqualTo(VirtioScsiDevice.SEG_MAX);
+            assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS)).isEqualTo(VirtioScsiDevice.MAX_SECTORS);
+            var stats = target.controller("scsi0").session().runningQueues().stream()
+                    .filter(q -> q.index() == FIRST_REQUEST_QUEUE).findFirst().orElseThrow().stats;
+            // QEMU shows a guest seg_max = virtqueue_size - 2 of its own: 254 on a 256-entry queue
+            m0.memory().asSlice(0, 254 * 512).fill((byte) 0x77);
+            ini.data().fill((byte) 0);
+            assertThat(readInSegments(ini, 254, 254)).isEqualTo(S_OK);
+            assertThat(statusOfLastRead(ini)).isZero();
+            assertThat(ini.data().get(ValueLayout.JAVA_BYTE, 253 * 512)).isEqualTo((byte) 0x77);
+            // one sector past max_sectors: the LUN refuses the CDB (CHECK CONDITION), nothing is read
+            ini.data().fill((byte) 0);
+            assertThat(readInSegments(ini, VirtioScsiDevice.MAX_SECTORS + 1, 1)).isEqualTo(S_OK);
+            assertThat(statusOfLastRead(ini)).isEqualTo(2);
+            assertThat(ini.data().get(ValueLayout.JAVA_BYTE, 0)).isZero();
+            assertThat(stats.chainErrors).isZero();
         }
     }
 

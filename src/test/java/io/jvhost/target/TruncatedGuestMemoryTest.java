@@ -112,7 +112,7 @@ class TruncatedGuestMemoryTest {
 
     @Test
     void ringsTruncatedToZeroFailOnlyThatQueue() throws Exception {
-        try (SharedMemory mem = new SharedMemory(1 << 20, RING_GPA, false);
+        try (SharedMemory mem = SharedMemory.unsealable(1 << 20, RING_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, false)) {
             assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
             assertThat(TruncatingFrontEnd.mappings(mem.fd())).as("ours and the target's").isEqualTo(2);
@@ -130,7 +130,7 @@ class TruncatedGuestMemoryTest {
     void usedRingCutFaultsWhenTheReactorPreparesToSleep() throws Exception {
         // desc and avail stay, the used ring (where EVENT_IDX's avail_event is written before
         // sleeping) is cut: the first access is the re-enabling of kicks in prepareSleep.
-        try (SharedMemory mem = new SharedMemory(1 << 20, RING_GPA, false);
+        try (SharedMemory mem = SharedMemory.unsealable(1 << 20, RING_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), mem, mem, true)) {
             assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
             Fd.ftruncate(mem.fd(), TruncatingFrontEnd.USED);
@@ -152,7 +152,7 @@ class TruncatedGuestMemoryTest {
      */
     private void dataRegionTruncated(int type, boolean headerInData, int warmUp) throws Exception {
         try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
-             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             SharedMemory data = SharedMemory.unsealable(1 << 20, DATA_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, false)) {
             fe.data().set(ValueLayout.JAVA_LONG, 0, 7);
             fe.warmUp(warmUp, type, headerInData);
@@ -201,7 +201,7 @@ class TruncatedGuestMemoryTest {
     @Test
     void requestWhoseStatusByteVanishedIsDroppedNotWritten() throws Exception {
         try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
-             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             SharedMemory data = SharedMemory.unsealable(1 << 20, DATA_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, false)) {
             assertThat(fe.request(T_OUT, 0, 4096)).isEqualTo(S_OK);
             int usedBefore = fe.q.usedIndex();
@@ -230,7 +230,7 @@ class TruncatedGuestMemoryTest {
     @Test
     void disconnectRightAfterTheFaultTearsDownAtOnce() throws Exception {
         try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
-             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             SharedMemory data = SharedMemory.unsealable(1 << 20, DATA_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("bad"), rings, data, true)) {
             fe.prepare(T_OUT, 0, 4096, true);
             Fd.ftruncate(data.fd(), 4096); // cuts all but the first page: data buffers from 0, headers at 512 KiB
@@ -258,7 +258,7 @@ class TruncatedGuestMemoryTest {
         Controller scsi = target.createScsiController("scsi", 1, null);
         target.addScsiTarget("scsi", 0, "Scsi");
         try (SharedMemory rings = new SharedMemory(1 << 20, RING_GPA);
-             SharedMemory data = new SharedMemory(1 << 20, DATA_GPA, false);
+             SharedMemory data = SharedMemory.unsealable(1 << 20, DATA_GPA);
              TruncatingFrontEnd fe = new TruncatingFrontEnd(dir.resolve("scsi"), rings, data, false, 2)) {
             await().atMost(Duration.ofSeconds(5)).until(() -> scsi.session() != null && scsi.session().runningQueues().size() == 1);
             fe.prepareScsiRead(8);
