@@ -29,6 +29,8 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private int inBlockLayer;
     /** Left the reactor: completions of abandoned requests that still arrive are ignored. */
     private boolean detached;
+    /** The channel came from {@link ReactorChannels} (its wake fd is registered with the reactor). */
+    private boolean sharedChannel;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment header = arena.allocate(HEADER_SIZE, 8);
     private final MemorySegment serial;
@@ -97,7 +99,20 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected void onStart() {
-        channel = ReactorChannels.acquire(reactor, device.bdev());
+        if (channel == null) openChannel();
+    }
+
+    /**
+     * On the reactor thread (from {@link #start()}): the reactor's shared channel to the bdev.
+     * Driven directly by a test on another thread: a private channel, polled by this queue only.
+     */
+    private void openChannel() {
+        if (reactor.onReactorThread()) {
+            channel = ReactorChannels.acquire(reactor, device.bdev());
+            sharedChannel = true;
+        } else {
+            channel = device.bdev().openChannel();
+        }
     }
 
     @Override
@@ -107,11 +122,12 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected boolean ioWakesReactor() {
-        return retryCount == 0 && channel.wakeFd() >= 0; // the shared channel's wake fd is registered
+        return retryCount == 0 && sharedChannel && channel.wakeFd() >= 0; // the shared channel's wake fd is registered
     }
 
     @Override
     protected int pollIo() {
+        if (channel == null) openChannel(); // only when driven without start() (tests)
         int n = channel.poll();
         if (retryCount > 0) n += resubmitWaiting();
         return n;
@@ -120,7 +136,10 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     @Override
     protected void onStopped() {
         detached = true;
-        if (channel != null) ReactorChannels.release(reactor, device.bdev(), channel);
+        if (channel != null) {
+            if (sharedChannel) ReactorChannels.release(reactor, device.bdev(), channel);
+            else channel.close();
+        }
         arena.close();
     }
 
