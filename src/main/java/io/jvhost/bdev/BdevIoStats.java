@@ -209,6 +209,11 @@ public final class BdevIoStats {
         }
 
         @Override
+        public int wakeFd() {
+            return inner.wakeFd();
+        }
+
+        @Override
         public void close() {
             inner.close();
             retire(counters);

@@ -1,5 +1,7 @@
 package io.jvhost.bdev;
 
+import io.jvhost.memory.SgList;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -18,12 +20,7 @@ public final class BlockRequest {
         void onComplete(BlockRequest request, int status);
     }
 
-    // Object[]: stores into an interface-typed array pay a slow type check (see DescriptorChain).
-    private Object[] segs;
-    private long[] offsets;
-    private long[] lengths;
-    private final int maxSegments;
-    private int count;
+    private final SgList buffers;
 
     public Op op;
     /** Device byte offset. */
@@ -36,6 +33,10 @@ public final class BlockRequest {
     /** Set by a counting channel at submit ({@link BdevIoStats}); cleared when counted. */
     BdevIoStats.Counters ioCounters;
     long submitNanos;
+    /** Set by an {@link AsyncBlockChannel} while the request is out on another thread. */
+    AsyncBlockChannel asyncChannel;
+    /** The status a foreign thread finished the request with (published by the completion queue). */
+    int asyncStatus;
 
     /**
      * @param maxSegments most buffers one request may carry. The lists start small and grow on
@@ -43,11 +44,7 @@ public final class BlockRequest {
      */
     public BlockRequest(int maxSegments) {
         if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
-        this.maxSegments = maxSegments;
-        int initial = Math.min(maxSegments, 16);
-        segs = new Object[initial];
-        offsets = new long[initial];
-        lengths = new long[initial];
+        buffers = new SgList(maxSegments);
     }
 
     public void completion(Completion c) {
@@ -58,53 +55,44 @@ public final class BlockRequest {
         this.op = op;
         this.offset = offset;
         this.length = 0;
-        this.count = 0;
+        buffers.clear();
     }
 
     /** Appends a buffer; returns false when the list is full. */
     public boolean addBuffer(MemorySegment seg, long off, long len) {
-        if (count == segs.length && !grow()) return false;
-        segs[count] = seg;
-        offsets[count] = off;
-        lengths[count] = len;
-        count++;
+        if (!buffers.add(seg, off, len)) return false;
         length += len;
         return true;
     }
 
-    private boolean grow() {
-        if (segs.length == maxSegments) return false;
-        int n = Math.min(maxSegments, segs.length * 2);
-        segs = java.util.Arrays.copyOf(segs, n);
-        offsets = java.util.Arrays.copyOf(offsets, n);
-        lengths = java.util.Arrays.copyOf(lengths, n);
-        return true;
+    /** The buffers (read-only use by the block layer; filled through {@link #addBuffer}). */
+    public SgList buffers() {
+        return buffers;
     }
 
     public int bufferCount() {
-        return count;
+        return buffers.count();
     }
 
     public int maxBuffers() {
-        return maxSegments;
+        return buffers.max();
     }
 
     public MemorySegment bufferSegment(int i) {
-        return (MemorySegment) segs[i];
+        return buffers.segment(i);
     }
 
     public long bufferOffset(int i) {
-        return offsets[i];
+        return buffers.offset(i);
     }
 
     public long bufferLength(int i) {
-        return lengths[i];
+        return buffers.length(i);
     }
 
     /** Drops buffer references so a pooled request does not pin old guest mappings. */
     public void clearBuffers() {
-        for (int i = 0; i < count; i++) segs[i] = null;
-        count = 0;
+        buffers.clear();
     }
 
     public void complete(int status) {

@@ -9,28 +9,41 @@ import java.lang.foreign.ValueLayout;
 import java.util.UUID;
 
 /**
- * A regular file or block device (SPDK: aio bdev). This version does positional vectored I/O
- * (preadv/pwritev) inline in {@code submit} and delivers completions from {@code poll}; an
- * io_uring channel replaces it later without changing the contract.
+ * A regular file or block device (SPDK: aio bdev). The reactor never does the file's system
+ * calls: a {@link FileIoEngine} does them (today {@link ThreadPoolFileIoEngine}: positional
+ * vectored preadv/pwritev, fdatasync and fallocate on a few worker threads) and hands
+ * completions back through the channel's queue and eventfd; an io_uring engine replaces it
+ * later behind the same seam without changing the channel contract.
  */
 public final class FileBlockDevice extends AbstractBlockDevice {
     private final String path;
     private final boolean readOnly;
     private final boolean blockSizeGiven;
     private final int fd;
+    private final Arena zerosArena = Arena.ofShared();
+    /** Source of zeros where fallocate cannot zero (read-only for the workers). */
+    private final MemorySegment zeros = zerosArena.allocate(1 << 20, 4096);
+    private final FileIoEngine engine;
 
     /** {@code blockSize} 0: the default (512); SPDK's save_config writes it only when it was given. */
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid) {
-        this(name, path, blockSize == 0 ? 512 : blockSize, blockSize != 0, readOnly, uuid,
-                openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly));
+        this(name, path, blockSize, readOnly, uuid, FileIoEngine.THREADS);
     }
 
-    private FileBlockDevice(String name, String path, int blockSize, boolean blockSizeGiven, boolean readOnly, UUID uuid, long[] fdAndSize) {
+    /** As above, with the I/O engine chosen by {@code engines} (tests inject slow or failing ones). */
+    public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid, FileIoEngine.Factory engines) {
+        this(name, path, blockSize == 0 ? 512 : blockSize, blockSize != 0, readOnly, uuid,
+                openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly), engines);
+    }
+
+    private FileBlockDevice(String name, String path, int blockSize, boolean blockSizeGiven, boolean readOnly, UUID uuid, long[] fdAndSize,
+                            FileIoEngine.Factory engines) {
         super(name, fdAndSize[1] / blockSize, blockSize, uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes()));
         this.fd = (int) fdAndSize[0];
         this.path = path;
         this.readOnly = readOnly;
         this.blockSizeGiven = blockSizeGiven;
+        this.engine = engines.create(name, new Ops());
     }
 
     /** Whether the block size was given at creation (SPDK: {@code block_size_override}). */
@@ -64,44 +77,43 @@ public final class FileBlockDevice extends AbstractBlockDevice {
     @Override public boolean supportsWriteZeroes() { return true; }
     @Override public boolean volatileWriteCache() { return true; }
 
+    /** The engine's name (reported by bdev_get_bdevs). */
+    public String ioEngine() {
+        return engine.name();
+    }
+
     @Override
     public BlockChannel openChannel() {
-        return ioStats.wrap(new Channel());
+        return ioStats.wrap(engine.openChannel(sizeBytes()));
     }
 
     @Override
     public void close() {
+        engine.close();
+        zerosArena.close();
         Fd.closeQuietly(fd);
     }
 
-    private final class Channel extends InlineBlockChannel {
-        private static final int IOV_MAX = 1024;
-        private final Arena arena = Arena.ofShared();
-        private final MemorySegment iov = arena.allocate(16L * IOV_MAX, 8);
-        private final MemorySegment zeros = arena.allocate(1 << 20, 4096);
-
-        Channel() {
-            super(sizeBytes());
-        }
-
+    /** The blocking file operations, run on the engine's worker threads (never on a reactor). */
+    private final class Ops implements FileOps {
         @Override
-        protected int execute(BlockRequest r) {
+        public int execute(BlockRequest r, Scratch s) {
             return switch (r.op) {
-                case READ -> vectored(r, false);
-                case WRITE -> readOnly ? -Errno.EROFS : vectored(r, true);
+                case READ -> vectored(r, false, s.iov);
+                case WRITE -> readOnly ? -Errno.EROFS : vectored(r, true, s.iov);
                 case FLUSH -> Fd.fdatasync(fd);
-                case UNMAP -> readOnly ? -Errno.EROFS : punch(r.offset, r.length);
-                case WRITE_ZEROES -> readOnly ? -Errno.EROFS : zero(r.offset, r.length);
+                case UNMAP -> readOnly ? -Errno.EROFS : punch(r.offset, r.length, s.iov);
+                case WRITE_ZEROES -> readOnly ? -Errno.EROFS : zero(r.offset, r.length, s.iov);
             };
         }
 
-        private int vectored(BlockRequest r, boolean write) {
+        private int vectored(BlockRequest r, boolean write, MemorySegment iov) {
             long pos = r.offset;
             int i = 0, n = r.bufferCount();
             long skip = 0; // bytes of buffer i already transferred
             while (i < n) {
                 int cnt = 0;
-                for (int k = i; k < n && cnt < IOV_MAX; k++, cnt++) {
+                for (int k = i; k < n && cnt < Scratch.IOV_MAX; k++, cnt++) {
                     long off = r.bufferOffset(k) + (k == i ? skip : 0);
                     long len = r.bufferLength(k) - (k == i ? skip : 0);
                     long addr = r.bufferSegment(k).address() + off;
@@ -131,12 +143,12 @@ public final class FileBlockDevice extends AbstractBlockDevice {
             return 0;
         }
 
-        private int punch(long off, long len) {
+        private int punch(long off, long len, MemorySegment iov) {
             int r = Fd.fallocate(fd, Fd.FALLOC_FL_PUNCH_HOLE | Fd.FALLOC_FL_KEEP_SIZE, off, len);
-            return r == 0 ? 0 : zero(off, len); // block devices and some filesystems: write zeros
+            return r == 0 ? 0 : zero(off, len, iov); // block devices and some filesystems: write zeros
         }
 
-        private int zero(long off, long len) {
+        private int zero(long off, long len, MemorySegment iov) {
             int r = Fd.fallocate(fd, Fd.FALLOC_FL_ZERO_RANGE | Fd.FALLOC_FL_KEEP_SIZE, off, len);
             if (r == 0) return 0;
             long pos = off, end = off + len;
@@ -150,11 +162,6 @@ public final class FileBlockDevice extends AbstractBlockDevice {
                 pos += got;
             }
             return 0;
-        }
-
-        @Override
-        public void close() {
-            arena.close();
         }
     }
 }

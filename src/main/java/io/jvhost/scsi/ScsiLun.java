@@ -108,6 +108,13 @@ public final class ScsiLun {
     // ---- reactor-confined state
     private ScsiTask inflightHead;
     private int inflight;
+    /**
+     * Tasks whose block request the channel answered "no room now" (-EAGAIN/-ENOMEM), oldest
+     * first: resubmitted by {@link #resubmitWaiting()} (SPDK's spdk_bdev_queue_io_wait), so
+     * back-pressure never reaches the initiator as BUSY. Intrusive, so nothing is allocated.
+     */
+    private ScsiTask waitHead, waitTail;
+    private long busyRetries;
     private boolean unitAttention;
     private final ArrayList<ScsiTmf> pendingTmfs = new ArrayList<>(4);
 
@@ -400,15 +407,61 @@ public final class ScsiLun {
             fail(t, HARDWARE_ERROR, INTERNAL_TARGET_FAILURE);
             return;
         }
+        if (waitHead != null) {
+            waitForRoom(t); // keep the order: behind the tasks already waiting
+            return;
+        }
         // the submit contract forbids completing inside submit, so IO can be entered afterwards;
         // an exception thrown by submit thus still finds the task in SYNC and is answered
         int rc = ch.submit(t.request);
-        if (rc < 0) {
+        if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) {
+            waitForRoom(t);
+        } else if (rc < 0) {
             mapError(t, rc, t.request.op);
             complete(t);
         } else {
             t.phase = ScsiTask.IO;
         }
+    }
+
+    /** The task waits (in phase IO: a TMF sees it as I/O pending) until the channel has room. */
+    private void waitForRoom(ScsiTask t) {
+        busyRetries++;
+        t.phase = ScsiTask.IO;
+        t.waitNext = null;
+        if (waitTail == null) waitHead = t;
+        else waitTail.waitNext = t;
+        waitTail = t;
+    }
+
+    /** True when tasks wait for their channel to take them (the reactor must keep polling). */
+    public boolean tasksWaitingForRoom() {
+        return waitHead != null;
+    }
+
+    /** Times a block submit was answered "no room now" and the task was queued for retry (reactor thread). */
+    public long busyRetries() {
+        return busyRetries;
+    }
+
+    /**
+     * Reactor thread, from the transport's poll: resubmits waiting tasks in order until the
+     * channel pushes back again; an aborted one ends without I/O. Returns how many left the list.
+     */
+    public int resubmitWaiting() {
+        int n = 0;
+        while (waitHead != null) {
+            ScsiTask t = waitHead;
+            int rc = t.aborted ? 0 : t.channel.submit(t.request);
+            if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) break;
+            waitHead = t.waitNext;
+            if (waitHead == null) waitTail = null;
+            t.waitNext = null;
+            n++;
+            if (t.aborted) blockComplete(t, 0);      // ends as TASK ABORTED without touching the device
+            else if (rc < 0) blockComplete(t, rc);    // a final error: mapped to sense as usual
+        }
+        return n;
     }
 
     private void submitFlush(ScsiTask t) {

@@ -67,6 +67,19 @@ public final class ScsiTarget {
         return n >= 0 && n < luns.length ? luns[n] : null;
     }
 
+    /** Reactor thread: resubmits tasks waiting for room in their channels (see {@link ScsiLun#resubmitWaiting()}). */
+    public int resubmitWaiting() {
+        int n = 0;
+        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom()) n += l.resubmitWaiting();
+        return n;
+    }
+
+    /** Reactor thread: true when some LUN has tasks waiting for room in their channel. */
+    public boolean tasksWaitingForRoom() {
+        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom()) return true;
+        return false;
+    }
+
     public int lunCount() {
         return luns.length;
     }

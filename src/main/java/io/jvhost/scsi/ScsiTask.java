@@ -4,6 +4,8 @@ import io.jvhost.bdev.BlockChannel;
 import io.jvhost.bdev.BlockRequest;
 
 import java.lang.foreign.Arena;
+import io.jvhost.memory.SgList;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -62,12 +64,8 @@ public final class ScsiTask {
     long tag;
     Direction direction = Direction.NONE;
     long expectedLength = -1;
-    // Object[]: stores into an interface-typed array pay a slow type check (see DescriptorChain).
-    private Object[] segs;
-    private long[] offs;
-    private long[] lens;
-    private int count;
-    private long bufferBytes;
+    /** The data buffers (data-in or data-out, per {@link #direction}). */
+    private final SgList buffers;
     private Completion completion;
     private Object attachment;
 
@@ -89,6 +87,7 @@ public final class ScsiTask {
     boolean aborted;
     long seq;
     ScsiTask prev, next;          // LUN's in-flight list
+    ScsiTask waitNext;            // LUN's list of tasks waiting for the channel to take them
     int kind;                     // which multi-step command (ScsiLun.K_*)
     long lba;                     // cursor for multi-step commands
     long remaining;               // blocks left
@@ -101,10 +100,7 @@ public final class ScsiTask {
     public ScsiTask(int maxSegments) {
         if (maxSegments < 1) throw new IllegalArgumentException("maxSegments must be positive");
         this.maxSegments = maxSegments;
-        int initial = Math.min(maxSegments, 16);
-        segs = new Object[initial];
-        offs = new long[initial];
-        lens = new long[initial];
+        buffers = new SgList(maxSegments);
         request = new BlockRequest(maxSegments);
         request.completion(this::onBlockComplete);
     }
@@ -134,9 +130,7 @@ public final class ScsiTask {
         tag = 0;
         direction = Direction.NONE;
         expectedLength = -1;
-        for (int i = 0; i < count; i++) segs[i] = null;
-        count = 0;
-        bufferBytes = 0;
+        buffers.clear();
         clearResults();
         return this;
     }
@@ -196,30 +190,14 @@ public final class ScsiTask {
      */
     public boolean addBuffer(MemorySegment seg, long offset, long length) {
         if (seg == null || offset < 0 || length < 0 || offset > seg.byteSize() - length) return false;
-        if (count == segs.length && !grow()) return false;
-        if (length == 0) return true;
-        segs[count] = seg;
-        offs[count] = offset;
-        lens[count] = length;
-        count++;
-        bufferBytes += length;
-        return true;
-    }
-
-    /** Grows the buffer list (at most once per size step per pooled task: steady state allocates nothing). */
-    private boolean grow() {
-        if (segs.length == maxSegments) return false;
-        int n = Math.min(maxSegments, segs.length * 2);
-        segs = java.util.Arrays.copyOf(segs, n);
-        offs = java.util.Arrays.copyOf(offs, n);
-        lens = java.util.Arrays.copyOf(lens, n);
-        return true;
+        if (length == 0) return buffers.count() < buffers.max();
+        return buffers.add(seg, offset, length);
     }
 
     private final int maxSegments;
 
     public int bufferCount() {
-        return count;
+        return buffers.count();
     }
 
     public int maxBuffers() {
@@ -228,7 +206,7 @@ public final class ScsiTask {
 
     /** Sum of the buffer lengths. */
     public long bufferBytes() {
-        return bufferBytes;
+        return buffers.bytes();
     }
 
     public byte[] cdbBytes() {
@@ -352,7 +330,7 @@ public final class ScsiTask {
             senseLength = 0;
         }
         if (status != ScsiStatus.GOOD) transferred = 0;
-        long expected = expectedLength >= 0 ? expectedLength : bufferBytes;
+        long expected = expectedLength >= 0 ? expectedLength : buffers.bytes();
         residual = Math.max(0, expected - transferred);
         request.clearBuffers();
         owner = null;
@@ -378,7 +356,7 @@ public final class ScsiTask {
     }
 
     private long capacity() {
-        return expectedLength >= 0 ? Math.min(expectedLength, bufferBytes) : bufferBytes;
+        return expectedLength >= 0 ? Math.min(expectedLength, buffers.bytes()) : buffers.bytes();
     }
 
     /**
@@ -388,9 +366,9 @@ public final class ScsiTask {
     int copyToDataIn(byte[] src, int len) {
         long n = Math.min(len, capacityIn());
         int done = 0;
-        for (int i = 0; i < count && done < n; i++) {
-            int chunk = (int) Math.min(lens[i], n - done);
-            MemorySegment.copy(src, done, ((MemorySegment) segs[i]), ValueLayout.JAVA_BYTE, offs[i], chunk);
+        for (int i = 0, count = buffers.count(); i < count && done < n; i++) {
+            int chunk = (int) Math.min(buffers.length(i), n - done);
+            MemorySegment.copy(src, done, buffers.segment(i), ValueLayout.JAVA_BYTE, buffers.offset(i), chunk);
             done += chunk;
         }
         transferred = done;
@@ -404,12 +382,12 @@ public final class ScsiTask {
         long n = Math.min(len, cap - skip);
         int done = 0;
         long pos = 0;
-        for (int i = 0; i < count && done < n; i++) {
-            long end = pos + lens[i];
+        for (int i = 0, count = buffers.count(); i < count && done < n; i++) {
+            long end = pos + buffers.length(i);
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
-                int chunk = (int) Math.min(lens[i] - from, n - done);
-                MemorySegment.copy(((MemorySegment) segs[i]), ValueLayout.JAVA_BYTE, offs[i] + from, dst, done, chunk);
+                int chunk = (int) Math.min(buffers.length(i) - from, n - done);
+                MemorySegment.copy(buffers.segment(i), ValueLayout.JAVA_BYTE, buffers.offset(i) + from, dst, done, chunk);
                 done += chunk;
             }
             pos = end;
@@ -424,12 +402,12 @@ public final class ScsiTask {
         long n = Math.min(len, cap - skip);
         long done = 0;
         long pos = 0;
-        for (int i = 0; i < count && done < n; i++) {
-            long end = pos + lens[i];
+        for (int i = 0, count = buffers.count(); i < count && done < n; i++) {
+            long end = pos + buffers.length(i);
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
-                long chunk = Math.min(lens[i] - from, n - done);
-                MemorySegment.copy(((MemorySegment) segs[i]), offs[i] + from, dst, dstOffset + done, chunk);
+                long chunk = Math.min(buffers.length(i) - from, n - done);
+                MemorySegment.copy(buffers.segment(i), buffers.offset(i) + from, dst, dstOffset + done, chunk);
                 done += chunk;
             }
             pos = end;
@@ -445,12 +423,12 @@ public final class ScsiTask {
     long mismatchDataOut(long skip, MemorySegment buf, long bufOffset, long len) {
         long done = 0;
         long pos = 0;
-        for (int i = 0; i < count && done < len; i++) {
-            long end = pos + lens[i];
+        for (int i = 0, count = buffers.count(); i < count && done < len; i++) {
+            long end = pos + buffers.length(i);
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
-                long chunk = Math.min(lens[i] - from, len - done);
-                long m = MemorySegment.mismatch(((MemorySegment) segs[i]), offs[i] + from, offs[i] + from + chunk,
+                long chunk = Math.min(buffers.length(i) - from, len - done);
+                long m = MemorySegment.mismatch(buffers.segment(i), buffers.offset(i) + from, buffers.offset(i) + from + chunk,
                         buf, bufOffset + done, bufOffset + done + chunk);
                 if (m >= 0) return done + m;
                 done += chunk;
@@ -467,12 +445,12 @@ public final class ScsiTask {
     void addToRequest(BlockRequest r, long skip, long len) {
         long done = 0;
         long pos = 0;
-        for (int i = 0; i < count && done < len; i++) {
-            long end = pos + lens[i];
+        for (int i = 0, count = buffers.count(); i < count && done < len; i++) {
+            long end = pos + buffers.length(i);
             if (end > skip) {
                 long from = Math.max(skip, pos) - pos;
-                long chunk = Math.min(lens[i] - from, len - done);
-                r.addBuffer(((MemorySegment) segs[i]), offs[i] + from, chunk);
+                long chunk = Math.min(buffers.length(i) - from, len - done);
+                r.addBuffer(buffers.segment(i), buffers.offset(i) + from, chunk);
                 done += chunk;
             }
             pos = end;

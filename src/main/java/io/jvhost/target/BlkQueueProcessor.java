@@ -23,7 +23,14 @@ import static io.jvhost.virtio.BlkLayout.*;
  */
 final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Completion {
     private final BlkDevice device;
-    private final BlockChannel channel;
+    /** This reactor's channel to the bdev, shared with the other queues here (from start to stop). */
+    private BlockChannel channel;
+    /** Requests of this queue accepted by the channel and not completed yet. */
+    private int inBlockLayer;
+    /** Left the reactor: completions of abandoned requests that still arrive are ignored. */
+    private boolean detached;
+    /** The channel came from {@link ReactorChannels} (its wake fd is registered with the reactor). */
+    private boolean sharedChannel;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment header = arena.allocate(HEADER_SIZE, 8);
     private final MemorySegment serial;
@@ -31,6 +38,13 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private final long capacitySectors;
     private final int blockSize;
     private final boolean readOnly;
+    /**
+     * Heads whose submit was answered "no room now" (-EAGAIN/-ENOMEM), oldest first, resubmitted
+     * on later polls (SPDK's spdk_bdev_queue_io_wait). Bounded by the queue size: a head is on
+     * it at most once.
+     */
+    private final int[] retry;
+    private int retryFirst, retryCount;
 
     /** seg_max data descriptors plus the header's and the status's. */
     static final int MAX_DESCRIPTORS = BlkDevice.SEG_MAX + 2;
@@ -64,7 +78,6 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     BlkQueueProcessor(BlkDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-blk " + device.name());
         this.device = device;
-        this.channel = device.bdev().openChannel();
         this.capacitySectors = device.bdev().sizeBytes() / SECTOR_SIZE;
         this.blockSize = device.bdev().blockSize();
         this.readOnly = device.readOnly();
@@ -74,6 +87,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         // A driver sizes its indirect tables from our seg_max, not from the queue size.
         queue.acceptChainsUpTo(MAX_DESCRIPTORS);
         int maxBuffers = Math.max(queue.size(), 256) + 64;
+        retry = new int[queue.size()];
         tasks = new Task[queue.size()];
         for (int i = 0; i < tasks.length; i++) {
             Task t = new Task(maxBuffers);
@@ -84,18 +98,48 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     @Override
+    protected void onStart() {
+        if (channel == null) openChannel();
+    }
+
+    /**
+     * On the reactor thread (from {@link #start()}): the reactor's shared channel to the bdev.
+     * Driven directly by a test on another thread: a private channel, polled by this queue only.
+     */
+    private void openChannel() {
+        if (reactor.onReactorThread()) {
+            channel = ReactorChannels.acquire(reactor, device.bdev());
+            sharedChannel = true;
+        } else {
+            channel = device.bdev().openChannel();
+        }
+    }
+
+    @Override
     protected int pendingIo() {
-        return channel.inFlight();
+        return inBlockLayer + retryCount;
+    }
+
+    @Override
+    protected boolean ioWakesReactor() {
+        return retryCount == 0 && sharedChannel && channel.wakeFd() >= 0; // the shared channel's wake fd is registered
     }
 
     @Override
     protected int pollIo() {
-        return channel.poll();
+        if (channel == null) openChannel(); // only when driven without start() (tests)
+        int n = channel.poll();
+        if (retryCount > 0) n += resubmitWaiting();
+        return n;
     }
 
     @Override
     protected void onStopped() {
-        channel.close();
+        detached = true;
+        if (channel != null) {
+            if (sharedChannel) ReactorChannels.release(reactor, device.bdev(), channel);
+            else channel.close();
+        }
         arena.close();
     }
 
@@ -192,14 +236,49 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     private void submit(Task t) {
+        if (retryCount > 0) {
+            waitForRoom(t); // keep the order: behind the requests already waiting
+            return;
+        }
         int rc = channel.submit(t.req);
         if (rc == 0) {
             t.submitted = true;
+            inBlockLayer++;
+        } else if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) {
+            waitForRoom(t);
         } else {
             // Not accepted: no completion will come (submit contract); answer now.
             t.req.clearBuffers();
             answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
         }
+    }
+
+    /** Back-pressure from the block layer is transient: queue the request, never fail the guest. */
+    private void waitForRoom(Task t) {
+        queue.stats.busyRetries++;
+        retry[(retryFirst + retryCount) % retry.length] = t.head;
+        retryCount++;
+    }
+
+    /** Resubmits waiting requests in order until the channel pushes back again; returns how many went in. */
+    private int resubmitWaiting() {
+        int n = 0;
+        while (retryCount > 0) {
+            Task t = tasks[retry[retryFirst]];
+            int rc = channel.submit(t.req);
+            if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) break;
+            retryFirst = (retryFirst + 1) % retry.length;
+            retryCount--;
+            n++;
+            if (rc == 0) {
+                t.submitted = true;
+                inBlockLayer++;
+            } else {
+                t.req.clearBuffers();
+                answer(t, rc == -Errno.ENOTSUP ? S_UNSUPP : S_IOERR, t.usedLen);
+            }
+        }
+        return n;
     }
 
     /** Completes a request that never reached the block device. */
@@ -212,8 +291,10 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     public void onComplete(BlockRequest req, int status) {
+        if (detached) return; // abandoned at a forced stop; its guest memory may be gone
         Task t = tasks[req.tag];
         t.submitted = false;
+        inBlockLayer--;
         if (queue.isFaulted()) {
             completeAfterFault(t, status);
             return;
@@ -249,6 +330,13 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     @Override
     protected void onFaulted() {
+        // Requests waiting for room never reached the block layer: answer or drop them now.
+        while (retryCount > 0) {
+            Task t = tasks[retry[retryFirst]];
+            retryFirst = (retryFirst + 1) % retry.length;
+            retryCount--;
+            completeAfterFault(t, -Errno.EIO);
+        }
         // The chain being processed when the fault hit (a header or data access) is in flight
         // but not in the block layer: fail it with an I/O error if its status byte survived.
         DescriptorChain c = queue.lastChain();

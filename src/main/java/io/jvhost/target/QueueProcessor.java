@@ -74,6 +74,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     /** Reactor thread: attach to the reactor. */
     public void start() {
+        onStart(); // first: if it throws, nothing is attached yet
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
         if (kickFd >= 0) {
             reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
@@ -174,8 +175,21 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     protected void releaseParked() {
     }
 
-    /** Requests handed to a block channel and not completed yet. */
+    /** Reactor thread, at {@link #start()}: e.g. register the block channels' wake fds. */
+    protected void onStart() {
+    }
+
+    /** Requests handed to a block channel and not completed yet (or waiting on a retry list). */
     protected abstract int pendingIo();
+
+    /**
+     * True when every request counted by {@link #pendingIo()} is in a block channel that will
+     * signal a wake fd registered with the reactor when it completes (nothing waits on a retry
+     * list and no channel needs polling to make progress): the reactor may then sleep.
+     */
+    protected boolean ioWakesReactor() {
+        return false;
+    }
 
     /** Polls the block channel(s) for completions. */
     protected abstract int pollIo();
@@ -212,8 +226,14 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     @Override
     public boolean prepareSleep() {
-        if (queue.isFaulted()) return stopFuture == null && (pendingIo() == 0 || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
-        if (kickFd < 0 || queue.inFlight() - parkedChains() > 0 || pendingIo() > 0 || stopFuture != null || queue.signalDeferred()) return false;
+        if (queue.isFaulted()) {
+            return stopFuture == null && (pendingIo() == 0 || ioWakesReactor() || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
+        }
+        if (kickFd < 0 || stopFuture != null || queue.signalDeferred()) return false;
+        int io = pendingIo();
+        if (io > 0 && !ioWakesReactor()) return false;
+        // Chains in flight that are not in the block layer (being answered) keep us awake.
+        if (queue.inFlight() - parkedChains() - io > 0) return false;
         return !queue.enableNotifications();
     }
 

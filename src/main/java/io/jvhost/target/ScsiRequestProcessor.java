@@ -8,6 +8,8 @@ import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
 import io.jvhost.virtio.SplitVirtQueue;
 
+import io.jvhost.memory.SgList;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -21,6 +23,8 @@ import static io.jvhost.virtio.ScsiLayout.*;
  */
 final class ScsiRequestProcessor extends QueueProcessor {
     private static final int MAX_RESP_PIECES = 4;
+    /** Source of zeros for the response buffer (never written). */
+    private static final MemorySegment ZEROS = Arena.global().allocate(RESP_HEADER + 256, 8);
 
     private final VirtioScsiDevice device;
     private final Arena arena = Arena.ofShared();
@@ -36,10 +40,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
     private final class Slot implements DescriptorChain.BufferSink, ScsiTask.Completion {
         final ScsiTask task;
         final MemorySegment resp;
-        final MemorySegment[] pieceSeg = new MemorySegment[MAX_RESP_PIECES];
-        final long[] pieceOff = new long[MAX_RESP_PIECES];
-        final long[] pieceLen = new long[MAX_RESP_PIECES];
-        int pieces;
+        /** Where the response header goes: the first respSize writable bytes. */
+        final SgList respPieces = new SgList(MAX_RESP_PIECES, MAX_RESP_PIECES);
         int head;
         boolean dataIn;
         /** Handed to the SCSI layer, completion not yet delivered. */
@@ -47,8 +49,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
 
         /** After a fault: can the response still be written (every piece in surviving memory)? */
         boolean answerable() {
-            for (int i = 0; i < pieces; i++) if (!ScsiRequestProcessor.this.answerable(pieceSeg[i])) return false;
-            return pieces > 0;
+            for (int i = 0; i < respPieces.count(); i++) if (!ScsiRequestProcessor.this.answerable(respPieces.segment(i))) return false;
+            return respPieces.count() > 0;
         }
 
         Slot(int maxBuffers) {
@@ -62,33 +64,26 @@ final class ScsiRequestProcessor extends QueueProcessor {
         }
 
         /** Records where the response header goes: the first respSize writable bytes. */
-        final DescriptorChain.BufferSink respSink = (seg, off, len) -> {
-            if (pieces == MAX_RESP_PIECES) return false;
-            pieceSeg[pieces] = seg;
-            pieceOff[pieces] = off;
-            pieceLen[pieces] = len;
-            pieces++;
-            return true;
-        };
+        final DescriptorChain.BufferSink respSink = respPieces::add;
 
         /**
          * Writes virtio_scsi_resp_cmd to the recorded location. Sense bytes, when any, were put
          * at RESP_SENSE in {@link #resp} already; everything else up to respSize is zeroed.
          */
         void writeResponse(int response, int status, int senseLen, long residual) {
-            resp.asSlice(0, RESP_HEADER).fill((byte) 0);
-            resp.asSlice(RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen).fill((byte) 0);
+            // Zeroed by copying from a zero segment: asSlice(..).fill would allocate a slice per call.
+            MemorySegment.copy(ZEROS, 0, resp, 0, RESP_HEADER);
+            MemorySegment.copy(ZEROS, 0, resp, RESP_SENSE + senseLen, respSize - RESP_SENSE - senseLen);
             resp.set(LittleEndian.U32, RESP_SENSE_LEN, senseLen);
             resp.set(LittleEndian.U32, RESP_RESIDUAL, (int) Math.min(residual, 0xffffffffL));
             resp.set(ValueLayout.JAVA_BYTE, RESP_STATUS, (byte) status);
             resp.set(ValueLayout.JAVA_BYTE, RESP_RESPONSE, (byte) response);
             long done = 0;
-            for (int i = 0; i < pieces; i++) {
-                MemorySegment.copy(resp, done, pieceSeg[i], pieceOff[i], pieceLen[i]);
-                done += pieceLen[i];
-                pieceSeg[i] = null;
+            for (int i = 0; i < respPieces.count(); i++) {
+                MemorySegment.copy(resp, done, respPieces.segment(i), respPieces.offset(i), respPieces.length(i));
+                done += respPieces.length(i);
             }
-            pieces = 0;
+            respPieces.clear();
         }
 
         @Override
@@ -98,8 +93,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
             executing = false;
             if (queue.isFaulted() && !answerable()) {
                 // The response would go into memory that is gone: write nothing, forget the request.
-                for (int i = 0; i < pieces; i++) pieceSeg[i] = null;
-                pieces = 0;
+                respPieces.clear();
                 drop(head);
                 return;
             }
@@ -152,6 +146,11 @@ final class ScsiRequestProcessor extends QueueProcessor {
     }
 
     @Override
+    protected boolean ioWakesReactor() {
+        return device.ioWakesReactor();
+    }
+
+    @Override
     protected int pollIo() {
         return device.pollChannels();
     }
@@ -168,12 +167,12 @@ final class ScsiRequestProcessor extends QueueProcessor {
         long writable = c.writableBytes();
         Slot s = slots[head];
         s.head = head;
-        s.pieces = 0;
+        s.respPieces.clear();
         if (readable < reqSize || writable < respSize || !c.addWritableRange(s.respSink, 0, respSize)) {
             // Too short for the request or response header (or a response scattered over too
             // many buffers): nothing sensible to answer.
             q.stats.requestErrors++;
-            s.pieces = 0;
+            s.respPieces.clear();
             q.complete(head, 0);
             return;
         }
@@ -238,8 +237,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
             s.writeResponse(S_FAILURE, 0, 0, 0);
             queue.complete(h, respSize);
         } else {
-            for (int i = 0; i < s.pieces; i++) s.pieceSeg[i] = null;
-            s.pieces = 0;
+            s.respPieces.clear();
             drop(h);
         }
     }

@@ -132,8 +132,13 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     BlockChannel channelFor(ScsiTarget t) {
         int id = t.id();
         if (channelOwners[id] != t) {
-            if (channels[id] != null) channels[id].close(); // previous target in this slot is REMOVED
-            channels[id] = t.lun(0).bdev().openChannel();
+            if (channels[id] != null) closeChannel(channelOwners[id]); // previous target in this slot is REMOVED
+            // The device's own channel (not shared through ReactorChannels: tasks abandoned at a
+            // forced stop must never be completed by another device's poll).
+            BlockChannel c = t.lun(0).bdev().openChannel();
+            // A channel completing elsewhere wakes the reactor through its eventfd, so it may sleep with I/O in flight.
+            if (c.wakeFd() >= 0) reactor.addWakeFd(c.wakeFd());
+            channels[id] = c;
             channelOwners[id] = t;
         }
         return channels[id];
@@ -141,13 +146,34 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     int pollChannels() {
         int n = 0;
-        for (BlockChannel c : channels) if (c != null) n += c.poll();
+        for (int i = 0; i < channels.length; i++) {
+            BlockChannel c = channels[i];
+            if (c == null) continue;
+            n += c.poll();
+            ScsiTarget t = channelOwners[i];
+            if (t.tasksWaitingForRoom()) n += t.resubmitWaiting();
+        }
         return n;
+    }
+
+    /**
+     * True when the reactor may sleep with this device's I/O in flight: no task waits for room
+     * and every channel with requests in flight signals a registered wake fd.
+     */
+    boolean ioWakesReactor() {
+        for (int i = 0; i < channels.length; i++) {
+            BlockChannel c = channels[i];
+            if (c == null) continue;
+            if (c.inFlight() > 0 && c.wakeFd() < 0) return false;
+            if (channelOwners[i].tasksWaitingForRoom()) return false;
+        }
+        return true;
     }
 
     private void closeChannel(ScsiTarget t) {
         int id = t.id();
         if (channelOwners[id] == t) {
+            if (channels[id].wakeFd() >= 0) reactor.removeWakeFd(channels[id].wakeFd());
             channels[id].close();
             channels[id] = null;
             channelOwners[id] = null;

@@ -1,5 +1,7 @@
 package io.jvhost.virtio;
 
+import io.jvhost.memory.SgList;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -18,12 +20,7 @@ public final class DescriptorChain {
         boolean add(MemorySegment segment, long offset, long length);
     }
 
-    // Object[], not MemorySegment[]: storing into an interface-typed array costs a slow
-    // secondary-supers type check per store (measured: ~25% of the walk); reads cast instead.
-    private final Object[] segs;
-    private final long[] offs;
-    private final long[] lens;
-    private int count;
+    private final SgList bufs;
     private int firstWritable; // index of the first writable buffer (== count if none)
     private long readableBytes;
     private long writableBytes;
@@ -38,15 +35,12 @@ public final class DescriptorChain {
     private long locOffset;
 
     public DescriptorChain(int capacity) {
-        segs = new Object[capacity];
-        offs = new long[capacity];
-        lens = new long[capacity];
+        bufs = new SgList(capacity, capacity);
     }
 
     void reset(int head) {
-        for (int i = 0; i < count; i++) segs[i] = null;
+        bufs.clear();
         this.head = head;
-        count = 0;
         firstWritable = 0;
         readableBytes = 0;
         writableBytes = 0;
@@ -56,67 +50,39 @@ public final class DescriptorChain {
 
     /** Appends a translated buffer; false when the chain has no room left. */
     boolean add(MemorySegment seg, long off, long len, boolean writable) {
-        if (count == segs.length) return false;
-        segs[count] = seg;
-        offs[count] = off;
-        lens[count] = len;
-        count++;
+        if (!bufs.add(seg, off, len)) return false;
         if (writable) {
             writableBytes += len;
         } else {
             readableBytes += len;
-            firstWritable = count;
+            firstWritable = bufs.count();
         }
         return true;
     }
 
     public int head() { return head; }
-    public int bufferCount() { return count; }
+    public int bufferCount() { return bufs.count(); }
+    /** The buffers: readable ones at {@code [0, firstWritable)}, writable ones after. */
+    public SgList buffers() { return bufs; }
     /** Descriptors that named buffers, direct and indirect (what seg_max limits). */
     public int descriptorCount() { return descriptors; }
     /** Length of the longest descriptor (what size_max limits). */
     public long longestDescriptor() { return longestDescriptor; }
     public long readableBytes() { return readableBytes; }
     public long writableBytes() { return writableBytes; }
-    public MemorySegment segment(int i) { return (MemorySegment) segs[i]; }
-    public long offset(int i) { return offs[i]; }
-    public long length(int i) { return lens[i]; }
+    public MemorySegment segment(int i) { return bufs.segment(i); }
+    public long offset(int i) { return bufs.offset(i); }
+    public long length(int i) { return bufs.length(i); }
     public boolean writable(int i) { return i >= firstWritable; }
 
     /** Copies {@code n} bytes at readable-stream position {@code pos} into {@code dst}; returns bytes copied. */
     public long copyFromReadable(long pos, MemorySegment dst, long dstOff, long n) {
-        long copied = 0;
-        long skip = pos;
-        for (int i = 0; i < firstWritable && copied < n; i++) {
-            long len = lens[i];
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            long take = Math.min(len - skip, n - copied);
-            MemorySegment.copy((MemorySegment) segs[i], offs[i] + skip, dst, dstOff + copied, take);
-            copied += take;
-            skip = 0;
-        }
-        return copied;
+        return bufs.copyOut(0, firstWritable, pos, dst, dstOff, n);
     }
 
     /** Copies {@code n} bytes from {@code src} to writable-stream position {@code pos}; returns bytes copied. */
     public long copyToWritable(long pos, MemorySegment src, long srcOff, long n) {
-        long copied = 0;
-        long skip = pos;
-        for (int i = firstWritable; i < count && copied < n; i++) {
-            long len = lens[i];
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            long take = Math.min(len - skip, n - copied);
-            MemorySegment.copy(src, srcOff + copied, (MemorySegment) segs[i], offs[i] + skip, take);
-            copied += take;
-            skip = 0;
-        }
-        return copied;
+        return bufs.copyIn(firstWritable, bufs.count(), pos, src, srcOff, n);
     }
 
     /** Hands the readable-stream range {@code [pos, pos+len)} to {@code sink}; false if it does not fit. */
@@ -126,20 +92,20 @@ public final class DescriptorChain {
 
     /** Hands the writable-stream range {@code [pos, pos+len)} to {@code sink}; false if it does not fit. */
     public boolean addWritableRange(BufferSink sink, long pos, long len) {
-        return addRange(sink, firstWritable, count, pos, len);
+        return addRange(sink, firstWritable, bufs.count(), pos, len);
     }
 
     private boolean addRange(BufferSink req, int from, int to, long pos, long n) {
         long added = 0;
         long skip = pos;
         for (int i = from; i < to && added < n; i++) {
-            long len = lens[i];
+            long len = bufs.length(i);
             if (skip >= len) {
                 skip -= len;
                 continue;
             }
             long take = Math.min(len - skip, n - added);
-            if (!req.add((MemorySegment) segs[i], offs[i] + skip, take)) return false;
+            if (!req.add(bufs.segment(i), bufs.offset(i) + skip, take)) return false;
             added += take;
             skip = 0;
         }
@@ -152,19 +118,20 @@ public final class DescriptorChain {
      */
     public boolean locateWritable(long pos) {
         long skip = pos;
-        for (int i = firstWritable; i < count; i++) {
-            if (skip < lens[i]) {
+        for (int i = firstWritable, count = bufs.count(); i < count; i++) {
+            long len = bufs.length(i);
+            if (skip < len) {
                 locIndex = i;
-                locOffset = offs[i] + skip;
+                locOffset = bufs.offset(i) + skip;
                 return true;
             }
-            skip -= lens[i];
+            skip -= len;
         }
         return false;
     }
 
-    public MemorySegment locatedSegment() { return (MemorySegment) segs[locIndex]; }
+    public MemorySegment locatedSegment() { return bufs.segment(locIndex); }
     /** Bytes from the located byte to the end of its buffer. */
-    public long locatedContiguous() { return lens[locIndex] - (locOffset - offs[locIndex]); }
+    public long locatedContiguous() { return bufs.length(locIndex) - (locOffset - bufs.offset(locIndex)); }
     public long locatedOffset() { return locOffset; }
 }

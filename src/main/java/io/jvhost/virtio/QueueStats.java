@@ -19,4 +19,9 @@ public final class QueueStats {
      * answered got an I/O error and count in {@link #requestErrors}).
      */
     public long droppedRequests;
+    /**
+     * Times the block layer answered a submit with "no room now" ({@code -EAGAIN}/{@code -ENOMEM})
+     * and the request was put on the queue's retry list instead of failing it.
+     */
+    public long busyRetries;
 }

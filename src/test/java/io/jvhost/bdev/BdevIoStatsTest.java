@@ -89,7 +89,8 @@ class BdevIoStatsTest {
                 Done done = new Done();
                 BlockChannel ch = dev.openChannel();
                 assertThat(ch.submit(req(done, BlockRequest.Op.WRITE, 0, buf, 4096))).isZero();
-                ch.poll();
+                org.awaitility.Awaitility.await().pollInSameThread().pollInterval(java.time.Duration.ofMillis(1))
+                        .until(() -> ch.poll() > 0 || !done.statuses.isEmpty());
                 assertThat(done.statuses).hasSize(1).allMatch(st -> st < 0);
                 BdevIoStats.Snapshot s = dev.ioStats().snapshot();
                 assertThat(s.ioErrors()).isEqualTo(1);

@@ -40,7 +40,7 @@ class FileBlockDeviceTest {
             w.addBuffer(buf, 512, 3584);
             assertThat(ch.submit(w)).isZero();
             assertThat(done).as("no completion inside submit").isEmpty();
-            assertThat(ch.poll()).isEqualTo(1);
+            pollUntil(ch, 1);
             assertThat(done).containsExactly(new Done(w, 0));
             byte[] file = Files.readAllBytes(f);
             for (int i = 0; i < 512; i++) assertThat(file[4096 + i]).isEqualTo((byte) (i * 7));
@@ -50,7 +50,7 @@ class FileBlockDeviceTest {
             w.reset(BlockRequest.Op.READ, 4096);
             w.addBuffer(back, 0, 8192);
             assertThat(ch.submit(w)).isZero();
-            ch.poll();
+            pollUntil(ch, 2);
             assertThat(back.get(ValueLayout.JAVA_BYTE, 1)).isEqualTo((byte) 7);
             assertThat(back.get(ValueLayout.JAVA_BYTE, 513)).isEqualTo((byte) (4097 * 7));
             // out of range: refused, no completion
@@ -68,7 +68,7 @@ class FileBlockDeviceTest {
             fl.completion((r, st) -> done.add(new Done(r, st)));
             fl.reset(BlockRequest.Op.FLUSH, 0);
             assertThat(ch.submit(fl)).isZero();
-            assertThat(ch.poll()).isEqualTo(2);
+            pollUntil(ch, 2);
             assertThat(done).extracting(Done::status).containsExactly(0, 0);
             file = Files.readAllBytes(f);
             for (int i = 0; i < 1024; i++) assertThat(file[4096 + i]).isZero();
@@ -88,10 +88,21 @@ class FileBlockDeviceTest {
             w.reset(BlockRequest.Op.WRITE, 0);
             w.addBuffer(a.allocate(512), 0, 512);
             assertThat(ch.submit(w)).isZero();
-            ch.poll();
+            pollUntil(ch, 1);
             assertThat(done.get(0).status()).isEqualTo(-io.jvhost.sys.Errno.EROFS);
             ch.close();
         }
+    }
+
+    /** Polls on this (the owning) thread until {@code n} completions arrived; never more. */
+    private void pollUntil(BlockChannel ch, int n) {
+        org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(20)).pollInSameThread()
+                .pollInterval(java.time.Duration.ofMillis(1)).until(() -> {
+                    ch.poll();
+                    return done.size() >= n;
+                });
+        assertThat(done).hasSize(n);
+        assertThat(ch.inFlight()).isZero();
     }
 
     @Test

@@ -172,7 +172,10 @@ final class Harness implements AutoCloseable {
     }
 
     void pollUntil(ScsiTask t) {
-        for (int i = 0; i < 100_000 && t.busy(); i++) channel.poll();
+        for (int i = 0; i < 100_000 && t.busy(); i++) {
+            channel.poll();
+            target.resubmitWaiting();
+        }
         assertThat(t.busy()).as("task completed").isFalse();
     }
 

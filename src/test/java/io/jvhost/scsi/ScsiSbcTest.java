@@ -422,17 +422,26 @@ class ScsiSbcTest {
         h.out(list, unmap(list.length)).assertCheck(ScsiSense.MEDIUM_ERROR, ScsiSense.WRITE_ERROR);
         h.bdev.completionError = 0;
 
-        h.bdev.submitError = -Errno.EAGAIN;
-        Result r = h.in(512, rw10(READ_10, 0, 1, 0));
-        assertThat(r.status()).isEqualTo(ScsiStatus.BUSY);
-        assertThat(r.sense()).isEmpty();
-        assertThat(r.transferred()).isZero();
         h.bdev.submitError = -Errno.EINVAL;
         h.in(512, rw10(READ_10, 0, 1, 0)).assertCheck(ScsiSense.HARDWARE_ERROR, ScsiSense.INTERNAL_TARGET_FAILURE);
         h.bdev.submitError = 0;
         h.in(512, rw10(READ_10, 0, 1, 0)).assertGood();
         assertThat(h.lun().inFlight()).isZero();
         assertThat(h.target.inFlight()).isZero();
+    }
+
+    @Test
+    void backPressureFromTheBlockLayerIsRetriedNotReportedAsBusy() {
+        h.bdev.busySubmitsLeft = 3;
+        h.bdev.ops.clear();
+        long before = h.lun().busyRetries();
+        Result r = h.in(512, rw10(READ_10, 0, 1, 0));
+        r.assertGood();
+        assertThat(r.transferred()).isEqualTo(512);
+        assertThat(h.bdev.ops).as("submitted until the channel took it").hasSize(4);
+        assertThat(h.lun().busyRetries() - before).isEqualTo(1);
+        assertThat(h.lun().tasksWaitingForRoom()).isFalse();
+        assertThat(h.lun().inFlight()).isZero();
     }
 
     @Test

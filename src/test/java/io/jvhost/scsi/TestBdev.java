@@ -22,6 +22,8 @@ final class TestBdev implements BlockDevice {
     String product;
     /** Returned by submit instead of submitting, when non-zero. */
     int submitError;
+    /** Submits answered -EAGAIN ("no room now") before {@link #submitError} applies. */
+    int busySubmitsLeft;
     /** Completion status forced on every completed request, when non-zero. */
     int completionError;
     final List<String> ops = new ArrayList<>();
@@ -51,6 +53,10 @@ final class TestBdev implements BlockDevice {
             @Override
             public int submit(BlockRequest r) {
                 ops.add(r.op + "@" + r.offset + "+" + r.length);
+                if (busySubmitsLeft > 0) {
+                    busySubmitsLeft--;
+                    return -io.jvhost.sys.Errno.EAGAIN;
+                }
                 if (submitError != 0) return submitError;
                 if (completionError != 0) {
                     failed.add(r); // not executed; completes with the error from poll()
