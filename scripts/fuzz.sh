@@ -9,7 +9,7 @@
 #               off by default: it finds the known EPIPE finding of SessionHangUpTest at once)
 #     --serial  one harness after the other instead of side by side
 # Prints, per harness, the inputs executed and the rate, then the findings. A finding is saved by
-# Jazzer as src/test/resources/io/jvhost/target/<Harness>Inputs/<method>/crash-<sha1>; from then
+# Jazzer as src/test/resources/io/jvhost/vhost/<Harness>Inputs/<method>/crash-<sha1>; from then
 # on `mvn test` replays it as a regression seed. The growing corpus lives in .cifuzz-corpus/.
 # Exit status: 0 when no harness found anything.
 set -uo pipefail
@@ -62,10 +62,10 @@ echo "fuzz.sh: done in $(( $(date +%s) - start ))s"
 grep -h '^FUZZ-STATS' "$stats" 2>/dev/null | grep 'mode=fuzzing' || echo "fuzz.sh: no statistics written (did a harness fail to start? see target/fuzz-logs/)"
 total=$(grep -h '^FUZZ-STATS' "$stats" 2>/dev/null | grep 'mode=fuzzing' | sed -n 's/.* inputs=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 echo "fuzz.sh: inputs executed in total: ${total:-0}"
-for t in "${harnesses[@]}"; do grep -h '^FUZZ-DEPTH' "target/surefire-reports/io.jvhost.target.$t-output.txt" 2>/dev/null; done
-crashes=$(find src/test/resources/io/jvhost/target -name 'crash-*' -newer target/fuzz-logs/.start 2>/dev/null)
+for t in "${harnesses[@]}"; do grep -h '^FUZZ-DEPTH' "target/surefire-reports/io.jvhost.vhost.$t-output.txt" 2>/dev/null; done
+crashes=$(find src/test/resources/io/jvhost/vhost -name 'crash-*' -newer target/fuzz-logs/.start 2>/dev/null)
 for t in "${harnesses[@]}"; do
-  grep -h 'FuzzTestFinding' "target/surefire-reports/io.jvhost.target.$t.txt" 2>/dev/null | head -3
+  grep -h 'FuzzTestFinding' "target/surefire-reports/io.jvhost.vhost.$t.txt" 2>/dev/null | head -3
 done
 if [ -n "$crashes" ] || [ $rc -ne 0 ]; then
   echo "fuzz.sh: FINDINGS (reproduce with: mvn test -Dtest=<Harness>):"

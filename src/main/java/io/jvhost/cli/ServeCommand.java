@@ -6,8 +6,8 @@ import io.jvhost.rpc.Methods;
 import io.jvhost.rpc.RpcException;
 import io.jvhost.runtime.IdleStrategy;
 import io.jvhost.sys.SocketAccess;
-import io.jvhost.target.Controller;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.VhostTarget;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine;
@@ -121,7 +121,7 @@ final class ServeCommand implements Callable<Integer> {
         IdleStrategy idle = busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF;
         VhostTarget target;
         try {
-            target = cpumask != null ? new VhostTarget(dir, io.jvhost.target.Cpumask.parse(cpumask), idle) : new VhostTarget(dir, reactors, idle);
+            target = cpumask != null ? new VhostTarget(dir, io.jvhost.vhost.Cpumask.parse(cpumask), idle) : new VhostTarget(dir, reactors, idle);
         } catch (IllegalArgumentException e) {
             System.err.println("jvhost: " + e.getMessage());
             return 2;
@@ -223,7 +223,7 @@ final class ServeCommand implements Callable<Integer> {
             int i = 0;
             for (Controller c : controllers) {
                 sb.append("    -chardev socket,id=vhost").append(i).append(",path=").append(c.socketPath()).append(" \\\n");
-                if (c.device() instanceof io.jvhost.target.VirtioScsiDevice) {
+                if (c.device() instanceof io.jvhost.vhost.VirtioScsiDevice) {
                     sb.append("    -device vhost-user-scsi-pci,chardev=vhost").append(i).append(",num_queues=2 \\\n");
                 } else {
                     sb.append("    -device vhost-user-blk-pci,chardev=vhost").append(i).append(",num-queues=2 \\\n");

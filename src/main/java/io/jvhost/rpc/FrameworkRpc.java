@@ -5,8 +5,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.BooleanNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jvhost.runtime.Reactor;
-import io.jvhost.target.Controller;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.VhostTarget;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

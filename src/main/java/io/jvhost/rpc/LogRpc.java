@@ -34,7 +34,7 @@ final class LogRpc {
         m.put("rpc", "io.jvhost.rpc");
         m.put("scsi", "io.jvhost.scsi");
         m.put("sys", "io.jvhost.sys");
-        m.put("vhost", "io.jvhost.target");
+        m.put("vhost", "io.jvhost.vhost");
         m.put("vhost_user", "io.jvhost.vhostuser");
         m.put("virtio", "io.jvhost.virtio");
         return m;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.NullNode;
 import io.jvhost.bdev.BdevException;
 import io.jvhost.sys.NativeException;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -5,12 +5,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.BooleanNode;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.jvhost.target.BlkDevice;
-import io.jvhost.target.Controller;
-import io.jvhost.target.ControllerBusyException;
-import io.jvhost.target.Session;
-import io.jvhost.target.VhostTarget;
-import io.jvhost.target.VirtioScsiDevice;
+import io.jvhost.vhost.BlkDevice;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.ControllerBusyException;
+import io.jvhost.vhost.Session;
+import io.jvhost.vhost.VhostTarget;
+import io.jvhost.vhost.VirtioScsiDevice;
 import io.jvhost.virtio.QueueStats;
 import io.jvhost.virtio.SplitVirtQueue;
 

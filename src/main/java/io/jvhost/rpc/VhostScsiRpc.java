@@ -7,9 +7,9 @@ import com.fasterxml.jackson.databind.node.IntNode;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jvhost.scsi.ScsiTarget;
-import io.jvhost.target.Controller;
-import io.jvhost.target.VhostTarget;
-import io.jvhost.target.VirtioScsiDevice;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.VhostTarget;
+import io.jvhost.vhost.VirtioScsiDevice;
 
 import java.util.List;
 

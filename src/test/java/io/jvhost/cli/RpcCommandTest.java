@@ -6,7 +6,7 @@ import io.jvhost.rpc.JsonConfig;
 import io.jvhost.rpc.JsonRpcServer;
 import io.jvhost.rpc.Methods;
 import io.jvhost.runtime.IdleStrategy;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

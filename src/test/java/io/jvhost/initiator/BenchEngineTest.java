@@ -3,7 +3,7 @@ package io.jvhost.initiator;
 import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.bdev.NullBlockDevice;
 import io.jvhost.runtime.IdleStrategy;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

@@ -2,7 +2,7 @@ package io.jvhost.rpc;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jvhost.runtime.IdleStrategy;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

@@ -3,7 +3,7 @@ package io.jvhost.rpc;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.jvhost.runtime.IdleStrategy;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -2,7 +2,7 @@ package io.jvhost.rpc;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jvhost.runtime.IdleStrategy;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.VhostTarget;
 
 import java.io.IOException;
 import java.nio.file.Path;

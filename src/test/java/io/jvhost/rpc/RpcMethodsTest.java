@@ -498,7 +498,7 @@ class RpcMethodsTest {
         boolean vhostDebug = flags.get("vhost").asBoolean();
         assertThat(call(vhostDebug ? "log_set_flag" : "log_clear_flag", "{\"flag\":\"vhost\"}").asBoolean()).isTrue();
         assertThat(fails(c, vhostDebug ? "log_clear_flag" : "log_set_flag", "{\"flag\":\"vhost\"}", INVALID_STATE))
-                .hasMessageContaining("io.jvhost.target");
+                .hasMessageContaining("io.jvhost.vhost");
         assertThat(fails(c, "log_set_flag", "{\"flag\":\"nvme\"}", INVALID_PARAMS)).hasMessageContaining("unknown flag 'nvme'");
         fails(c, "log_set_flag", null, INVALID_PARAMS);
     }

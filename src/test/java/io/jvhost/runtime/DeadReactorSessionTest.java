@@ -2,8 +2,8 @@ package io.jvhost.runtime;
 
 import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.initiator.BlkInitiator;
-import io.jvhost.target.Controller;
-import io.jvhost.target.VhostTarget;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.VhostTarget;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

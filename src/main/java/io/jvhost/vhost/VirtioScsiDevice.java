@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.bdev.BlockChannel;
 import io.jvhost.bdev.BlockDevice;

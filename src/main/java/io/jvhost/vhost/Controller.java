@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.sys.SocketAccess;
 import io.jvhost.sys.UnixSocket;

@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 /** Parses SPDK-style CPU masks: hex ("0x3", "3") or a core list ("[0,2-3]"). */
 public final class Cpumask {

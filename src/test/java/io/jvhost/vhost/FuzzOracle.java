@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import java.io.OutputStream;
 import java.io.PrintStream;

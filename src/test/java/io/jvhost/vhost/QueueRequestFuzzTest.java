@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
@@ -43,7 +43,7 @@ import static io.jvhost.virtio.SplitRing.*;
  * <p>With {@link FuzzOracle#VANISHING_MEMORY} the regions are memfd mappings that the input
  * may truncate between polls (SIGBUS under the walker); off by default, see {@link FuzzOracle}.
  *
- * <p>{@code mvn test} runs the seeds under {@code src/test/resources/io/jvhost/target/
+ * <p>{@code mvn test} runs the seeds under {@code src/test/resources/io/jvhost/vhost/
  * QueueRequestFuzzTestInputs/} (regression mode); {@code scripts/fuzz.sh} fuzzes.
  */
 class QueueRequestFuzzTest {

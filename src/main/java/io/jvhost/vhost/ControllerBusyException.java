@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 /**
  * A controller cannot be deleted because a front-end is connected to it (SPDK answers

@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;

@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.initiator.BlkInitiator;

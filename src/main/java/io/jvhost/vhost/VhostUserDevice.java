@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.runtime.Reactor;
 import io.jvhost.virtio.SplitVirtQueue;

@@ -1,4 +1,4 @@
-package io.jvhost.target;
+package io.jvhost.vhost;
 
 import io.jvhost.initiator.SharedMemory;
 import io.jvhost.initiator.VhostUserFrontend;
