@@ -10,7 +10,7 @@ import java.util.List;
 @Command(name = "jvhost", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A vhost-user storage target (virtio-blk, virtio-scsi) in Java: serves disks to QEMU guests",
                 "from a user-space process that polls the guests' queues in shared memory.", ""},
-        subcommands = {ServeCommand.class, RpcCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {ServeCommand.class, RpcCommand.class, TopCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Start with:  jvhost serve        (RAM disk on ./vhost.0, prints the QEMU command line)",
                 "Manage it:   jvhost rpc METHOD [--PARAM VALUE ...]   (SPDK's JSON-RPC methods)",
                 "Help:        jvhost help serve, jvhost help rpc"})
