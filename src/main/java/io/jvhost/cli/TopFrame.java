@@ -315,7 +315,7 @@ final class TopFrame {
         out.add("");
         List<String> table = lines(t, sortColumn, descending);
         String help = "1/2/3 or Tab: view   s: sort column   r: reverse   q: quit";
-        int room = Math.max(1, height - out.size() - 2);
+        int room = Math.max(2, height - out.size() - 1);
         if (table.size() > room) {
             int hidden = table.size() - (room - 1);
             out.addAll(table.subList(0, room - 1));
@@ -326,7 +326,7 @@ final class TopFrame {
         while (out.size() < height - 1) out.add("");
         out.add(help);
         List<String> cut = new ArrayList<>(out.size());
-        for (String l : out.subList(0, Math.min(out.size(), height))) cut.add(l.length() > width ? l.substring(0, width) : l);
+        for (String l : out.subList(0, Math.min(out.size(), height))) cut.add(l.length() > width ? l.substring(0, width).stripTrailing() : l);
         return cut;
     }
 
