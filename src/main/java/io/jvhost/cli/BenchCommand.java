@@ -48,7 +48,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--verify", description = "Stamp every written block and check it on read-back.")
     boolean verify;
 
-    @Option(names = "--cpu", paramLabel = "N", description = "Pin the initiator thread to this CPU.")
+    @Option(names = "--cpu", paramLabel = "N", description = "Pin the initiator thread to this CPU (default: not pinned).")
     int cpu = -1;
 
     @Option(names = "--interrupts", description = "Interrupt mode: sleep on the call eventfds between completions instead of polling.")

@@ -31,7 +31,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link TopFrame}'s plain lines.
  */
 @Command(name = "top", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Watch a running 'jvhost serve': reactors (busy %), controllers and their queues",
+        description = {"Watch a running 'jvhost serve': reactors (busy %%), controllers and their queues",
                 "(IOPS, MiB/s, in flight, calls per request), bdevs (IOPS, MiB/s, latency), refreshed",
                 "every --delay seconds. Reads the same counters as 'jvhost rpc' (framework_get_reactors,",
                 "vhost_get_controllers, vhost_get_stats, bdev_get_iostat); rates are differences of two samples.", "",
