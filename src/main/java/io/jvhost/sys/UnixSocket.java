@@ -55,6 +55,23 @@ public final class UnixSocket implements AutoCloseable {
         return fd;
     }
 
+    /**
+     * The process id of the peer as the kernel recorded it at connect time (SO_PEERCRED), or -1
+     * when it cannot be told (the peer is in another pid namespace: 0; or the call failed).
+     */
+    public long peerPid() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ucred = a.allocate(12, 4); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+            MemorySegment len = a.allocate(ValueLayout.JAVA_INT);
+            len.set(ValueLayout.JAVA_INT, 0, 12);
+            int r = (int) Native.GETSOCKOPT.invokeExact(Native.capture(), fd, 1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, ucred, len);
+            int pid = ucred.get(ValueLayout.JAVA_INT, 0);
+            return r == 0 && pid > 0 ? pid : -1;
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
     /** Result of one {@link #recv}: bytes read (0 at end of stream) and the fds that came with them. */
     public record Received(int bytes, int[] fds) {}
 

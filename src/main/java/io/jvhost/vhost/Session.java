@@ -363,12 +363,19 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             GuestMemory next = new GuestMemory(regions);
             swapMemory(next, true);
             log.info("{}: memory table set, {} region(s): {}", name, n, regions);
+            warnIfNotShared(regions);
             return true;
         } catch (RuntimeException e) {
             for (MemoryRegion r : regions) r.close();
             log.warn("{}: SET_MEM_TABLE rejected: {}", name, e.getMessage());
             return false;
         }
+    }
+
+    /** Guest RAM the front-end maps privately (QEMU without share=on): one error line with the fix (SharedMemoryCheck). */
+    private void warnIfNotShared(List<MemoryRegion> regions) {
+        String problem = SharedMemoryCheck.privateRegion(conn.socket().peerPid(), regions);
+        if (problem != null) log.error("{}: guest memory is not shared: {}; {}", name, problem, SharedMemoryCheck.FIX);
     }
 
     private static MemoryRegion mapRegion(MemRegion d) {
@@ -397,6 +404,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             return false;
         }
         log.info("{}: memory region added: {}", name, r);
+        warnIfNotShared(List.of(r));
         return true;
     }
 
