@@ -91,6 +91,10 @@ final class BenchCommand implements Callable<Integer> {
         BenchEngine.Config cfg = new BenchEngine.Config(socket, t, w, mix, (int) bsBytes, qd, queues, Duration.ofSeconds(time),
                 Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts, hugepages);
         BenchEngine engine;
+        if (!java.nio.file.Files.exists(java.nio.file.Path.of(socket))) {
+            System.err.println("jvhost bench: no vhost-user socket at " + socket + " (start the target first, e.g. jvhost serve; -s is a controller's socket such as ./vhost.0)");
+            return 1;
+        }
         try {
             engine = new BenchEngine(cfg, System.err);
         } catch (Exception e) {

@@ -109,7 +109,7 @@ final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         if (!Files.isDirectory(socketDir)) {
-            System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it or pass -S DIR)");
+            System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it: mkdir -p " + socketDir + "; or pass -S DIR)");
             return 2;
         }
         if (reactors < 1) {

@@ -360,8 +360,10 @@ public final class UnixSocket implements AutoCloseable {
                     + ", not a socket; jvhost replaces only a stale socket (remove it yourself or choose another path)");
         }
         boolean live;
+        long holder = -1;
         try (UnixSocket probe = connect(path)) {
             live = true;
+            holder = probe.peerPid(); // the listener's pid, so the message can say whom to stop
         } catch (NativeException e) {
             if (e.errno() == Errno.ENOENT) return; // removed meanwhile
             if (e.errno() != ECONNREFUSED) {
@@ -373,7 +375,7 @@ public final class UnixSocket implements AutoCloseable {
         }
         if (live) {
             throw new SocketPathException(EADDRINUSE, "cannot create socket " + path
-                    + ": another process is serving on it (stop it, or choose another path)");
+                    + ": another process is serving on it (" + (holder > 0 ? "pid " + holder + describe(holder) + "; " : "") + "stop it, or choose another path)");
         }
         try {
             unlink(path);
@@ -381,6 +383,15 @@ public final class UnixSocket implements AutoCloseable {
             if (e.errno() != Errno.ENOENT) {
                 throw new SocketPathException(e.errno(), "cannot remove the stale socket " + path + ": " + Native.strerror(e.errno()));
             }
+        }
+    }
+
+    /** ", jvhost" or ", qemu-storage-d": the process's name where it can be read, else nothing. */
+    private static String describe(long pid) {
+        try {
+            return ", " + java.nio.file.Files.readString(java.nio.file.Path.of("/proc", Long.toString(pid), "comm")).strip();
+        } catch (java.io.IOException | RuntimeException e) {
+            return "";
         }
     }
 
