@@ -368,16 +368,18 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
             return false;
         }
+        GuestMemory next;
         try {
-            GuestMemory next = memory.with(r);
-            rings.swapMemory(next, null); // nothing is unmapped: running rings take it in place
-            memory = next;
-            rings.reconcileAll(features, memory); // rings waiting for this memory may start now
+            next = memory.with(r);
         } catch (RuntimeException e) {
             r.close();
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
             return false;
         }
+        // Kept from here on even if a ring fails to take it: a ring that did may walk into it.
+        memory = next;
+        rings.swapMemory(next, null); // nothing is unmapped: running rings take it in place
+        rings.reconcileAll(features, memory); // rings waiting for this memory may start now
         log.info("{}: memory region added: {}", name, r);
         return true;
     }
