@@ -143,13 +143,13 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     /** Applies interrupt coalescing to the running queues (on their reactor); any thread. */
     void applyCoalescing(long delayBaseUs, long iopsThreshold) {
-        List<SplitVirtQueue> qs = runningQueues();
-        try {
-            device.reactor().runAndWait(() -> {
-                for (SplitVirtQueue q : qs) q.coalescing(delayBaseUs, iopsThreshold);
-            }, STOP_TIMEOUT_SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: applying coalescing: {}", name, e.toString());
+        // Each queue on its own reactor (they differ when the controller's queues are spread).
+        for (SplitVirtQueue q : runningQueues()) {
+            try {
+                device.reactor(q.index()).runAndWait(() -> q.coalescing(delayBaseUs, iopsThreshold), STOP_TIMEOUT_SECONDS);
+            } catch (Exception e) {
+                log.warn("{}: applying coalescing to ring {}: {}", name, q.index(), e.toString());
+            }
         }
     }
 
@@ -629,7 +629,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     private void stop(Ring r) {
         QueueProcessor p = r.running;
         if (p == null) return;
-        Reactor reactor = device.reactor();
+        Reactor reactor = device.reactor(p.queue().index());
         CompletableFuture<Integer> done = new CompletableFuture<>();
         // The command itself can fail (a fault while publishing into a vanished ring): the
         // processor then fails the queue, and that completes the stop too. Only a stopped
@@ -674,7 +674,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     /** The reactor is stopped or dead: nothing touches the queue any more; forget it. */
     private void abandon(Ring r, QueueProcessor p, String why) {
         log.error("{}: ring {} could not be stopped cleanly: {}", name, p.queue().index(), why);
-        if (device.reactor().isTerminated()) r.base = p.queue().lastAvail(); // the reactor thread has ended
+        if (device.reactor(p.queue().index()).isTerminated()) r.base = p.queue().lastAvail(); // the reactor thread has ended
         synchronized (this) {
             r.running = null;
         }
@@ -683,7 +683,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
     private void forceStop(Ring r, QueueProcessor p) {
         try {
-            device.reactor().runAndWait(p::forceStop, STOP_TIMEOUT_SECONDS);
+            device.reactor(p.queue().index()).runAndWait(p::forceStop, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             // The reactor does not answer: it may still touch the queue, so its memory stays mapped.
             log.error("{}: ring {} did not stop and its reactor does not answer ({}); its guest memory stays mapped", name,
@@ -728,7 +728,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
         p.errorFd(r.errFd);
         try {
-            device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
+            device.reactor(idx).runAndWait(p::start, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
             return false;
