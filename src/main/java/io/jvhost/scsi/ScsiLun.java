@@ -244,6 +244,11 @@ public final class ScsiLun {
         return n;
     }
 
+    /** Task management functions waiting on lane {@code lane} for affected tasks to end (that lane's reactor thread). */
+    public int pendingTaskManagement(int lane) {
+        return lanes[lane].pendingTmfs.size();
+    }
+
     /** True when a unit attention (POWER ON, RESET...) waits to be reported (reactor thread). */
     public boolean unitAttentionPending() {
         return unitAttention;
