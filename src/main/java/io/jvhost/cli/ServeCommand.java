@@ -61,6 +61,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--num-queues", paramLabel = "N", description = "Without --json: queues offered (GET_QUEUE_NUM, default 16); QEMU uses num-queues of them.")
     int numQueues = 16;
 
+    @Option(names = "--queue-placement", paramLabel = "MODE", description = "Without --json: one-reactor (default, as SPDK: every queue on the least-loaded reactor) or spread (the queues round-robin over all reactors).")
+    String queuePlacement = "one-reactor";
+
     @Option(names = "--empty", description = "Without --json: start with no disk and no controller (create them through RPC).")
     boolean empty;
 
@@ -216,10 +219,11 @@ final class ServeCommand implements Callable<Integer> {
         }
         switch (type) {
             case "blk" -> methods.call("vhost_create_blk_controller", f.objectNode().put("ctrlr", ctrlr).put("dev_name", bdev)
-                    .put("readonly", readonly).put("num_queues", numQueues));
+                    .put("readonly", readonly).put("num_queues", numQueues).put("queue_placement", queuePlacement));
             case "scsi" -> {
                 if (readonly) throw RpcException.invalidParams("--readonly applies to blk controllers; for scsi use a read-only file (--file with bdev_aio_create readonly)");
-                methods.call("vhost_create_scsi_controller", f.objectNode().put("ctrlr", ctrlr).put("num_queues", numQueues));
+                methods.call("vhost_create_scsi_controller", f.objectNode().put("ctrlr", ctrlr).put("num_queues", numQueues)
+                        .put("queue_placement", queuePlacement));
                 methods.call("vhost_scsi_controller_add_target", f.objectNode().put("ctrlr", ctrlr).put("scsi_target_num", 0).put("bdev_name", bdev));
             }
             default -> throw RpcException.invalidParams("--type must be blk or scsi, got '" + type + "'");

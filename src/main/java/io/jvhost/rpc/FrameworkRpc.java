@@ -188,7 +188,7 @@ public final class FrameworkRpc {
             int id = 0;
             for (Controller c : controllers) {
                 id++;
-                if (c.device().reactor() != re) continue;
+                if (c.device().placement().queuesOn(re, c.device().maxQueues()) == 0) continue;
                 threads.addObject().put("name", c.name()).put("id", id).put("cpumask", Long.toHexString(1L << re.id()));
             }
             o.put("idle_strategy", re.idleStrategy().sleep() ? "backoff" : "busy");

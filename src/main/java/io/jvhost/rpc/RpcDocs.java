@@ -44,13 +44,13 @@ public final class RpcDocs {
             new Doc("bdev_aio_rescan", "name", "true (adopts the file's new size; refused while in use)"),
             new Doc("bdev_set_qos_limit", "name [rw_ios_per_sec] [rw_mbytes_per_sec] [r_mbytes_per_sec] [w_mbytes_per_sec]", "true for no limits (0); a real limit is refused"),
             new Doc("bdev_get_iostat", "[name]", "{tick_rate, ticks, bdevs: [{name, bytes_read, num_read_ops, ..., read_latency_ticks, ...}]}"),
-            new Doc("vhost_create_blk_controller", "ctrlr dev_name [readonly] [cpumask] [packed_ring] [transport] [num_queues*]", "true"),
-            new Doc("vhost_create_scsi_controller", "ctrlr [cpumask] [num_queues*]", "true"),
+            new Doc("vhost_create_blk_controller", "ctrlr dev_name [readonly] [cpumask] [packed_ring] [transport] [num_queues*] [queue_placement*]", "true"),
+            new Doc("vhost_create_scsi_controller", "ctrlr [cpumask] [num_queues*] [queue_placement*]", "true"),
             new Doc("vhost_scsi_controller_add_target", "ctrlr scsi_target_num(-1: first free) bdev_name", "the target number"),
             new Doc("vhost_scsi_controller_remove_target", "ctrlr scsi_target_num", "true"),
             new Doc("vhost_delete_controller", "ctrlr", "true; refused (-32602 Device or resource busy) while a front-end is connected"),
             new Doc("scsi_get_devices", "", "[{id, device_name, ctrlr*, scsi_target_num*}]"),
-            new Doc("vhost_get_controllers", "[name]", "[{ctrlr, cpumask, delay_base_us, iops_threshold, socket, backend_specific}]"),
+            new Doc("vhost_get_controllers", "[name]", "[{ctrlr, cpumask, queue_placement*, delay_base_us, iops_threshold, socket, backend_specific}]"),
             new Doc("vhost_controller_set_coalescing", "ctrlr delay_base_us iops_threshold", "true (applied to running queues, reported, saved)"),
             new Doc("vhost_get_stats*", "[name]", "[{ctrlr, connections, protocol_errors, ..., session: {queues: [{requests, in_flight, calls, ...}]}}]"));
 }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jvhost.vhost.BlkDevice;
 import io.jvhost.vhost.Controller;
 import io.jvhost.vhost.ControllerBusyException;
+import io.jvhost.vhost.QueuePlacement;
 import io.jvhost.vhost.Session;
 import io.jvhost.vhost.VhostTarget;
 import io.jvhost.vhost.VirtioScsiDevice;
@@ -53,12 +54,13 @@ public final class VhostRpc {
         String cpumask = p.string("cpumask", null);
         String transport = p.string("transport", BLK_TRANSPORT);
         int numQueues = p.intInRange("num_queues", DEFAULT_NUM_QUEUES, 1, 64);
+        QueuePlacement.Mode placement = queuePlacement(p, "vhost_create_blk_controller");
         p.done();
         if (packed) throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'packed_ring': packed rings are not supported yet");
         if (!transport.equals(BLK_TRANSPORT)) {
             throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'transport' must be " + BLK_TRANSPORT + ", got " + transport);
         }
-        t.createBlkController(ctrlr, devName, readonly, numQueues, cpumask);
+        t.createBlkController(ctrlr, devName, readonly, numQueues, cpumask, placement);
         return BooleanNode.TRUE;
     }
 
@@ -97,6 +99,7 @@ public final class VhostRpc {
             ObjectNode o = a.addObject();
             o.put("ctrlr", c.name());
             o.put("cpumask", "0x" + cpumask(c));
+            putPlacement(o, c); // jvhost's, only for a spread controller: SPDK's shape otherwise
             o.put("delay_base_us", c.coalescingDelayBaseUs());
             o.put("iops_threshold", c.coalescingIopsThreshold());
             o.put("socket", c.socketPath());
@@ -128,10 +131,33 @@ public final class VhostRpc {
         return e;
     }
 
-    /** SPDK cpumask text of the reactor a controller runs on, as SPDK saves it ("1", "2", ...). */
+    /**
+     * SPDK cpumask text of the reactor(s) a controller runs on, as SPDK saves it ("1", "2", ...);
+     * a spread controller's names every reactor its queues use.
+     */
     static String cpumask(Controller c) {
-        var r = c.device().reactor();
-        return Long.toHexString(1L << (r.cpu() >= 0 ? r.cpu() : r.id()));
+        long m = 0;
+        for (var r : c.device().placement().reactors()) m |= 1L << (r.cpu() >= 0 ? r.cpu() : r.id());
+        return Long.toHexString(m);
+    }
+
+    /**
+     * jvhost's {@code queue_placement} ("one-reactor", the default and SPDK's behaviour, or
+     * "spread": the queues round-robin over the cpumask's reactors). SPDK has no such parameter
+     * and, decoding these methods leniently, ignores it in a jvhost config.
+     */
+    static QueuePlacement.Mode queuePlacement(Params p, String method) {
+        String v = p.string("queue_placement", null);
+        try {
+            return QueuePlacement.Mode.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw RpcException.invalidParams(method + ": parameter 'queue_placement' " + e.getMessage().substring("queue_placement ".length()));
+        }
+    }
+
+    /** Adds {@code queue_placement} to saved params when it is not the default. */
+    static void putPlacement(ObjectNode params, Controller c) {
+        if (c.device().placement().mode() != QueuePlacement.Mode.ONE_REACTOR) params.put("queue_placement", c.device().placement().mode().value);
     }
 
     private static JsonNode blkConfig(VhostTarget t) {
@@ -146,6 +172,7 @@ public final class VhostRpc {
             // jvhost's one extra, only when not the default: SPDK decodes this method's params
             // leniently (spdk_json_decode_object_relaxed) and ignores it.
             if (b.maxQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", b.maxQueues());
+            putPlacement(params, c);
             ObjectNode co = coalescingEntry(c);
             if (co != null) a.add(co);
         }
@@ -180,24 +207,23 @@ public final class VhostRpc {
         return a;
     }
 
-    /** Per-queue counters, read on the queues' reactor so each queue's numbers are consistent. */
+    /** Per-queue counters, each read on its queue's reactor so each queue's numbers are consistent. */
     static ArrayNode queueStats(Controller c, List<VirtQueue> queues) {
-        List<long[]> rows;
-        try {
-            rows = c.device().reactor().call(() -> {
-                List<long[]> l = new ArrayList<>();
-                for (VirtQueue q : queues) {
+        List<long[]> rows = new ArrayList<>();
+        for (VirtQueue q : queues) {
+            var reactor = c.device().reactor(q.index());
+            try {
+                rows.add(reactor.call(() -> {
                     QueueStats st = q.stats();
-                    l.add(new long[] {q.index(), q.size(), st.requests, q.inFlight(), st.kicks, st.calls, st.callErrors, st.chainErrors,
-                            st.requestErrors, q.isBroken() ? 1 : 0});
-                }
-                return l;
-            }).get(5, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new RpcException(RpcException.INTERNAL_ERROR, "interrupted while reading queue statistics");
-        } catch (ExecutionException | TimeoutException e) {
-            throw new RpcException(RpcException.INTERNAL_ERROR, "reactor " + c.device().reactor().id() + " did not report queue statistics: " + e);
+                    return new long[] {q.index(), q.size(), st.requests, q.inFlight(), st.kicks, st.calls, st.callErrors, st.chainErrors,
+                            st.requestErrors, q.isBroken() ? 1 : 0};
+                }).get(5, TimeUnit.SECONDS));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new RpcException(RpcException.INTERNAL_ERROR, "interrupted while reading queue statistics");
+            } catch (ExecutionException | TimeoutException e) {
+                throw new RpcException(RpcException.INTERNAL_ERROR, "reactor " + reactor.id() + " did not report queue statistics: " + e);
+            }
         }
         ArrayNode a = Json.arr();
         for (int i = 0; i < rows.size(); i++) {

@@ -38,8 +38,9 @@ final class VhostScsiRpc {
         String cpumask = p.string("cpumask", null);
         p.bool("delay", false);
         int numQueues = p.intInRange("num_queues", DEFAULT_NUM_QUEUES, 1, 62);
+        var placement = VhostRpc.queuePlacement(p, "vhost_create_scsi_controller");
         p.done();
-        t.createScsiController(ctrlr, numQueues, cpumask);
+        t.createScsiController(ctrlr, numQueues, cpumask, placement);
         return BooleanNode.TRUE;
     }
 
@@ -115,6 +116,7 @@ final class VhostScsiRpc {
             // right, as SPDK could not honour it.
             params.put("ctrlr", c.name()).put("cpumask", VhostRpc.cpumask(c));
             if (d.requestQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", d.requestQueues());
+            VhostRpc.putPlacement(params, c);
             for (ScsiTarget st : d.scsi().targets()) {
                 if (st.state() != ScsiTarget.State.ACTIVE) continue;
                 a.addObject().put("method", "vhost_scsi_controller_add_target").putObject("params")

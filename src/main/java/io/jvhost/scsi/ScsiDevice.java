@@ -16,9 +16,20 @@ public final class ScsiDevice {
 
     private final String name;
     private final AtomicReferenceArray<ScsiTarget> targets = new AtomicReferenceArray<>(MAX_TARGETS);
+    private final int lanes;
 
     public ScsiDevice(String name) {
+        this(name, 1);
+    }
+
+    /** A device whose targets take tasks on {@code lanes} reactors (see {@link ScsiTask#lane(int)}). */
+    public ScsiDevice(String name, int lanes) {
         this.name = name;
+        this.lanes = lanes;
+    }
+
+    public int lanes() {
+        return lanes;
     }
 
     public String name() {
@@ -27,7 +38,7 @@ public final class ScsiDevice {
 
     /** Adds target {@code id} with LUN 0 on {@code bdev}; throws if the id is bad or in use. */
     public ScsiTarget addTarget(int id, String targetName, BlockDevice bdev) {
-        ScsiTarget t = new ScsiTarget(id, targetName, bdev);
+        ScsiTarget t = new ScsiTarget(id, targetName, bdev, lanes);
         if (!targets.compareAndSet(id, null, t)) {
             throw new IllegalStateException("SCSI target " + id + " of " + name + " is in use");
         }

@@ -29,12 +29,15 @@ import static io.jvhost.scsi.ScsiSense.*;
  * A logical unit backed by a block device (SPDK: scsi_lun + scsi_bdev): decodes and checks CDBs,
  * answers the emulated SPC/SBC commands, and turns media commands into block requests.
  *
- * <p><b>Threading.</b> A LUN's tasks run on one reactor thread: {@link #execute} and
- * {@link ScsiTarget#manage} are called there, with a {@link BlockChannel} of {@link #bdev()}
- * opened and polled by that thread, and completions are delivered from that channel's
- * {@code poll()}. Only target removal ({@link ScsiTarget#remove}) may come from another thread.
- * The per-LUN state touched by the reactor (in-flight list, pending task management functions,
- * unit attention) is therefore not synchronized.
+ * <p><b>Threading.</b> A LUN's tasks run on one reactor thread per lane ({@link ScsiTask#lane(int)};
+ * one lane unless the transport spreads its queues over reactors): {@link #execute} and
+ * {@link ScsiTarget#manage} are called on the lane's thread, with a {@link BlockChannel} of
+ * {@link #bdev()} opened and polled by that thread, and completions are delivered from that
+ * channel's {@code poll()}. The per-lane state (in-flight list, retry list, pending task
+ * management functions) is touched by its lane's thread only and not synchronized; a task
+ * management function sees only its own lane's tasks, so a transport with several lanes sends
+ * one to each. The unit attention is shared by the lanes (volatile, claimed by compare-and-set).
+ * Only target removal ({@link ScsiTarget#remove}) may come from another thread.
  *
  * <p><b>Hostile input.</b> Every CDB and parameter list field that matters is checked; errors end
  * in CHECK CONDITION with fixed-format sense data, never in an exception. The data buffers are
@@ -105,23 +108,55 @@ public final class ScsiLun {
     private final byte[] vpdSupported, vpdSerial, vpdDeviceId, vpdBlockLimits, vpdBlockCharacteristics, vpdProvisioning;
     private final byte[] cachingPage, cachingChangeable, controlPage, controlChangeable;
 
-    // ---- reactor-confined state
-    private ScsiTask inflightHead;
-    private int inflight;
     /**
-     * Tasks whose block request the channel answered "no room now" (-EAGAIN/-ENOMEM), oldest
-     * first: resubmitted by {@link #resubmitWaiting()} (SPDK's spdk_bdev_queue_io_wait), so
-     * back-pressure never reaches the initiator as BUSY. Intrusive, so nothing is allocated.
+     * One lane's state (see {@link ScsiTask#lane(int)}), touched only by that lane's reactor:
+     * the tasks it executes, those waiting for room, its pending task management functions.
      */
-    private ScsiTask waitHead, waitTail;
-    private long busyRetries;
-    private boolean unitAttention;
-    private final ArrayList<ScsiTmf> pendingTmfs = new ArrayList<>(4);
+    private static final class Lane {
+        ScsiTask inflightHead;
+        int inflight;
+        /**
+         * Tasks whose block request the channel answered "no room now" (-EAGAIN/-ENOMEM), oldest
+         * first: resubmitted by {@link #resubmitWaiting(int)} (SPDK's spdk_bdev_queue_io_wait), so
+         * back-pressure never reaches the initiator as BUSY. Intrusive, so nothing is allocated.
+         */
+        ScsiTask waitHead, waitTail;
+        long busyRetries;
+        final ArrayList<ScsiTmf> pendingTmfs = new ArrayList<>(4);
+        // Keeps two lanes (two reactors' hot fields) off one cache line.
+        @SuppressWarnings("unused") long pad1, pad2, pad3, pad4, pad5, pad6, pad7;
+    }
+
+    private final Lane[] lanes;
+    /**
+     * POWER ON, RESET unit attention: shared by the lanes (one initiator), set by a reset on any
+     * lane and reported once, to whichever command claims it first (compare-and-set).
+     */
+    private volatile boolean unitAttention;
+    private static final java.lang.invoke.VarHandle UA_HANDLE;
+    static {
+        try {
+            UA_HANDLE = java.lang.invoke.MethodHandles.lookup().findVarHandle(ScsiLun.class, "unitAttention", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** True for the one caller that takes a pending unit attention. */
+    private boolean claimUnitAttention() {
+        return unitAttention && UA_HANDLE.compareAndSet(this, true, false);
+    }
 
     ScsiLun(ScsiTarget target, int id, BlockDevice bdev) {
+        this(target, id, bdev, 1);
+    }
+
+    ScsiLun(ScsiTarget target, int id, BlockDevice bdev, int laneCount) {
         this.target = target;
         this.id = id;
         this.bdev = bdev;
+        this.lanes = new Lane[laneCount];
+        for (int i = 0; i < laneCount; i++) lanes[i] = new Lane();
         this.blockSize = bdev.blockSize();
         if (blockSize < 512 || Integer.bitCount(blockSize) != 1 || blockSize > ScsiTask.BOUNCE_BYTES) {
             throw new IllegalArgumentException("unsupported block size " + blockSize);
@@ -202,9 +237,16 @@ public final class ScsiLun {
         return maxCompareAndWriteBlocks;
     }
 
-    /** Tasks executing on this LUN (reactor thread). */
+    /** Tasks executing on this LUN (exact on the reactor thread of a one-lane LUN; a sum over lanes otherwise). */
     public int inFlight() {
-        return inflight;
+        int n = 0;
+        for (Lane l : lanes) n += l.inflight;
+        return n;
+    }
+
+    /** Task management functions waiting on lane {@code lane} for affected tasks to end (that lane's reactor thread). */
+    public int pendingTaskManagement(int lane) {
+        return lanes[lane].pendingTmfs.size();
     }
 
     /** True when a unit attention (POWER ON, RESET...) waits to be reported (reactor thread). */
@@ -229,7 +271,7 @@ public final class ScsiLun {
             t.finish();
             return;
         }
-        t.seq = target.nextSeq();
+        t.seq = target.nextSeq(t.lane);
         link(t);
         try {
             dispatch(t);
@@ -279,8 +321,7 @@ public final class ScsiLun {
         byte[] c = t.cdb;
         int op = c[0] & 0xFF;
         if (unitAttention && op != ScsiOpcode.INQUIRY && op != ScsiOpcode.REPORT_LUNS
-                && op != ScsiOpcode.REQUEST_SENSE) {
-            unitAttention = false;
+                && op != ScsiOpcode.REQUEST_SENSE && claimUnitAttention()) {
             fail(t, UNIT_ATTENTION, POWER_ON_RESET);
             return;
         }
@@ -365,12 +406,13 @@ public final class ScsiLun {
     // ---------------------------------------------------------------- completion plumbing
 
     private void complete(ScsiTask t) {
+        int lane = t.lane;
         unlink(t);
-        boolean tmfs = !pendingTmfs.isEmpty();
+        boolean tmfs = !lanes[lane].pendingTmfs.isEmpty();
         try {
             t.finish();
         } finally {
-            if (tmfs) checkTmfs();
+            if (tmfs) checkTmfs(lane);
             target.exit();
         }
     }
@@ -407,7 +449,7 @@ public final class ScsiLun {
             fail(t, HARDWARE_ERROR, INTERNAL_TARGET_FAILURE);
             return;
         }
-        if (waitHead != null) {
+        if (lanes[t.lane].waitHead != null) {
             waitForRoom(t); // keep the order: behind the tasks already waiting
             return;
         }
@@ -426,22 +468,30 @@ public final class ScsiLun {
 
     /** The task waits (in phase IO: a TMF sees it as I/O pending) until the channel has room. */
     private void waitForRoom(ScsiTask t) {
-        busyRetries++;
+        Lane l = lanes[t.lane];
+        l.busyRetries++;
         t.phase = ScsiTask.IO;
         t.waitNext = null;
-        if (waitTail == null) waitHead = t;
-        else waitTail.waitNext = t;
-        waitTail = t;
+        if (l.waitTail == null) l.waitHead = t;
+        else l.waitTail.waitNext = t;
+        l.waitTail = t;
     }
 
-    /** True when tasks wait for their channel to take them (the reactor must keep polling). */
+    /** True when lane 0's tasks wait for their channel to take them (the reactor must keep polling). */
     public boolean tasksWaitingForRoom() {
-        return waitHead != null;
+        return tasksWaitingForRoom(0);
     }
 
-    /** Times a block submit was answered "no room now" and the task was queued for retry (reactor thread). */
+    /** True when lane {@code lane}'s tasks wait for their channel to take them (that lane's reactor). */
+    public boolean tasksWaitingForRoom(int lane) {
+        return lanes[lane].waitHead != null;
+    }
+
+    /** Times a block submit was answered "no room now" and the task was queued for retry (reactor thread; summed over lanes). */
     public long busyRetries() {
-        return busyRetries;
+        long n = 0;
+        for (Lane l : lanes) n += l.busyRetries;
+        return n;
     }
 
     /**
@@ -449,13 +499,19 @@ public final class ScsiLun {
      * channel pushes back again; an aborted one ends without I/O. Returns how many left the list.
      */
     public int resubmitWaiting() {
+        return resubmitWaiting(0);
+    }
+
+    /** {@link #resubmitWaiting()} for lane {@code lane}, on its reactor. */
+    public int resubmitWaiting(int lane) {
+        Lane l = lanes[lane];
         int n = 0;
-        while (waitHead != null) {
-            ScsiTask t = waitHead;
+        while (l.waitHead != null) {
+            ScsiTask t = l.waitHead;
             int rc = t.aborted ? 0 : t.channel.submit(t.request);
             if (rc == -Errno.EAGAIN || rc == -Errno.ENOMEM) break;
-            waitHead = t.waitNext;
-            if (waitHead == null) waitTail = null;
+            l.waitHead = t.waitNext;
+            if (l.waitHead == null) l.waitTail = null;
             t.waitNext = null;
             n++;
             if (t.aborted) blockComplete(t, 0);      // ends as TASK ABORTED without touching the device
@@ -517,24 +573,27 @@ public final class ScsiLun {
     // ---------------------------------------------------------------- in-flight list and TMFs
 
     private void link(ScsiTask t) {
+        Lane l = lanes[t.lane];
         t.prev = null;
-        t.next = inflightHead;
-        if (inflightHead != null) inflightHead.prev = t;
-        inflightHead = t;
-        inflight++;
+        t.next = l.inflightHead;
+        if (l.inflightHead != null) l.inflightHead.prev = t;
+        l.inflightHead = t;
+        l.inflight++;
     }
 
     private void unlink(ScsiTask t) {
+        Lane l = lanes[t.lane];
         if (t.prev != null) t.prev.next = t.next;
-        else if (inflightHead == t) inflightHead = t.next;
+        else if (l.inflightHead == t) l.inflightHead = t.next;
         else return; // not linked
         if (t.next != null) t.next.prev = t.prev;
         t.prev = t.next = null;
-        inflight--;
+        l.inflight--;
     }
 
-    /** Handles a LUN-level function; {@code tmf.begin()} and its seq were set by the target. */
+    /** Handles a LUN-level function on its lane; {@code tmf.begin()} and its seq were set by the target. */
     void manage(ScsiTmf tmf) {
+        ScsiTask inflightHead = lanes[tmf.lane].inflightHead;
         switch (tmf.function) {
             case ABORT_TASK -> {
                 boolean found = false;
@@ -548,11 +607,11 @@ public final class ScsiLun {
                 else waitFor(tmf);
             }
             case ABORT_TASK_SET, CLEAR_TASK_SET -> {
-                abortAll();
+                abortAll(tmf.lane);
                 waitFor(tmf);
             }
             case LOGICAL_UNIT_RESET, TARGET_RESET, I_T_NEXUS_RESET -> {
-                reset();
+                reset(tmf.lane);
                 waitFor(tmf);
             }
             case QUERY_TASK -> {
@@ -566,35 +625,37 @@ public final class ScsiLun {
         }
     }
 
-    /** Aborts every task in flight and sets a POWER ON, RESET unit attention. */
-    void reset() {
-        abortAll();
+    /** Aborts every task in flight on {@code lane} and sets a POWER ON, RESET unit attention. */
+    void reset(int lane) {
+        abortAll(lane);
         unitAttention = true;
     }
 
-    private void abortAll() {
-        for (ScsiTask t = inflightHead; t != null; t = t.next) t.aborted = true;
+    private void abortAll(int lane) {
+        for (ScsiTask t = lanes[lane].inflightHead; t != null; t = t.next) t.aborted = true;
     }
 
     /** Registers a function that completes when its affected tasks are gone (maybe right now). */
     void waitFor(ScsiTmf tmf) {
         tmf.lunsPending++;
-        pendingTmfs.add(tmf);
-        checkTmfs();
+        lanes[tmf.lane].pendingTmfs.add(tmf);
+        checkTmfs(tmf.lane);
     }
 
     /** Registers without checking, for target-level functions spanning several LUNs. */
     void waitForLater(ScsiTmf tmf) {
-        pendingTmfs.add(tmf);
+        lanes[tmf.lane].pendingTmfs.add(tmf);
     }
 
-    void checkTmfs() {
+    void checkTmfs(int lane) {
+        Lane l = lanes[lane];
+        ArrayList<ScsiTmf> pendingTmfs = l.pendingTmfs;
         outer:
         while (true) {
             for (int i = 0; i < pendingTmfs.size(); i++) {
                 ScsiTmf tmf = pendingTmfs.get(i);
                 boolean blocked = false;
-                for (ScsiTask t = inflightHead; t != null && !blocked; t = t.next) blocked = tmf.waitsFor(t);
+                for (ScsiTask t = l.inflightHead; t != null && !blocked; t = t.next) blocked = tmf.waitsFor(t);
                 if (!blocked) {
                     pendingTmfs.remove(i);
                     if (--tmf.lunsPending == 0) tmf.finish(ScsiTmf.Response.FUNCTION_COMPLETE);
@@ -612,8 +673,7 @@ public final class ScsiLun {
         boolean desc = (c[1] & 0x01) != 0;
         int alloc = u8(c, 4);
         int key = NO_SENSE, code = NO_ADDITIONAL_SENSE;
-        if (unitAttention) {
-            unitAttention = false;
+        if (claimUnitAttention()) {
             key = UNIT_ATTENTION;
             code = POWER_ON_RESET;
         }

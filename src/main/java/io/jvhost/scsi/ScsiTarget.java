@@ -20,9 +20,9 @@ import static io.jvhost.scsi.Bytes.u8;
  * nothing was in flight, else on the reactor thread inside the completion. State and in-flight
  * count live in one atomic word, so a task is either counted before removal starts or refused.
  *
- * <p><b>Threading.</b> {@link #execute} and {@link #manage} run on the reactor thread that owns
- * the LUN's block channel (see {@link ScsiLun}); {@link #remove}, {@link #state()} and the
- * accessors may be called from any thread.
+ * <p><b>Threading.</b> {@link #execute} and {@link #manage} run on the reactor thread of the
+ * task's (or function's) lane, which owns that lane's block channel (see {@link ScsiLun});
+ * {@link #remove}, {@link #state()} and the accessors may be called from any thread.
  */
 public final class ScsiTarget {
     public static final int MAX_ID = 7;
@@ -41,15 +41,29 @@ public final class ScsiTarget {
     private final byte[] noLunInquiry;
     private final AtomicLong ctl = new AtomicLong();
     private volatile Runnable onRemoved;
-    private long seq; // reactor thread: execution sequence number, for task management
+    /**
+     * Execution sequence numbers for task management, one per lane, each written by its lane's
+     * reactor only; spaced a cache line apart so lanes on different cores do not share one.
+     */
+    private final long[] seqs;
+    private static final int SEQ_STRIDE = 8;
+    private final int lanes;
 
     public ScsiTarget(int id, String name, BlockDevice bdev) {
+        this(id, name, bdev, 1);
+    }
+
+    /** A target whose LUNs take tasks on {@code lanes} reactors (see {@link ScsiTask#lane(int)}). */
+    public ScsiTarget(int id, String name, BlockDevice bdev, int lanes) {
         if (id < 0 || id > MAX_ID) throw new IllegalArgumentException("target id must be 0-" + MAX_ID + ", got " + id);
         if (name == null || name.isBlank()) throw new IllegalArgumentException("target name must not be empty");
         if (bdev == null) throw new IllegalArgumentException("bdev is required");
+        if (lanes < 1 || lanes > 64) throw new IllegalArgumentException("lanes must be 1..64, got " + lanes);
         this.id = id;
         this.name = name;
-        this.luns = new ScsiLun[] {new ScsiLun(this, 0, bdev)};
+        this.lanes = lanes;
+        this.seqs = new long[lanes * SEQ_STRIDE];
+        this.luns = new ScsiLun[] {new ScsiLun(this, 0, bdev, lanes)};
         this.noLunInquiry = luns[0].standardInquiry.clone();
         noLunInquiry[0] = 0x7F; // peripheral qualifier 011b (no LUN here), device type 1Fh (unknown)
     }
@@ -67,16 +81,31 @@ public final class ScsiTarget {
         return n >= 0 && n < luns.length ? luns[n] : null;
     }
 
+    /** Lanes (reactors) the LUNs take tasks on. */
+    public int lanes() {
+        return lanes;
+    }
+
     /** Reactor thread: resubmits tasks waiting for room in their channels (see {@link ScsiLun#resubmitWaiting()}). */
     public int resubmitWaiting() {
+        return resubmitWaiting(0);
+    }
+
+    /** Lane {@code lane}'s reactor: resubmits that lane's tasks waiting for room. */
+    public int resubmitWaiting(int lane) {
         int n = 0;
-        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom()) n += l.resubmitWaiting();
+        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom(lane)) n += l.resubmitWaiting(lane);
         return n;
     }
 
     /** Reactor thread: true when some LUN has tasks waiting for room in their channel. */
     public boolean tasksWaitingForRoom() {
-        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom()) return true;
+        return tasksWaitingForRoom(0);
+    }
+
+    /** Lane {@code lane}'s reactor: true when some LUN has tasks of that lane waiting for room. */
+    public boolean tasksWaitingForRoom(int lane) {
+        for (ScsiLun l : luns) if (l != null && l.tasksWaitingForRoom(lane)) return true;
         return false;
     }
 
@@ -182,13 +211,14 @@ public final class ScsiTarget {
     }
 
     /**
-     * Runs a task management function. LUN-addressed functions go to {@link ScsiTmf#lun}
-     * (INCORRECT LOGICAL UNIT NUMBER when missing); TARGET RESET and I_T NEXUS RESET reset every
-     * LUN. Reactor thread only.
+     * Runs a task management function on the tasks of its {@link ScsiTmf#lane lane}.
+     * LUN-addressed functions go to {@link ScsiTmf#lun} (INCORRECT LOGICAL UNIT NUMBER when
+     * missing); TARGET RESET and I_T NEXUS RESET reset every LUN. That lane's reactor thread only.
      */
     public void manage(ScsiTmf tmf) {
+        if (tmf.lane < 0 || tmf.lane >= lanes) throw new IllegalArgumentException("lane " + tmf.lane + " of a " + lanes + "-lane target");
         tmf.begin();
-        tmf.seq = seq;
+        tmf.seq = seqs[tmf.lane * SEQ_STRIDE];
         switch (tmf.function) {
             case TARGET_RESET, I_T_NEXUS_RESET -> {
                 int n = 0;
@@ -196,11 +226,11 @@ public final class ScsiTarget {
                 tmf.lunsPending = n;
                 for (ScsiLun l : luns) {
                     if (l == null) continue;
-                    l.reset();
+                    l.reset(tmf.lane);
                     l.waitForLater(tmf);
                 }
                 if (n == 0) tmf.finish(ScsiTmf.Response.FUNCTION_COMPLETE);
-                else for (ScsiLun l : luns) if (l != null && tmf.pending) l.checkTmfs();
+                else for (ScsiLun l : luns) if (l != null && tmf.pending) l.checkTmfs(tmf.lane);
             }
             default -> {
                 ScsiLun l = lun(tmf.lun);
@@ -249,8 +279,8 @@ public final class ScsiTarget {
         if (r != null) r.run();
     }
 
-    long nextSeq() {
-        return ++seq;
+    long nextSeq(int lane) {
+        return ++seqs[lane * SEQ_STRIDE];
     }
 
     @Override

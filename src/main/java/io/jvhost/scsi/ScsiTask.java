@@ -88,6 +88,7 @@ public final class ScsiTask {
     long seq;
     ScsiTask prev, next;          // LUN's in-flight list
     ScsiTask waitNext;            // LUN's list of tasks waiting for the channel to take them
+    int lane;                     // which lane of the LUN (see lane(int))
     int kind;                     // which multi-step command (ScsiLun.K_*)
     long lba;                     // cursor for multi-step commands
     long remaining;               // blocks left
@@ -109,6 +110,23 @@ public final class ScsiTask {
     public ScsiTask completion(Completion c) {
         this.completion = c;
         return this;
+    }
+
+    /**
+     * The lane (reactor) this task runs on, kept across {@link #reset()}: the LUN keeps its
+     * in-flight list, retry list and pending task management per lane, so several reactors can
+     * execute tasks on one LUN, each touching only its own lane. 0 unless the transport spreads
+     * its queues; must be below the target's {@link ScsiTarget#lanes()}.
+     */
+    public ScsiTask lane(int lane) {
+        checkFree();
+        if (lane < 0) throw new IllegalArgumentException("lane must be >= 0");
+        this.lane = lane;
+        return this;
+    }
+
+    public int lane() {
+        return lane;
     }
 
     /** An object of the transport's (e.g. its slot), kept across {@link #reset()}. */

@@ -47,6 +47,14 @@ public final class ScsiTmf {
     /** Tag of the task to abort or query. */
     public long tag;
 
+    /**
+     * The lane this function acts on: only tasks of that lane are aborted, queried or waited
+     * for, and it runs on that lane's reactor. A transport whose queues span several lanes sends
+     * one function per lane and combines the answers (SPDK runs a whole device on one thread
+     * and never needs to).
+     */
+    public int lane;
+
     private Completion completion;
     Response response;
     boolean pending;

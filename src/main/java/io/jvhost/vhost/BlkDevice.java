@@ -28,16 +28,21 @@ public final class BlkDevice implements VhostUserDevice {
     private final BlockDevice bdev;
     private final boolean readOnly;
     private final int numQueues;
-    private final Reactor reactor;
+    private final QueuePlacement placement;
     private volatile boolean writeback;
 
     public BlkDevice(String name, BlockDevice bdev, boolean readOnly, int numQueues, Reactor reactor) {
+        this(name, bdev, readOnly, numQueues, QueuePlacement.oneReactor(reactor));
+    }
+
+    /** Queues on the reactors {@code placement} gives them (each reactor shares one channel to the bdev). */
+    public BlkDevice(String name, BlockDevice bdev, boolean readOnly, int numQueues, QueuePlacement placement) {
         if (numQueues < 1 || numQueues > 64) throw new IllegalArgumentException("num_queues must be 1..64, got " + numQueues);
         this.name = name;
         this.bdev = bdev;
         this.readOnly = readOnly || bdev.readOnly();
         this.numQueues = numQueues;
-        this.reactor = reactor;
+        this.placement = placement;
         this.writeback = bdev.volatileWriteCache();
     }
 
@@ -48,7 +53,8 @@ public final class BlkDevice implements VhostUserDevice {
 
     @Override public int virtioDeviceId() { return 2; }
     @Override public int maxQueues() { return numQueues; }
-    @Override public Reactor reactor() { return reactor; }
+    @Override public Reactor reactor() { return placement.home(); }
+    @Override public QueuePlacement placement() { return placement; }
 
     @Override
     public long features() {
@@ -102,7 +108,7 @@ public final class BlkDevice implements VhostUserDevice {
 
     @Override
     public QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd) {
-        return new BlkQueueProcessor(this, queue, reactor, kickFd);
+        return new BlkQueueProcessor(this, queue, placement.reactorOf(queue.index()), kickFd);
     }
 
     /** The 20-byte GET_ID serial: the bdev name, truncated or zero-padded. */

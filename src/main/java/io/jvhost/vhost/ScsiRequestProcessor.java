@@ -34,6 +34,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
     private final int reqSize;
     private final int respSize;
     private int inFlightTasks;
+    /** The device's lane of this queue's reactor: whose channels and LUN task lists it uses. */
+    private final int lane;
 
     /** Per-head state, reused; also the buffer sink that feeds the task. */
     private final class Slot implements DescriptorChain.BufferSink, ScsiTask.Completion {
@@ -127,6 +129,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
     ScsiRequestProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name());
         this.device = device;
+        this.lane = device.laneOf(queue.index());
         this.cdbSize = device.cdbSize();
         this.senseSize = device.senseSize();
         this.reqSize = REQ_HEADER + cdbSize;
@@ -136,7 +139,10 @@ final class ScsiRequestProcessor extends QueueProcessor {
         queue.acceptChainsUpTo(MAX_DESCRIPTORS);
         int maxBuffers = maxBuffers(queue.size());
         slots = new Slot[queue.size()];
-        for (int i = 0; i < slots.length; i++) slots[i] = new Slot(maxBuffers);
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = new Slot(maxBuffers);
+            slots[i].task.lane(lane);
+        }
     }
 
     @Override
@@ -146,12 +152,12 @@ final class ScsiRequestProcessor extends QueueProcessor {
 
     @Override
     protected boolean ioWakesReactor() {
-        return device.ioWakesReactor();
+        return device.ioWakesReactor(lane);
     }
 
     @Override
     protected int pollIo() {
-        return device.pollChannels();
+        return device.pollChannels(lane);
     }
 
     @Override
@@ -214,7 +220,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         }
         inFlightTasks++;
         s.executing = true;
-        t.execute(task, device.channelFor(t));
+        t.execute(task, device.channelFor(lane, t));
     }
 
     @Override

@@ -62,34 +62,92 @@ public final class VhostTarget implements AutoCloseable {
     public Reactor[] reactors() { return reactors.clone(); }
 
     /**
-     * Picks the reactor for a controller from an SPDK-style cpumask ("0x2", "2", "[1]"): the lowest
-     * set core, modulo the reactor count. Null or empty: reactor 0.
+     * The reactors an SPDK-style cpumask ("0x3", "3", "[0-1]") selects, in reactor order; null or
+     * empty: all of them. A core that runs no reactor is an error (with a pinned target: a core
+     * outside its core mask; unpinned: a number not below the reactor count).
      */
-    public Reactor reactorFor(String cpumask) {
-        if (cpumask == null || cpumask.isBlank()) return reactors[0];
+    public Reactor[] reactorsOf(String cpumask) {
+        if (cpumask == null || cpumask.isBlank()) return reactors.clone();
         long mask = Cpumask.parse(cpumask);
-        int core = Long.numberOfTrailingZeros(mask);
-        if (cores != null) {
-            for (int i = 0; i < cores.length; i++) if (cores[i] == core) return reactors[i];
-            throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + ", which runs no reactor (the target's core mask has "
-                    + java.util.Arrays.toString(cores) + ")");
+        List<Reactor> l = new ArrayList<>();
+        for (long m = mask; m != 0; m &= m - 1) {
+            int core = Long.numberOfTrailingZeros(m);
+            Reactor r = null;
+            if (cores != null) {
+                for (int i = 0; i < cores.length; i++) if (cores[i] == core) r = reactors[i];
+                if (r == null) {
+                    throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + ", which runs no reactor (the target's core mask has "
+                            + java.util.Arrays.toString(cores) + ")");
+                }
+            } else {
+                if (core >= reactors.length) {
+                    throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + " but only "
+                            + reactors.length + " reactor(s) run (start with more --reactors or a --cpumask)");
+                }
+                r = reactors[core];
+            }
+            l.add(r);
         }
-        if (core >= reactors.length) {
-            throw new IllegalArgumentException("cpumask " + cpumask + " selects core " + core + " but only "
-                    + reactors.length + " reactor(s) run (start with more --reactors or a --cpumask)");
-        }
-        return reactors[core];
+        l.sort(java.util.Comparator.comparingInt(Reactor::id));
+        return l.toArray(new Reactor[0]);
     }
 
-    /** SPDK vhost_create_blk_controller. */
-    public synchronized Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask) {
+    /**
+     * The load of each reactor (by index): how many queues of the configured controllers it
+     * runs. A controller counts all its queues (configured, connected or not), so placement
+     * does not change when front-ends come and go. Caller holds the lock.
+     */
+    private int[] load() {
+        int[] load = new int[reactors.length];
+        for (Controller c : controllers.values()) {
+            VhostUserDevice d = c.device();
+            QueuePlacement p = d.placement();
+            for (int q = 0; q < d.maxQueues(); q++) load[indexOf(p.reactorOf(q))]++;
+        }
+        return load;
+    }
+
+    private int indexOf(Reactor r) {
+        for (int i = 0; i < reactors.length; i++) if (reactors[i] == r) return i;
+        throw new IllegalStateException("reactor " + r + " is not this target's");
+    }
+
+    /**
+     * Least-loaded placement, as SPDK's vhost did for sessions (spdk_vhost_get_poll_group: the
+     * poll group of the cpumask with the fewest sessions): the cpumask's reactors ordered by
+     * load ({@link #load()}: queues owned), ties by reactor order. One-reactor placement takes
+     * the first; spread deals the queues from {@code firstSpread} on over all of them, starting
+     * at the least loaded. Caller holds the lock.
+     */
+    private QueuePlacement place(String cpumask, QueuePlacement.Mode mode, int firstSpread) {
+        Reactor[] candidates = reactorsOf(cpumask);
+        int[] load = load();
+        Reactor[] byLoad = candidates.clone();
+        java.util.Arrays.sort(byLoad, java.util.Comparator.comparingInt((Reactor r) -> load[indexOf(r)]).thenComparingInt(this::indexOf));
+        return mode == QueuePlacement.Mode.SPREAD ? QueuePlacement.spread(byLoad, firstSpread) : QueuePlacement.oneReactor(byLoad[0]);
+    }
+
+    /** The reactor a new one-reactor controller with this cpumask would get now: the least loaded of the mask. */
+    public synchronized Reactor reactorFor(String cpumask) {
+        return place(cpumask, QueuePlacement.Mode.ONE_REACTOR, 0).home();
+    }
+
+    /** SPDK vhost_create_blk_controller, all queues on one reactor. */
+    public Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask) {
+        return createBlkController(ctrlr, devName, readOnly, numQueues, cpumask, QueuePlacement.Mode.ONE_REACTOR);
+    }
+
+    /** SPDK vhost_create_blk_controller with jvhost's queue_placement. */
+    public synchronized Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask,
+                                                       QueuePlacement.Mode placement) {
         checkNewControllerName(ctrlr);
-        Reactor r = reactorFor(cpumask);
+        QueuePlacement p = place(cpumask, placement, 0);
         BlockDevice bdev = bdevs.claim(devName, "vhost controller " + ctrlr);
         try {
-            BlkDevice dev = new BlkDevice(ctrlr, bdev, readOnly, numQueues, r);
+            BlkDevice dev = new BlkDevice(ctrlr, bdev, readOnly, numQueues, p);
             Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
             controllers.put(ctrlr, c);
+            log.info("{}: queues placed {}", ctrlr, p);
             return c;
         } catch (RuntimeException e) {
             bdevs.release(devName, "vhost controller " + ctrlr);
@@ -97,18 +155,28 @@ public final class VhostTarget implements AutoCloseable {
         }
     }
 
-    /** SPDK vhost_create_scsi_controller (no targets yet). */
-    public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask) {
+    /** SPDK vhost_create_scsi_controller (no targets yet), all queues on one reactor. */
+    public Controller createScsiController(String ctrlr, int requestQueues, String cpumask) {
+        return createScsiController(ctrlr, requestQueues, cpumask, QueuePlacement.Mode.ONE_REACTOR);
+    }
+
+    /**
+     * SPDK vhost_create_scsi_controller with jvhost's queue_placement: spread deals the request
+     * queues over the cpumask's reactors; the control and event queues stay on the first.
+     */
+    public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask, QueuePlacement.Mode placement) {
         checkNewControllerName(ctrlr);
-        Reactor r = reactorFor(cpumask);
-        VirtioScsiDevice dev = new VirtioScsiDevice(ctrlr, requestQueues, r);
+        QueuePlacement p = place(cpumask, placement, io.jvhost.virtio.ScsiLayout.FIRST_REQUEST_QUEUE);
+        VirtioScsiDevice dev = new VirtioScsiDevice(ctrlr, requestQueues, p);
         Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
         controllers.put(ctrlr, c);
+        log.info("{}: queues placed {}", ctrlr, p);
         return c;
     }
 
     private VirtioScsiDevice scsiDevice(String ctrlr) {
         Controller c = controller(ctrlr);
+        if (deleting.contains(ctrlr)) throw beingDeleted(ctrlr);
         if (!(c.device() instanceof VirtioScsiDevice d)) {
             throw new IllegalArgumentException("controller '" + ctrlr + "' is not a vhost-scsi controller");
         }
@@ -187,15 +255,37 @@ public final class VhostTarget implements AutoCloseable {
 
     /**
      * SPDK vhost_delete_controller: refused with {@link ControllerBusyException} while a
-     * front-end is connected (as SPDK does); otherwise stops listening, removes the socket and
-     * releases the bdevs. Never waits for a session, so the target's lock is held only briefly.
+     * front-end is connected (as SPDK does); otherwise stops listening, removes the socket,
+     * closes its block channels on its reactors and releases the bdevs. The target's lock is held
+     * only to mark the controller as being deleted and, at the end, to remove it: the waits in
+     * between (the accept thread, each reactor's answer) do not stall other RPCs. Meanwhile the
+     * controller is still listed, its name stays taken and changes to it are refused.
      */
-    public synchronized void deleteController(String name) {
-        Controller c = controller(name);
-        String live = c.closeIfIdle();
-        if (live != null) throw new ControllerBusyException(name, live);
-        controllers.remove(name);
-        releaseDevice(c);
+    public void deleteController(String name) {
+        Controller c;
+        synchronized (this) {
+            c = controller(name);
+            if (!deleting.add(name)) throw beingDeleted(name);
+        }
+        boolean closed = false;
+        try {
+            String live = c.closeIfIdle();
+            if (live != null) throw new ControllerBusyException(name, live);
+            closed = true; // no longer listening: whatever follows, the controller goes
+            releaseDevice(c);
+        } finally {
+            synchronized (this) {
+                deleting.remove(name);
+                if (closed) controllers.remove(name);
+            }
+        }
+    }
+
+    /** Controllers whose deletion has started and not finished (guarded by this). */
+    private final java.util.Set<String> deleting = new java.util.HashSet<>();
+
+    private static BdevException beingDeleted(String name) {
+        return new BdevException(BdevException.Kind.IN_USE, "controller '" + name + "' is being deleted");
     }
 
     /** After a controller is closed: its bdevs go back to the registry, its SCSI channels close. */

@@ -31,7 +31,7 @@ public interface VhostUserDevice {
 
     /**
      * Creates the processor of a started queue (kick fd -1: the front-end polls, never kicks).
-     * It runs on {@link #reactor()}'s thread from its start on.
+     * It runs on {@link #reactor(int) reactor(queue.index())}'s thread from its start on.
      */
     QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd);
 
@@ -39,6 +39,16 @@ public interface VhostUserDevice {
     default void sessionEnded() {
     }
 
-    /** The reactor that runs this device's queues. */
+    /** The device's home reactor: its only one unless its queues are spread (then lane 0). */
     Reactor reactor();
+
+    /** Which reactor runs each queue (the queue → reactor map). */
+    default QueuePlacement placement() {
+        return QueuePlacement.oneReactor(reactor());
+    }
+
+    /** The reactor that runs queue {@code queueIndex} (control path). */
+    default Reactor reactor(int queueIndex) {
+        return placement().reactorOf(queueIndex);
+    }
 }

@@ -23,9 +23,13 @@ import static io.jvhost.virtio.ScsiLayout.*;
  * on a bdev, with a control queue (task management, async-notification queries), an event queue
  * (hot-attach/detach as TRANSPORT_RESET RESCAN/REMOVED) and request queues.
  *
- * <p>Threading: all queues of the device run on its one reactor, which also owns the targets'
- * block channels and the pending-event queue; targets are attached and detached from control
- * threads through {@link ScsiDevice} (lock-free) and reactor commands.
+ * <p>Threading: the queues run on the reactors {@link QueuePlacement} gives them: all on one
+ * (the default) or the request queues spread over several, each reactor being a <em>lane</em>
+ * with its own block channels to the targets and its own share of each LUN's task state. The
+ * control and event queues and the pending-event queue live on the home reactor (lane 0); task
+ * management is sent from there to every lane (see {@link ScsiControlProcessor}). Targets are
+ * attached and detached from control threads through {@link ScsiDevice} (lock-free) and
+ * reactor commands.
  */
 public final class VirtioScsiDevice implements VhostUserDevice {
     private static final Logger log = LoggerFactory.getLogger(VirtioScsiDevice.class);
@@ -36,12 +40,13 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     private final ScsiDevice scsi;
     private final int requestQueues;
     private final Reactor reactor;
+    private final QueuePlacement placement;
     private volatile int senseSize = DEFAULT_SENSE_SIZE;
     private volatile int cdbSize = DEFAULT_CDB_SIZE;
 
-    // Reactor-thread state.
-    private final BlockChannel[] channels = new BlockChannel[ScsiDevice.MAX_TARGETS];
-    private final ScsiTarget[] channelOwners = new ScsiTarget[ScsiDevice.MAX_TARGETS];
+    // Reactor-thread state: channels per lane, each array touched by its lane's reactor only.
+    private final BlockChannel[][] channels;
+    private final ScsiTarget[][] channelOwners;
     private final ArrayDeque<int[]> pendingEvents = new ArrayDeque<>();
     private boolean eventsMissed;
     private ScsiEventProcessor eventProcessor;
@@ -49,11 +54,18 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     private boolean guestAttached;
 
     public VirtioScsiDevice(String name, int requestQueues, Reactor reactor) {
+        this(name, requestQueues, QueuePlacement.oneReactor(reactor));
+    }
+
+    public VirtioScsiDevice(String name, int requestQueues, QueuePlacement placement) {
         if (requestQueues < 1 || requestQueues > 62) throw new IllegalArgumentException("num_queues must be 1..62, got " + requestQueues);
         this.name = name;
-        this.scsi = new ScsiDevice(name);
+        this.placement = placement;
+        this.scsi = new ScsiDevice(name, placement.lanes());
         this.requestQueues = requestQueues;
-        this.reactor = reactor;
+        this.reactor = placement.home();
+        channels = new BlockChannel[placement.lanes()][ScsiDevice.MAX_TARGETS];
+        channelOwners = new ScsiTarget[placement.lanes()][ScsiDevice.MAX_TARGETS];
     }
 
     public String name() { return name; }
@@ -65,6 +77,12 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     @Override public int virtioDeviceId() { return 8; }
     @Override public int maxQueues() { return FIRST_REQUEST_QUEUE + requestQueues; }
     @Override public Reactor reactor() { return reactor; }
+    @Override public QueuePlacement placement() { return placement; }
+
+    /** Lanes (reactors) of this device; 1 unless its queues are spread. */
+    int lanes() { return placement.lanes(); }
+    int laneOf(int queueIndex) { return placement.laneOf(queueIndex); }
+    Reactor laneReactor(int lane) { return placement.reactor(lane); }
 
     /**
      * Largest number of data segments per command we announce (seg_max, 5.6.4) to front-ends
@@ -119,39 +137,45 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     @Override
     public QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd) {
+        Reactor r = placement.reactorOf(queue.index());
         return switch (queue.index()) {
-            case CONTROL_QUEUE -> new ScsiControlProcessor(this, queue, reactor, kickFd);
-            case EVENT_QUEUE -> new ScsiEventProcessor(this, queue, reactor, kickFd);
-            default -> new ScsiRequestProcessor(this, queue, reactor, kickFd);
+            case CONTROL_QUEUE -> new ScsiControlProcessor(this, queue, r, kickFd);
+            case EVENT_QUEUE -> new ScsiEventProcessor(this, queue, r, kickFd);
+            default -> new ScsiRequestProcessor(this, queue, r, kickFd);
         };
     }
 
     // ---- reactor-thread helpers ----
 
-    /** The block channel of {@code t}'s LUN 0 on this reactor, opened on first use. */
-    BlockChannel channelFor(ScsiTarget t) {
+    /** The block channel of {@code t}'s LUN 0 on lane {@code lane} (its reactor thread), opened on first use. */
+    BlockChannel channelFor(int lane, ScsiTarget t) {
         int id = t.id();
+        BlockChannel[] channels = this.channels[lane];
+        ScsiTarget[] channelOwners = this.channelOwners[lane];
         if (channelOwners[id] != t) {
-            if (channels[id] != null) closeChannel(channelOwners[id]); // previous target in this slot is REMOVED
+            if (channels[id] != null) closeChannel(lane, channelOwners[id]); // previous target in this slot is REMOVED
             // The device's own channel (not shared through ReactorChannels: tasks abandoned at a
             // forced stop must never be completed by another device's poll).
             BlockChannel c = t.lun(0).bdev().openChannel();
             // A channel completing elsewhere wakes the reactor through its eventfd, so it may sleep with I/O in flight.
-            if (c.wakeFd() >= 0) reactor.addWakeFd(c.wakeFd());
+            if (c.wakeFd() >= 0) placement.reactor(lane).addWakeFd(c.wakeFd());
             channels[id] = c;
             channelOwners[id] = t;
         }
         return channels[id];
     }
 
-    int pollChannels() {
+    /** Polls lane {@code lane}'s channels (its reactor thread). */
+    int pollChannels(int lane) {
+        BlockChannel[] channels = this.channels[lane];
+        ScsiTarget[] channelOwners = this.channelOwners[lane];
         int n = 0;
         for (int i = 0; i < channels.length; i++) {
             BlockChannel c = channels[i];
             if (c == null) continue;
             n += c.poll();
             ScsiTarget t = channelOwners[i];
-            if (t.tasksWaitingForRoom()) n += t.resubmitWaiting();
+            if (t.tasksWaitingForRoom(lane)) n += t.resubmitWaiting(lane);
         }
         return n;
     }
@@ -160,20 +184,24 @@ public final class VirtioScsiDevice implements VhostUserDevice {
      * True when the reactor may sleep with this device's I/O in flight: no task waits for room
      * and every channel with requests in flight signals a registered wake fd.
      */
-    boolean ioWakesReactor() {
+    boolean ioWakesReactor(int lane) {
+        BlockChannel[] channels = this.channels[lane];
         for (int i = 0; i < channels.length; i++) {
             BlockChannel c = channels[i];
             if (c == null) continue;
             if (c.inFlight() > 0 && c.wakeFd() < 0) return false;
-            if (channelOwners[i].tasksWaitingForRoom()) return false;
+            if (channelOwners[lane][i].tasksWaitingForRoom(lane)) return false;
         }
         return true;
     }
 
-    private void closeChannel(ScsiTarget t) {
+    /** Lane {@code lane}'s reactor thread: closes its channel to {@code t}. */
+    private void closeChannel(int lane, ScsiTarget t) {
         int id = t.id();
+        BlockChannel[] channels = this.channels[lane];
+        ScsiTarget[] channelOwners = this.channelOwners[lane];
         if (channelOwners[id] == t) {
-            if (channels[id].wakeFd() >= 0) reactor.removeWakeFd(channels[id].wakeFd());
+            if (channels[id].wakeFd() >= 0) placement.reactor(lane).removeWakeFd(channels[id].wakeFd());
             channels[id].close();
             channels[id] = null;
             channelOwners[id] = null;
@@ -259,10 +287,13 @@ public final class VirtioScsiDevice implements VhostUserDevice {
         BlockDevice bdev = t.lun(0).bdev();
         postEvent(T_TRANSPORT_RESET, id, EVT_RESET_REMOVED);
         scsi.removeTarget(id, () -> {
-            reactor.call(() -> {
-                closeChannel(t);
-                return null;
-            });
+            for (int lane = 0; lane < placement.lanes(); lane++) {
+                int l = lane;
+                placement.reactor(lane).call(() -> {
+                    closeChannel(l, t);
+                    return null;
+                });
+            }
             log.info("{}: SCSI target {} removed (bdev {})", name, id, bdev.name());
             onRemoved.accept(bdev);
         });
@@ -274,8 +305,15 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     /** Closes every channel (reactor stopped or controller deleted). */
     void closeChannels() {
-        onReactor("closing channels", () -> {
-            for (ScsiTarget t : channelOwners) if (t != null) closeChannel(t);
-        });
+        for (int lane = 0; lane < placement.lanes(); lane++) {
+            int l = lane;
+            try {
+                placement.reactor(lane).runAndWait(() -> {
+                    for (ScsiTarget t : channelOwners[l]) if (t != null) closeChannel(l, t);
+                }, 10);
+            } catch (Exception e) {
+                log.warn("{}: closing channels of lane {}: {}", name, lane, e.toString());
+            }
+        }
     }
 }

@@ -130,15 +130,15 @@ final class Vrings {
         return false;
     }
 
-    /** Applies interrupt coalescing to the running queues (on their reactor). */
+    /** Applies interrupt coalescing to the running queues, each on its own reactor (they differ when spread). */
     void applyCoalescing(long delayBaseUs, long iopsThreshold) {
-        List<VirtQueue> qs = runningQueues();
-        try {
-            device.reactor().runAndWait(() -> {
-                for (VirtQueue q : qs) q.interrupts().coalescing(delayBaseUs, iopsThreshold);
-            }, Session.STOP_TIMEOUT_SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: applying coalescing: {}", name, e.toString());
+        for (VirtQueue q : runningQueues()) {
+            try {
+                device.reactor(q.index()).runAndWait(() -> q.interrupts().coalescing(delayBaseUs, iopsThreshold),
+                        Session.STOP_TIMEOUT_SECONDS);
+            } catch (Exception e) {
+                log.warn("{}: applying coalescing to ring {}: {}", name, q.index(), e.toString());
+            }
         }
     }
 
@@ -176,7 +176,7 @@ final class Vrings {
 
     private boolean inPlace(Vring r, Runnable command, String what) {
         try {
-            device.reactor().runAndWait(command, Session.STOP_TIMEOUT_SECONDS);
+            device.reactor(r.index).runAndWait(command, Session.STOP_TIMEOUT_SECONDS);
             inPlaceSwaps++;
             return true;
         } catch (Exception e) {
@@ -203,7 +203,7 @@ final class Vrings {
                 continue;
             }
             try {
-                CompletableFuture<Void> g = device.reactor().call(() -> p.swapMemory(next, removed != null))
+                CompletableFuture<Void> g = device.reactor(r.index).call(() -> p.swapMemory(next, removed != null))
                         .get(Session.STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
                 inPlaceSwaps++;
                 waiting.add(r);
@@ -243,7 +243,7 @@ final class Vrings {
     void stop(Vring r) {
         QueueProcessor p = r.running;
         if (p == null) return;
-        Reactor reactor = device.reactor();
+        Reactor reactor = device.reactor(p.queue().index());
         CompletableFuture<Integer> done = new CompletableFuture<>();
         // The command itself can fail (a fault while publishing into a vanished ring): the
         // processor then fails the queue, and that completes the stop too. Only a stopped
@@ -287,7 +287,7 @@ final class Vrings {
     /** The reactor is stopped or dead: nothing touches the queue any more; forget it. */
     private void abandon(Vring r, QueueProcessor p, String why) {
         log.error("{}: ring {} could not be stopped cleanly: {}", name, r.index, why);
-        if (device.reactor().isTerminated()) r.base = p.queue().state(); // the reactor thread has ended
+        if (device.reactor(p.queue().index()).isTerminated()) r.base = p.queue().state(); // the reactor thread has ended
         running(r, null);
         stops++;
     }
@@ -295,7 +295,7 @@ final class Vrings {
     /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
     private void forceStop(Vring r, QueueProcessor p) {
         try {
-            device.reactor().runAndWait(p::forceStop, Session.STOP_TIMEOUT_SECONDS);
+            device.reactor(p.queue().index()).runAndWait(p::forceStop, Session.STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             // The reactor does not answer: it may still touch the queue, so its memory stays mapped.
             log.error("{}: ring {} did not stop and its reactor does not answer ({}); its guest memory stays mapped", name,
@@ -343,7 +343,7 @@ final class Vrings {
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
         p.errorFd(r.errFd);
         try {
-            device.reactor().runAndWait(() -> {
+            device.reactor(idx).runAndWait(() -> {
                 p.start();
                 // Completions may have been published while the ring had no call fd (or another
                 // one): one extra interrupt is harmless, a missing one hangs the driver.

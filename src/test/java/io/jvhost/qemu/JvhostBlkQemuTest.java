@@ -40,6 +40,7 @@ class JvhostBlkQemuTest {
     static int exitCode;
     static final List<long[]> queueRequests = new ArrayList<>();
     static Duration runTime;
+    static boolean ramSpreadOverTwoReactors;
 
     @BeforeAll
     static void runGuest() throws Exception {
@@ -51,11 +52,13 @@ class JvhostBlkQemuTest {
         try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
             f.setLength(DISK);
         }
-        target = new VhostTarget(sockDir, 1, IdleStrategy.BACKOFF);
+        // Two reactors: the RAM disk's queues are spread over both (queue 0 on one, queue 1 on the other).
+        target = new VhostTarget(sockDir, 2, IdleStrategy.BACKOFF);
         ram = new MallocBlockDevice("Malloc0", DISK / 512, 512, null);
         target.bdevs().register(ram);
         target.bdevs().register(new FileBlockDevice("AIO0", file.toString(), 512, false, null));
-        Controller cr = target.createBlkController("ram", "Malloc0", false, 4, null);
+        Controller cr = target.createBlkController("ram", "Malloc0", false, 4, null, io.jvhost.vhost.QueuePlacement.Mode.SPREAD);
+        ramSpreadOverTwoReactors = cr.device().reactor(0) != cr.device().reactor(1);
         // The file disk's controller is created through JSON-RPC, as an operator would.
         Controller cf;
         try (var rpc = io.jvhost.rpc.JsonRpcServer.start(sockDir.resolve("rpc.sock"), new io.jvhost.rpc.Methods(target));
@@ -129,6 +132,7 @@ class JvhostBlkQemuTest {
     @Test
     void bothQueuesOfEachDiskCarriedRequests() {
         assertThat(queueRequests).hasSize(4);
+        assertThat(ramSpreadOverTwoReactors).as("the ram disk's queues 0 and 1 run on different reactors").isTrue();
         assertThat(queueRequests).allSatisfy(q -> assertThat(q[1]).as("requests on queue %d", q[0]).isPositive());
     }
 
