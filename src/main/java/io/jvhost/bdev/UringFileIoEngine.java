@@ -102,9 +102,14 @@ public final class UringFileIoEngine implements FileIoEngine {
         return "io_uring";
     }
 
+    /** The channel opened last (tests). */
+    volatile Channel lastOpened;
+
     @Override
     public BlockChannel openChannel(long sizeBytes) {
-        return new Channel(sizeBytes);
+        Channel c = new Channel(sizeBytes);
+        lastOpened = c;
+        return c;
     }
 
     @Override
@@ -133,6 +138,8 @@ public final class UringFileIoEngine implements FileIoEngine {
         private int inFlight;
         private boolean closed;
         private long enterErrors;
+        /** Reads/writes started on the O_DIRECT fd, on the buffered fd, and short transfers resubmitted (owner thread; tests and diagnostics). */
+        long directIos, bufferedIos, resubmits;
 
         Channel(long sizeBytes) {
             this.sizeBytes = sizeBytes;
@@ -219,7 +226,13 @@ public final class UringFileIoEngine implements FileIoEngine {
             pos[slot] = r.offset;
             end[slot] = r.offset + r.length;
             boolean read = r.op == BlockRequest.Op.READ;
-            fixedFd[slot] = (byte) (file.directOk(r) ? FIXED_DIRECT : FIXED_BUFFERED);
+            if (file.directOk(r)) {
+                fixedFd[slot] = FIXED_DIRECT;
+                directIos++;
+            } else {
+                fixedFd[slot] = FIXED_BUFFERED;
+                bufferedIos++;
+            }
             opcode[slot] = n == 1 && r.length <= Integer.MAX_VALUE
                     ? (read ? IoUring.OP_READ : IoUring.OP_WRITE)
                     : (read ? IoUring.OP_READV : IoUring.OP_WRITEV);
@@ -351,6 +364,7 @@ public final class UringFileIoEngine implements FileIoEngine {
                 return;
             }
             // Short transfer: skip what was done and submit the rest on the same slot.
+            resubmits++;
             pos[slot] += res;
             MemorySegment iov = iovs[slot];
             long left = res;
