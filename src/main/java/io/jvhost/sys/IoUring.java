@@ -46,6 +46,7 @@ public final class IoUring implements AutoCloseable {
     private static final int IORING_ENTER_GETEVENTS = 1;
     // io_uring_register opcodes
     private static final int IORING_REGISTER_FILES = 2;
+    private static final int IORING_UNREGISTER_FILES = 3;
     private static final int IORING_REGISTER_EVENTFD = 4;
 
     /** Opcodes (enum io_uring_op). */
@@ -99,6 +100,7 @@ public final class IoUring implements AutoCloseable {
     /** Our copy of the CQ head (only we write it). */
     private int cqHead;
     private boolean closed;
+    private boolean filesRegistered;
 
     private IoUring(int fd, MemorySegment p) {
         this.fd = fd;
@@ -323,6 +325,7 @@ public final class IoUring implements AutoCloseable {
             MemorySegment arr = a.allocate(ValueLayout.JAVA_INT, fds.length);
             for (int i = 0; i < fds.length; i++) arr.setAtIndex(ValueLayout.JAVA_INT, i, fds[i]);
             register(IORING_REGISTER_FILES, arr, fds.length, "IORING_REGISTER_FILES");
+            filesRegistered = true;
         }
     }
 
@@ -354,6 +357,16 @@ public final class IoUring implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
+        if (filesRegistered) {
+            // Drop the ring's references to the files now: the ring itself is torn down
+            // asynchronously by the kernel, and until then a file system holding them stays busy
+            // (an operator's umount right after bdev_uring_delete would fail).
+            try {
+                register(IORING_UNREGISTER_FILES, MemorySegment.NULL, 0, "IORING_UNREGISTER_FILES");
+            } catch (NativeException e) {
+                // in flight on them, or already gone: the teardown drops them later
+            }
+        }
         sqeMap.close();
         if (cqMap != sqMap) cqMap.close();
         sqMap.close();
