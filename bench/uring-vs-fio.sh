@@ -9,13 +9,15 @@
 #   bench/uring-vs-fio.sh [FILE] [ROUNDS] [SECONDS]
 # FILE (default /var/tmp/jvhost-uring-bench.img) is created with 1 GiB of written zeros if
 # missing (so random writes hit allocated blocks). Needs fio (apt-get install fio) and
-# qemu-storage-daemon (qemu-utils). Prints one line per run: round target workload bs qd iops MiB/s.
+# qemu-storage-daemon (qemu-utils). Prints one line per run: target workload bs qd IOPS MiB/s p50us.
+# jvhost serves with its default idle strategy (spin, yield, then sleep on the eventfds), as
+# qemu-storage-daemon sleeps in its event loop; the client polls (jvhost bench's default).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FILE=${1:-/var/tmp/jvhost-uring-bench.img}
 ROUNDS=${2:-2}
 SECS=${3:-10}
-RAMP=2
+RAMP=${RAMP:-2}
 work=$(mktemp -d /tmp/jvhost-uring-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -40,8 +42,8 @@ import json, sys
 label, w, bs, qd, out = sys.argv[1:]
 j = json.loads(out)
 iops = j.get("iops") or j.get("total", {}).get("iops")
-mib = j.get("mibPerSec") or j.get("mib_per_sec") or j.get("bandwidthMiB") or (iops * (4096 if bs == "4k" else 131072) / 1048576)
-print(f"{label} {w} {bs} {qd} {iops:.0f} {mib:.1f}", flush=True)
+mib = j.get("mibPerSec") or (iops * (4096 if bs == "4k" else 131072) / 1048576)
+print(f"{label} {w} {bs} {qd} {iops:.0f} {mib:.1f} p50us {j.get('p50Us', 0):.0f}", flush=True)
 EOF
   done
 }
@@ -57,7 +59,8 @@ import json, sys
 w, bs, qd, path = sys.argv[1:]
 j = json.load(open(path))["jobs"][0]
 side = j["read"] if "read" in w else j["write"]
-print(f"fio {w} {bs} {qd} {side['iops']:.0f} {side['bw'] / 1024:.1f}", flush=True)
+p50 = side.get("clat_ns", {}).get("percentile", {}).get("50.000000", 0) / 1000
+print(f"fio {w} {bs} {qd} {side['iops']:.0f} {side['bw'] / 1024:.1f} p50us {p50:.0f}", flush=True)
 EOF
   done
 }
@@ -67,7 +70,7 @@ wait_socket() { for _ in $(seq 1 300); do [ -S "$1" ] && return 0; sleep 0.1; do
 run_jvhost() { # label java-opts
   local label=$1 opts=$2 pid
   rm -f "$work/vhost.0"
-  JVHOST_JAVA_OPTS="$opts" "$here/jvhost" serve --file "$FILE" --socket-dir "$work" --no-rpc --busy-poll \
+  JVHOST_JAVA_OPTS="$opts" "$here/jvhost" serve --file "$FILE" --socket-dir "$work" --no-rpc \
       > "$work/$label.log" 2>&1 &
   pid=$!; pids+=("$pid")
   wait_socket "$work/vhost.0"
