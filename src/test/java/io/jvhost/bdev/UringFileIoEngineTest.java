@@ -302,4 +302,35 @@ class UringFileIoEngineTest {
         for (int i = 700 << 10; i < (764 << 10); i++) assertThat(file[i]).as("punched byte %d", i).isZero();
         assertThat(file[764 << 10]).isEqualTo((byte) 0x5a);
     }
+
+    @Test
+    void steadyStateSubmitAndPollAllocateNothing() throws Exception {
+        open(8, null);
+        var mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        int[] count = {0};
+        BlockRequest r = new BlockRequest(4);
+        r.completion((q, st) -> {
+            if (st != 0) throw new AssertionError("status " + st);
+            count[0]++;
+        });
+        MemorySegment buf = arena.allocate(8192, 4096);
+        MemorySegment odd = arena.allocate(8192, 4096).asSlice(100, 4096); // the buffered path too
+        for (int phase = 0; phase < 2; phase++) {
+            int n = phase == 0 ? 20000 : 5000;
+            long before = mx.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < n; i++) {
+                r.reset((i & 1) == 0 ? BlockRequest.Op.WRITE : BlockRequest.Op.READ, 4096L * (i % 200));
+                if ((i & 2) == 0) r.addBuffer(buf, 0, 4096);
+                else r.addBuffer(odd, 0, 4096);
+                int want = count[0] + 1;
+                if (ch.submit(r) != 0) throw new AssertionError("submit refused");
+                while (count[0] < want) ch.poll();
+            }
+            long bytes = mx.getCurrentThreadAllocatedBytes() - before;
+            if (phase == 1) {
+                System.out.printf("uring engine: %d B over %d requests%n", bytes, n);
+                assertThat((double) bytes / n).as("bytes allocated per request (%d in total)", bytes).isLessThan(1.0);
+            }
+        }
+    }
 }
