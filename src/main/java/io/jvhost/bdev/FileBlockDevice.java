@@ -1,7 +1,10 @@
 package io.jvhost.bdev;
 
+import io.jvhost.sys.BlockDeviceIoctl;
 import io.jvhost.sys.Errno;
 import io.jvhost.sys.Fd;
+import io.jvhost.sys.NativeException;
+import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -9,69 +12,176 @@ import java.lang.foreign.ValueLayout;
 import java.util.UUID;
 
 /**
- * A regular file or block device (SPDK: aio bdev). The reactor never does the file's system
- * calls: a {@link FileIoEngine} does them (today {@link ThreadPoolFileIoEngine}: positional
- * vectored preadv/pwritev, fdatasync and fallocate on a few worker threads) and hands
- * completions back through the channel's queue and eventfd; an io_uring engine replaces it
- * later behind the same seam without changing the channel contract.
+ * A regular file or block device (SPDK: aio and uring bdevs). The reactor never does the file's
+ * system calls: a {@link FileIoEngine} does them, by default io_uring ({@link UringFileIoEngine},
+ * polled by the reactor), or where io_uring is missing or forbidden a few worker threads
+ * ({@link ThreadPoolFileIoEngine}); completions come back on the submitting reactor.
+ *
+ * <p>The file is opened twice: buffered, and with {@code O_DIRECT} where the file system allows
+ * it. Aligned reads and writes go to the direct fd (no page cache, as SPDK and QEMU's
+ * {@code cache.direct=on}), others to the buffered one. A block device's size comes from
+ * {@code BLKGETSIZE64} and its default block size from {@code BLKSSZGET} (which is also its
+ * direct-I/O alignment); a file's direct-I/O alignment is probed (512, then 4096).
  */
 public final class FileBlockDevice extends AbstractBlockDevice {
+    /** Which SPDK method made the device (its name, product name and save_config entry). */
+    public enum Kind {
+        AIO("bdev_aio_create", "AIO disk", "aio"),
+        URING("bdev_uring_create", "URING bdev", "uring");
+
+        public final String createMethod, productName, driverKey;
+
+        Kind(String createMethod, String productName, String driverKey) {
+            this.createMethod = createMethod;
+            this.productName = productName;
+            this.driverKey = driverKey;
+        }
+    }
+
+    private final Kind kind;
     private final String path;
     private final boolean readOnly;
     private final boolean blockSizeGiven;
-    private final int fd;
-    private final Arena zerosArena = Arena.ofShared();
-    /** Source of zeros where fallocate cannot zero (read-only for the workers). */
-    private final MemorySegment zeros = zerosArena.allocate(1 << 20, 4096);
+    private final boolean uuidGiven;
+    private final FileHandles handles;
+    private final Arena zerosArena;
     private final FileIoEngine engine;
 
-    /** {@code blockSize} 0: the default (512); SPDK's save_config writes it only when it was given. */
+    /** {@code blockSize} 0: the default (512, or a block device's logical block size); SPDK's save_config writes it only when it was given. */
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid) {
-        this(name, path, blockSize, readOnly, uuid, FileIoEngine.THREADS);
+        this(name, path, blockSize, readOnly, uuid, FileIoEngine.AUTO);
     }
 
     /** As above, with the I/O engine chosen by {@code engines} (tests inject slow or failing ones). */
     public FileBlockDevice(String name, String path, int blockSize, boolean readOnly, UUID uuid, FileIoEngine.Factory engines) {
-        this(name, path, blockSize == 0 ? 512 : blockSize, blockSize != 0, readOnly, uuid,
-                openChecked(name, path, blockSize == 0 ? 512 : blockSize, readOnly), engines);
+        this(Kind.AIO, name, path, blockSize, readOnly, uuid, engines);
     }
 
-    private FileBlockDevice(String name, String path, int blockSize, boolean blockSizeGiven, boolean readOnly, UUID uuid, long[] fdAndSize,
-                            FileIoEngine.Factory engines) {
-        super(name, fdAndSize[1] / blockSize, blockSize, uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes()));
-        this.fd = (int) fdAndSize[0];
+    public FileBlockDevice(Kind kind, String name, String path, int blockSize, boolean readOnly, UUID uuid, FileIoEngine.Factory engines) {
+        this(kind, name, path, blockSize, readOnly, uuid, openChecked(name, path, blockSize, readOnly), engines);
+    }
+
+    private FileBlockDevice(Kind kind, String name, String path, int blockSizeArg, boolean readOnly, UUID uuid, Opened o, FileIoEngine.Factory engines) {
+        super(name, o.size / o.blockSize, o.blockSize, uuid != null ? uuid : UUID.nameUUIDFromBytes(("jvhost-aio:" + path).getBytes()));
+        this.kind = kind;
         this.path = path;
         this.readOnly = readOnly;
-        this.blockSizeGiven = blockSizeGiven;
-        this.engine = engines.create(name, new Ops());
+        this.blockSizeGiven = blockSizeArg != 0;
+        this.uuidGiven = uuid != null;
+        this.handles = o.handles;
+        this.zerosArena = o.zerosArena;
+        FileIoEngine e;
+        try {
+            e = engines.create(name, new Ops(), handles);
+        } catch (RuntimeException ex) {
+            o.close();
+            throw ex;
+        }
+        this.engine = e;
     }
 
     /** Whether the block size was given at creation (SPDK: {@code block_size_override}). */
     public boolean blockSizeGiven() { return blockSizeGiven; }
 
+    /** Whether the UUID was given at creation (otherwise it is derived from the path). */
+    public boolean uuidGiven() { return uuidGiven; }
+
+    public Kind kind() { return kind; }
+
+    /** True when the path is a block device. */
+    public boolean isBlockDevice() { return handles.blockDevice(); }
+
+    /** True when aligned requests bypass the page cache ({@code O_DIRECT}). */
+    public boolean directIo() { return handles.directFd() >= 0; }
+
+    /** The alignment direct I/O needs (0 without direct I/O). */
+    public int directAlignment() { return handles.directFd() >= 0 ? handles.directAlign() : 0; }
+
     /** The file's size now, in whole blocks (for {@code bdev_aio_rescan}). */
     public long currentNumBlocks() {
-        return Fd.size(fd) / blockSize();
+        return (handles.blockDevice() ? BlockDeviceIoctl.sizeBytes(handles.fd()) : Fd.size(handles.fd())) / blockSize();
     }
 
-    /** Opens the file and checks its size and the geometry (closing it on failure): {fd, size}. */
-    private static long[] openChecked(String name, String path, int blockSize, boolean readOnly) {
+    /** What {@link #openChecked} found: the fds, the size and block size, the zero buffer. */
+    private record Opened(FileHandles handles, long size, int blockSize, Arena zerosArena) {
+        void close() {
+            Fd.closeQuietly(handles.fd());
+            Fd.closeQuietly(handles.directFd());
+            zerosArena.close();
+        }
+    }
+
+    /** Opens the file (buffered and, if possible, O_DIRECT) and checks its size and geometry (closing it on failure). */
+    private static Opened openChecked(String name, String path, int blockSizeArg, boolean readOnly) {
         if (path == null || path.isBlank()) throw new IllegalArgumentException("filename must not be empty");
-        int fd = Fd.open(path, readOnly ? Fd.O_RDONLY : Fd.O_RDWR, 0);
+        int flags = readOnly ? Fd.O_RDONLY : Fd.O_RDWR;
+        int fd = Fd.open(path, flags, 0);
+        int directFd = -1;
+        Arena zerosArena = Arena.ofShared();
         try {
-            long size = Fd.size(fd);
+            boolean blockDevice = BlockDeviceIoctl.isBlockDevice(fd);
+            long size;
+            int align;
+            int blockSize;
+            if (blockDevice) {
+                size = BlockDeviceIoctl.sizeBytes(fd);
+                align = BlockDeviceIoctl.logicalBlockSize(fd);
+                blockSize = blockSizeArg != 0 ? blockSizeArg : align;
+                if (blockSize < align) {
+                    LoggerFactory.getLogger(FileBlockDevice.class).warn("bdev {}: block_size {} is smaller than {}'s logical block size {}: "
+                            + "requests not aligned to {} bytes go through the page cache", name, blockSize, path, align, align);
+                }
+            } else {
+                size = Fd.size(fd);
+                blockSize = blockSizeArg != 0 ? blockSizeArg : 512;
+                align = 0;
+            }
             if (size < blockSize) throw new IllegalArgumentException("file " + path + " is " + size
                     + " bytes, smaller than one " + blockSize + "-byte block");
             BlockDevices.checkGeometry(name, size / blockSize, blockSize);
-            return new long[] {fd, size};
+            MemorySegment zeros = zerosArena.allocate(1 << 20, 4096);
+            try {
+                directFd = Fd.open(path, flags | Fd.O_DIRECT, 0);
+                if (!blockDevice) align = probeDirectAlignment(directFd, size, zeros);
+                if (align <= 0) {
+                    Fd.closeQuietly(directFd);
+                    directFd = -1;
+                }
+            } catch (NativeException e) {
+                directFd = -1; // EINVAL: this file system has no O_DIRECT (tmpfs); buffered only
+            }
+            return new Opened(new FileHandles(fd, directFd, Math.max(align, 1), blockDevice, readOnly, zeros), size, blockSize, zerosArena);
         } catch (RuntimeException e) {
             Fd.closeQuietly(fd);
+            Fd.closeQuietly(directFd);
+            zerosArena.close();
             throw e;
         }
     }
 
+    /**
+     * The smallest of 512 and 4096 at which an O_DIRECT read of the file's first bytes succeeds
+     * (EINVAL means misaligned); 0 when neither does. Reads nothing beyond the file's size.
+     */
+    private static int probeDirectAlignment(int directFd, long size, MemorySegment buffer4k) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment iov = a.allocate(16, 8);
+            for (int align = 512; align <= 4096; align <<= 1) {
+                if (size < align) return 0;
+                iov.set(ValueLayout.JAVA_LONG, 0, buffer4k.address());
+                iov.set(ValueLayout.JAVA_LONG, 8, align);
+                long r = Fd.preadv(directFd, iov, 1, 0);
+                if (r == align) return align;
+                if (r != -Errno.EINVAL) return 0;
+            }
+            return 0;
+        } finally {
+            buffer4k.asSlice(0, 4096).fill((byte) 0); // it is the zero buffer
+        }
+    }
+
     public String path() { return path; }
-    @Override public String productName() { return "AIO disk"; }
+    @Override public String productName() { return kind.productName; }
     @Override public boolean readOnly() { return readOnly; }
     @Override public boolean supportsUnmap() { return true; }
     @Override public boolean supportsWriteZeroes() { return true; }
@@ -91,11 +201,19 @@ public final class FileBlockDevice extends AbstractBlockDevice {
     public void close() {
         engine.close();
         zerosArena.close();
-        Fd.closeQuietly(fd);
+        Fd.closeQuietly(handles.fd());
+        Fd.closeQuietly(handles.directFd());
     }
 
-    /** The blocking file operations, run on the engine's worker threads (never on a reactor). */
+    /**
+     * The blocking file operations, run on the thread pool engine's workers (never on a
+     * reactor): aligned transfers on the O_DIRECT fd, others buffered; block devices zeroed with
+     * {@code BLKZEROOUT} where fallocate is refused.
+     */
     private final class Ops implements FileOps {
+        private final int fd = handles.fd();
+        private final MemorySegment zeros = handles.zeros();
+
         @Override
         public int execute(BlockRequest r, Scratch s) {
             return switch (r.op) {
@@ -108,6 +226,7 @@ public final class FileBlockDevice extends AbstractBlockDevice {
         }
 
         private int vectored(BlockRequest r, boolean write, MemorySegment iov) {
+            int fd = handles.directOk(r) ? handles.directFd() : this.fd;
             long pos = r.offset;
             int i = 0, n = r.bufferCount();
             long skip = 0; // bytes of buffer i already transferred
@@ -151,6 +270,7 @@ public final class FileBlockDevice extends AbstractBlockDevice {
         private int zero(long off, long len, MemorySegment iov) {
             int r = Fd.fallocate(fd, Fd.FALLOC_FL_ZERO_RANGE | Fd.FALLOC_FL_KEEP_SIZE, off, len);
             if (r == 0) return 0;
+            if (handles.blockDevice() && BlockDeviceIoctl.zeroOut(fd, off, len, iov) == 0) return 0;
             long pos = off, end = off + len;
             while (pos < end) {
                 long chunk = Math.min(zeros.byteSize(), end - pos);

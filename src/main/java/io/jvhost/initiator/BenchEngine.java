@@ -86,7 +86,13 @@ public final class BenchEngine {
         this.cfg = cfg;
         this.out = out;
         int perSlotHdr = 256;
-        long dataBytes = (long) cfg.queues() * cfg.queueDepth() * (cfg.blockSize() + perSlotHdr) + 4096;
+        // Data buffers 4 KiB-aligned (as a guest's, and as fio --direct=1 allocates them), after
+        // all the headers: an O_DIRECT back-end (jvhost's file bdevs, qemu-storage-daemon's
+        // cache.direct=on) can then use them without falling back to the page cache or a bounce buffer.
+        long slotsTotal = (long) cfg.queues() * cfg.queueDepth();
+        long dataStride = (cfg.blockSize() + 4095L) & -4096L;
+        long headerBytes = (slotsTotal * perSlotHdr + 4095L) & -4096L;
+        long dataBytes = headerBytes + slotsTotal * dataStride + 4096;
         if (cfg.type() == Type.BLK) {
             BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages());
             driver = b;
@@ -112,15 +118,17 @@ public final class BenchEngine {
         busy = cfg.verify() ? new boolean[writtenGen.length] : null;
         slots = new Slot[cfg.queues()][cfg.queueDepth()];
         byHead = new Slot[cfg.queues()][cfg.queueSize()];
-        long base = driver.dataOff;
+        long base = driver.dataOff; // 4 KiB-aligned
+        long dataBase = base + headerBytes;
         for (int q = 0; q < cfg.queues(); q++) {
             for (int i = 0; i < cfg.queueDepth(); i++) {
                 Slot s = new Slot();
                 s.queue = q;
                 s.hdrOff = base;
                 s.statusOff = base + 128;
-                s.dataOff = base + perSlotHdr;
-                base += perSlotHdr + cfg.blockSize();
+                s.dataOff = dataBase;
+                base += perSlotHdr;
+                dataBase += dataStride;
                 slots[q][i] = s;
             }
         }

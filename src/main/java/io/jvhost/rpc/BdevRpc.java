@@ -35,14 +35,86 @@ public final class BdevRpc {
         m.register("bdev_null_create", p -> bdevNullCreate(bdevs, p));
         m.register("bdev_null_delete", p -> deleteBdev(bdevs, p, NullBlockDevice.class));
         m.register("bdev_aio_create", p -> bdevAioCreate(bdevs, p));
-        m.register("bdev_aio_delete", p -> deleteBdev(bdevs, p, FileBlockDevice.class));
+        m.register("bdev_aio_delete", p -> deleteFileBdev(bdevs, p, FileBlockDevice.Kind.AIO));
         m.register("bdev_get_bdevs", p -> bdevGetBdevs(bdevs, p));
         m.register("bdev_get_iostat", p -> bdevGetIostat(bdevs, p));
         m.register("bdev_reset_iostat", p -> bdevResetIostat(bdevs, p));
         m.register("bdev_null_resize", p -> bdevNullResize(bdevs, p));
         m.register("bdev_aio_rescan", p -> bdevAioRescan(bdevs, p));
         m.register("bdev_set_qos_limit", p -> bdevSetQosLimit(bdevs, p));
+        registerUring(m, bdevs);
         m.registerSubsystem("bdev", List.of(), () -> config(bdevs));
+    }
+
+    // ---- io_uring file bdevs (issue 11) ----
+
+    /** SPDK's uring bdev methods: {@code bdev_uring_create}, {@code bdev_uring_delete}. */
+    private static void registerUring(Methods m, BdevRegistry bdevs) {
+        m.register("bdev_uring_create", p -> bdevUringCreate(bdevs, p));
+        m.register("bdev_uring_delete", p -> deleteFileBdev(bdevs, p, FileBlockDevice.Kind.URING));
+    }
+
+    /**
+     * SPDK 23.01's params: {@code name}, {@code filename}, {@code block_size} (optional, 0 or
+     * absent = the file's: 512 for a file, the logical block size of a block device); plus
+     * {@code uuid}, which later SPDK releases accept. Runs on the same engine as aio (io_uring,
+     * or the thread pool where io_uring is unavailable).
+     */
+    private static JsonNode bdevUringCreate(BdevRegistry bdevs, Params p) {
+        String name = p.string("name");
+        String filename = p.string("filename");
+        int blockSize = p.intInRange("block_size", 0, 0, 65536);
+        var uuid = p.uuid("uuid");
+        p.done();
+        if (blockSize != 0 && (blockSize < 512 || Integer.bitCount(blockSize) != 1)) {
+            throw RpcException.invalidParams("bdev_uring_create: parameter 'block_size' must be 0 (auto) or a power of two >= 512, got " + blockSize);
+        }
+        if (bdevs.find(name).isPresent()) throw new BdevException(BdevException.Kind.EXISTS, "bdev '" + name + "' already exists");
+        bdevs.register(new FileBlockDevice(FileBlockDevice.Kind.URING, name, filename, blockSize, false, uuid, io.jvhost.bdev.FileIoEngine.AUTO));
+        return TextNode.valueOf(name);
+    }
+
+    /** Deletes a file bdev made by {@code kind}'s create method (aio and uring delete only their own, as in SPDK). */
+    private static JsonNode deleteFileBdev(BdevRegistry bdevs, Params p, FileBlockDevice.Kind kind) {
+        String name = p.string("name");
+        p.done();
+        BlockDevice dev = bdevs.get(name);
+        if (!(dev instanceof FileBlockDevice f) || f.kind() != kind) {
+            throw new BdevException(BdevException.Kind.NOT_FOUND, "bdev '" + name + "' is a " + dev.productName() + ", not deleted here");
+        }
+        bdevs.delete(name);
+        return BooleanNode.TRUE;
+    }
+
+    /**
+     * driver_specific of a file bdev: SPDK's keys ({@code aio}: filename, block_size_override,
+     * readonly; {@code uring}: filename) plus jvhost's: {@code io_engine} ("io_uring" or
+     * "threads"), {@code o_direct}, {@code direct_alignment}, {@code block_device}.
+     */
+    private static void describeFile(ObjectNode drv, FileBlockDevice f) {
+        ObjectNode o = drv.putObject(f.kind().driverKey);
+        o.put("filename", f.path());
+        if (f.kind() == FileBlockDevice.Kind.AIO) o.put("block_size_override", f.blockSizeGiven()).put("readonly", f.readOnly());
+        o.put("io_engine", f.ioEngine()).put("o_direct", f.directIo()).put("direct_alignment", f.directAlignment())
+                .put("block_device", f.isBlockDevice());
+    }
+
+    /**
+     * save_config of a file bdev, with exactly SPDK 23.01's params: aio {@code name},
+     * {@code block_size} (only when given), {@code filename}, {@code readonly}; uring
+     * {@code name}, {@code block_size} (always, as SPDK), {@code filename}, and {@code uuid} only
+     * when one was given at creation (later SPDK releases write and accept it; 23.01 does not).
+     */
+    private static void configFile(ObjectNode e, ObjectNode params, FileBlockDevice f) {
+        e.put("method", f.kind().createMethod);
+        params.put("name", f.name());
+        if (f.kind() == FileBlockDevice.Kind.URING) {
+            params.put("block_size", f.blockSize()).put("filename", f.path());
+            if (f.uuidGiven()) params.put("uuid", f.uuid().toString());
+        } else {
+            if (f.blockSizeGiven()) params.put("block_size", f.blockSize());
+            params.put("filename", f.path()).put("readonly", f.readOnly());
+        }
     }
 
     private static JsonNode bdevMallocCreate(BdevRegistry bdevs, Params p) {
@@ -145,7 +217,7 @@ public final class BdevRpc {
         String name = p.string("name");
         p.done();
         BlockDevice d = bdevs.get(name);
-        if (!(d instanceof FileBlockDevice f)) throw new BdevException(BdevException.Kind.NOT_FOUND, "bdev '" + name + "' is a " + d.productName() + ", not an aio bdev");
+        if (!(d instanceof FileBlockDevice f) || f.kind() != FileBlockDevice.Kind.AIO) throw new BdevException(BdevException.Kind.NOT_FOUND, "bdev '" + name + "' is a " + d.productName() + ", not an aio bdev");
         long blocks = f.currentNumBlocks();
         if (blocks < 1) throw RpcException.invalidParams("bdev_aio_rescan: " + f.path() + " is now smaller than one " + f.blockSize() + "-byte block");
         long old = bdevs.resize(name, blocks);
@@ -219,9 +291,7 @@ public final class BdevRpc {
                 .put("nvme_admin", false).put("nvme_io", false).put("write_zeroes", rw && d.supportsWriteZeroes())
                 .put("zcopy", false).put("compare", false).put("compare_and_write", false).put("abort", false).put("copy", false);
         ObjectNode drv = o.putObject("driver_specific");
-        if (d instanceof FileBlockDevice f) {
-            drv.putObject("aio").put("filename", f.path()).put("block_size_override", f.blockSizeGiven()).put("readonly", f.readOnly());
-        }
+        if (d instanceof FileBlockDevice f) describeFile(drv, f);
         return o;
     }
 
@@ -286,12 +356,7 @@ public final class BdevRpc {
                     params.put("name", d.name()).put("num_blocks", d.numBlocks()).put("block_size", d.blockSize())
                             .put("md_size", 0).put("dif_type", 0).put("dif_is_head_of_md", false).put("uuid", d.uuid().toString());
                 }
-                case FileBlockDevice f -> {
-                    e.put("method", "bdev_aio_create");
-                    params.put("name", d.name());
-                    if (f.blockSizeGiven()) params.put("block_size", d.blockSize());
-                    params.put("filename", f.path()).put("readonly", f.readOnly());
-                }
+                case FileBlockDevice f -> configFile(e, params, f);
                 default -> { continue; }
             }
             e.set("params", params);

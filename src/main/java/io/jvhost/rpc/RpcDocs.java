@@ -38,6 +38,8 @@ public final class RpcDocs {
             new Doc("bdev_null_delete", "name", "true"),
             new Doc("bdev_aio_create", "name filename [block_size] [readonly] [uuid]", "bdev name"),
             new Doc("bdev_aio_delete", "name", "true"),
+            new Doc("bdev_uring_create", "name filename [block_size] [uuid]", "bdev name (io_uring; the thread pool where io_uring is unavailable)"),
+            new Doc("bdev_uring_delete", "name", "true"),
             new Doc("bdev_get_bdevs", "[name]", "[{name, aliases, product_name, block_size, num_blocks, uuid, claimed, supported_io_types, driver_specific, ...}]"),
             new Doc("bdev_reset_iostat", "[name] [mode: all|maxmin]", "true"),
             new Doc("bdev_null_resize", "name new_size(MiB, not smaller)", "true (refused while a controller uses the bdev)"),

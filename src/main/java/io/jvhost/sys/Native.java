@@ -96,6 +96,31 @@ public final class Native {
     static final MethodHandle MADVISE = plainHandle("madvise", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     static final MethodHandle FALLOCATE = errnoHandle("fallocate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
 
+    // io_uring (issue 11): raw system calls through libc's syscall(2) (liburing's helpers are
+    // inline C and cannot be called), and ioctl(2) for block device geometry. syscall's
+    // arguments are variadic longs (the kernel narrows them), so every one is passed as a long. The errno-capture
+    // buffer is the caller's own (a ring keeps one), so the data path needs no thread-local.
+    static final long SYS_IO_URING_SETUP = 425, SYS_IO_URING_ENTER = 426, SYS_IO_URING_REGISTER = 427;
+    static final MethodHandle SYSCALL_SETUP = errnoHandle("syscall", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS),
+            Linker.Option.firstVariadicArg(1));
+    static final MethodHandle SYSCALL_ENTER = errnoHandle("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1));
+    static final MethodHandle SYSCALL_REGISTER = errnoHandle("syscall", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1));
+    static final MethodHandle IOCTL = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
+            Linker.Option.firstVariadicArg(2));
+
+    /** errno as captured into {@code capture} (a caller-owned capture buffer). */
+    static int errno(MemorySegment capture) {
+        return (int) ERRNO_HANDLE.get(capture, 0L);
+    }
+
+    /** A fresh errno-capture buffer in {@code arena}, for owners that call without the thread-local. */
+    static MemorySegment newCapture(Arena arena) {
+        return arena.allocate(CAPTURE_LAYOUT);
+    }
+
     /** The errno-capture buffer of the calling thread, to pass as the first argument. */
     static MemorySegment capture() {
         return CAPTURE.get();
