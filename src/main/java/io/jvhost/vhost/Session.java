@@ -97,7 +97,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     private long features;
     private long protocolFeatures;
-    private GuestMemory memory = GuestMemory.EMPTY;
+    private volatile GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
     private final ToleranceLog tolerance;
     private final VhostUserBackendDispatcher dispatcher;
@@ -160,6 +160,11 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     VringAddr vringAddr(int idx) {
         Ring r = rings[idx];
         return r.addrSet ? new VringAddr(idx, r.addrFlags, r.descUva, r.usedUva, r.availUva, r.logGuestAddr) : null;
+    }
+
+    /** Guest memory regions mapped now (for tests and statistics); any thread. */
+    public List<MemoryRegion> memoryRegions() {
+        return memory.regions();
     }
 
     /** Queues currently being processed (for statistics). */
@@ -241,7 +246,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     @Override
     public long getProtocolFeatures() {
-        return offeredProtocolFeatures();
+        return offeredProtocolFeatures() & ~controller.withheldProtocolFeatures();
     }
 
     @Override
@@ -337,7 +342,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     @Override
     public boolean setProtocolFeatures(long v) {
-        if ((v & ~offeredProtocolFeatures()) != 0) {
+        if ((v & ~getProtocolFeatures()) != 0) {
             log.warn("{}: SET_PROTOCOL_FEATURES 0x{} acks bits never offered, rejected", name, Long.toHexString(v));
             return false;
         }
@@ -668,6 +673,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         synchronized (this) {
             r.running = null;
         }
+        if (!anyRunning()) controller.releaseRings(this);
         log.debug("{}: ring {} stopped at avail index {}", name, p.queue().index(), r.base);
     }
 
@@ -678,6 +684,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         synchronized (this) {
             r.running = null;
         }
+        if (!anyRunning()) controller.releaseRings(this);
     }
 
     /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
@@ -694,6 +701,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         synchronized (this) {
             r.running = null;
         }
+        if (!anyRunning()) controller.releaseRings(this);
     }
 
     /** Starts ring {@code idx} if it should run and does not; returns false if it should but cannot. */
@@ -724,6 +732,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             return false;
         }
         r.lastStartError = null;
+        if (!controller.claimRings(this)) return false; // another front-end's rings run (Controller: the ring lease)
         if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
         p.errorFd(r.errFd);
@@ -731,6 +740,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
+            if (!anyRunning()) controller.releaseRings(this);
             return false;
         }
         synchronized (this) {
@@ -789,10 +799,11 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             log.error("{}: a ring is still attached to an unresponsive reactor; its guest memory stays mapped", name);
         }
         memory = GuestMemory.EMPTY;
-        device.sessionEnded();
         in.close();
         out.close();
         conn.close();
-        controller.sessionEnded(this);
+        // The device forgets guest-facing state (SCSI pending events) only when no other
+        // front-end is connected: after a migration the destination's session goes on.
+        if (controller.sessionEnded(this)) device.sessionEnded();
     }
 }
