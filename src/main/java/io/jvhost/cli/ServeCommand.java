@@ -162,7 +162,7 @@ final class ServeCommand implements Callable<Integer> {
         CountDownLatch stopped = new CountDownLatch(1);
         JsonRpcServer server = rpc;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            System.err.println("jvhost: shutting down");
+            System.err.println("jvhost: shutting down: draining in-flight requests (up to 35 s per controller), then closing");
             if (server != null) server.close();
             target.close();
             stopped.countDown();
