@@ -3,6 +3,7 @@ package io.jvhost.bench;
 import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
 import io.jvhost.virtio.DriverSplitQueue;
+import io.jvhost.virtio.Notifier;
 import io.jvhost.virtio.SplitVirtQueue;
 
 import java.lang.foreign.Arena;
@@ -47,7 +48,7 @@ final class GuestRam implements AutoCloseable {
     /** The target side, built the way the session builds it (ring slices, maxBuffers). */
     SplitVirtQueue device(boolean eventIdx) {
         return SplitVirtQueue.fromUserAddresses(0, queueSize, memory, ram.address() + DESC_OFF, ram.address() + AVAIL_OFF,
-                ram.address() + USED_OFF, eventIdx, true, 0, -1, null, Math.max(queueSize, 256) + 64);
+                ram.address() + USED_OFF, eventIdx, true, 0, Notifier.NONE, Math.max(queueSize, 256) + 64);
     }
 
     static long headerGpa(int slot) { return GPA_BASE + HEADER_OFF + 16L * slot; }

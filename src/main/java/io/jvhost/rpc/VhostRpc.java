@@ -12,7 +12,7 @@ import io.jvhost.vhost.Session;
 import io.jvhost.vhost.VhostTarget;
 import io.jvhost.vhost.VirtioScsiDevice;
 import io.jvhost.virtio.QueueStats;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -181,13 +181,13 @@ public final class VhostRpc {
     }
 
     /** Per-queue counters, read on the queues' reactor so each queue's numbers are consistent. */
-    static ArrayNode queueStats(Controller c, List<SplitVirtQueue> queues) {
+    static ArrayNode queueStats(Controller c, List<VirtQueue> queues) {
         List<long[]> rows;
         try {
             rows = c.device().reactor().call(() -> {
                 List<long[]> l = new ArrayList<>();
-                for (SplitVirtQueue q : queues) {
-                    QueueStats st = q.stats;
+                for (VirtQueue q : queues) {
+                    QueueStats st = q.stats();
                     l.add(new long[] {q.index(), q.size(), st.requests, q.inFlight(), st.kicks, st.calls, st.callErrors, st.chainErrors,
                             st.requestErrors, q.isBroken() ? 1 : 0});
                 }

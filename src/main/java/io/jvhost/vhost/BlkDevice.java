@@ -3,7 +3,7 @@ package io.jvhost.vhost;
 import io.jvhost.bdev.BlockDevice;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
 
 import java.lang.foreign.MemorySegment;
@@ -101,7 +101,7 @@ public final class BlkDevice implements VhostUserDevice {
     }
 
     @Override
-    public QueueProcessor newQueueProcessor(SplitVirtQueue queue, int kickFd) {
+    public QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd) {
         return new BlkQueueProcessor(this, queue, reactor, kickFd);
     }
 

@@ -7,9 +7,8 @@ import io.jvhost.sys.Errno;
 import io.jvhost.virtio.ChainError;
 import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -31,7 +30,6 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     private boolean detached;
     /** The channel came from {@link ReactorChannels} (its wake fd is registered with the reactor). */
     private boolean sharedChannel;
-    private final Arena arena = Arena.ofShared();
     private final MemorySegment header = arena.allocate(HEADER_SIZE, 8);
     private final MemorySegment serial;
     private final Task[] tasks;
@@ -75,7 +73,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         }
     }
 
-    BlkQueueProcessor(BlkDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+    BlkQueueProcessor(BlkDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-blk " + device.name());
         this.device = device;
         this.capacitySectors = device.bdev().sizeBytes() / SECTOR_SIZE;
@@ -86,7 +84,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         MemorySegment.copy(id, 0, serial, ValueLayout.JAVA_BYTE, 0, ID_BYTES);
         // A driver sizes its indirect tables from our seg_max, not from the queue size.
         queue.acceptChainsUpTo(MAX_DESCRIPTORS);
-        int maxBuffers = Math.max(queue.size(), 256) + 64;
+        int maxBuffers = maxBuffers(queue.size());
         retry = new int[queue.size()];
         tasks = new Task[queue.size()];
         for (int i = 0; i < tasks.length; i++) {
@@ -140,17 +138,16 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             if (sharedChannel) ReactorChannels.release(reactor, device.bdev(), channel);
             else channel.close();
         }
-        arena.close();
     }
 
     @Override
-    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+    public void onChain(VirtQueue q, DescriptorChain c) {
         int head = c.head();
         long readable = c.readableBytes();
         long writable = c.writableBytes();
         if (writable < 1 || readable < HEADER_SIZE) {
             // No room for a status byte or no header: nothing meaningful to answer.
-            q.stats.requestErrors++;
+            q.stats().requestErrors++;
             if (writable >= 1 && c.locateWritable(writable - 1)) c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
             q.complete(head, writable >= 1 ? 1 : 0);
             return;
@@ -255,7 +252,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     /** Back-pressure from the block layer is transient: queue the request, never fail the guest. */
     private void waitForRoom(Task t) {
-        queue.stats.busyRetries++;
+        queue.stats().busyRetries++;
         retry[(retryFirst + retryCount) % retry.length] = t.head;
         retryCount++;
     }
@@ -283,7 +280,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     /** Completes a request that never reached the block device. */
     private void answer(Task t, int status, int usedLen) {
-        if (status != S_OK) queue.stats.requestErrors++;
+        if (status != S_OK) queue.stats().requestErrors++;
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) status);
         t.statusSeg = null;
         queue.complete(t.head, usedLen);
@@ -308,7 +305,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             return;
         }
         req.clearBuffers();
-        if (status != 0) queue.stats.requestErrors++;
+        if (status != 0) queue.stats().requestErrors++;
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         t.statusSeg = null;
         queue.complete(t.head, t.usedLen);
@@ -323,7 +320,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             drop(t.head);
             return;
         }
-        if (status != 0) queue.stats.requestErrors++;
+        if (status != 0) queue.stats().requestErrors++;
         seg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         queue.complete(t.head, t.usedLen);
     }
@@ -346,7 +343,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         tasks[h].statusSeg = null;
         long w = c.writableBytes();
         if (w >= 1 && c.locateWritable(w - 1) && answerable(c.locatedSegment())) {
-            queue.stats.requestErrors++;
+            queue.stats().requestErrors++;
             c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
             queue.complete(h, 1);
         } else {

@@ -2,10 +2,12 @@ package io.jvhost.vhost;
 
 import io.jvhost.runtime.Pollable;
 import io.jvhost.runtime.Reactor;
+import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
 import io.jvhost.sys.EventFd;
 import io.jvhost.virtio.ChainError;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.Notifier;
+import io.jvhost.virtio.VirtQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,8 +34,16 @@ import java.util.concurrent.CompletableFuture;
  * are only awaited for their callbacks, so a stop finishes as soon as the block layer lets go
  * of them (at most {@link #FAULT_DRAIN_GRACE_NANOS}), and an idle faulted queue lets the
  * reactor sleep.
+ *
+ * <p><b>Changes in place.</b> A new call fd ({@link #swapNotifier}) and a new guest memory
+ * snapshot ({@link #swapMemory}) are installed by reactor commands between two polls, without
+ * stopping the queue: nothing in flight is lost, nothing is drained. When the new snapshot
+ * lacks a region of the old one, the caller learns through a future when every chain popped
+ * before the swap has completed; only then is the region unmapped.
+ *
+ * <p>Code against {@link VirtQueue} only: nothing here assumes a split ring.
  */
-public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHandler {
+public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler {
     private static final Logger log = LoggerFactory.getLogger(QueueProcessor.class);
     /** Chains fetched per poll before completions are published. */
     protected static final int BATCH = 64;
@@ -44,9 +54,13 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
      */
     static final long FAULT_DRAIN_GRACE_NANOS = 2_000_000_000L;
 
-    protected final SplitVirtQueue queue;
+    protected final VirtQueue queue;
     protected final Reactor reactor;
     protected final String owner;
+    /** Per-queue buffers of a processor (headers, responses); closed when the processor leaves the reactor. */
+    protected final Arena arena = Arena.ofShared();
+    /** Completed once the chains popped before a memory swap that removed a region have completed. */
+    private CompletableFuture<Void> swapGrace;
     private final int kickFd;
     private int errFd = -1;
     private MemorySegment errScratch;
@@ -55,15 +69,20 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     private long faultedAt;
     private long loggedErrors;
 
-    protected QueueProcessor(SplitVirtQueue queue, Reactor reactor, int kickFd, String owner) {
+    protected QueueProcessor(VirtQueue queue, Reactor reactor, int kickFd, String owner) {
         this.queue = queue;
         this.reactor = reactor;
         this.kickFd = kickFd;
         this.owner = owner;
     }
 
-    public SplitVirtQueue queue() {
+    public VirtQueue queue() {
         return queue;
+    }
+
+    /** Buffers a chain of a queue of {@code size} may be split into (descriptors crossing region boundaries). */
+    static int maxBuffers(int size) {
+        return Math.max(size, 256) + 64;
     }
 
     /** The ring's error eventfd (SET_VRING_ERR), signalled once when the queue faults; before {@link #start()}. */
@@ -72,12 +91,59 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (fd >= 0 && errScratch == null) errScratch = Arena.ofAuto().allocate(8, 8);
     }
 
+    /**
+     * Reactor thread: installs a new call notifier (SET_VRING_CALL on a running ring). A call
+     * held back by coalescing goes to the new one; one extra call is sent when the driver may
+     * have missed one meanwhile (a spurious interrupt is harmless, a missing one hangs it).
+     */
+    void swapNotifier(Notifier next) {
+        queue.interrupts().notifier(next);
+        if (!queue.isFaulted() && queue.anyUsed()) queue.interrupts().signal();
+    }
+
+    /** Reactor thread: a new error eventfd (SET_VRING_ERR on a running ring). */
+    void swapErrorFd(int fd) {
+        errorFd(fd);
+    }
+
+    /**
+     * Reactor thread: walks chains through {@code next} from now on (ADD_MEM_REG, REM_MEM_REG on
+     * a running ring whose own structures stay mapped). With {@code removing}, {@code next} lacks
+     * a region of the old snapshot: parked chains are handed back (they may lie in it), and the
+     * returned future completes once every chain popped before the swap has completed (at once
+     * when none is in flight), or when the processor leaves the reactor.
+     */
+    CompletableFuture<Void> swapMemory(GuestMemory next, boolean removing) {
+        if (removing && !queue.isFaulted() && parkedChains() > 0) releaseParked();
+        queue.swapMemory(next);
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        if (!removing || queue.chainsBeforeSwap() == 0) {
+            done.complete(null);
+        } else {
+            if (swapGrace != null) {
+                // An earlier removal still waits: it completes with this one (its chains are among these).
+                CompletableFuture<Void> earlier = swapGrace;
+                done.whenComplete((v, t) -> earlier.complete(null));
+            }
+            swapGrace = done;
+        }
+        return done;
+    }
+
+    private void checkSwapGrace() {
+        if (queue.chainsBeforeSwap() == 0) {
+            CompletableFuture<Void> g = swapGrace;
+            swapGrace = null;
+            g.complete(null);
+        }
+    }
+
     /** Reactor thread: attach to the reactor. */
     public void start() {
         onStart(); // first: if it throws, nothing is attached yet
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
         if (kickFd >= 0) {
-            reactor.addWakeFd(kickFd, n -> queue.stats.kicks += n);
+            reactor.addWakeFd(kickFd, n -> queue.stats().kicks += n);
             kickFdRegistered = true;
         }
         reactor.add(this);
@@ -113,7 +179,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (stopFuture == null || !drained()) return;
         if (!queue.isFaulted()) {
             queue.flush();
-            queue.coalescing(0, 100); // sends a call still held back
+            queue.interrupts().coalescing(0, 100); // sends a call still held back
             releaseParked();
         } else {
             if (pendingIo() != 0) {
@@ -121,10 +187,10 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
                         owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
             }
             // Whatever is still in flight was never answered (its answer faulted, or its memory is gone).
-            queue.stats.droppedRequests += queue.inFlight();
+            queue.stats().droppedRequests += queue.inFlight();
             try {
                 queue.flush();
-                queue.coalescing(0, 100);
+                queue.interrupts().coalescing(0, 100);
             } catch (Throwable t) {
                 queue.markFaulted(queue.brokenReason(), false);
             }
@@ -132,7 +198,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         detach();
         CompletableFuture<Integer> f = stopFuture;
         stopFuture = null;
-        f.complete(queue.lastAvail());
+        f.complete(queue.state());
     }
 
     /** Leaves the reactor: no more polls, no more wake-ups from the kick fd; releases resources. */
@@ -147,6 +213,12 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         } catch (RuntimeException e) {
             log.warn("{} queue {}: releasing resources: {}", owner, queue.index(), e.toString());
         }
+        arena.close();
+        if (swapGrace != null) {
+            // Nothing of this queue touches guest memory any more.
+            swapGrace.complete(null);
+            swapGrace = null;
+        }
     }
 
     /**
@@ -158,7 +230,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (stopFuture != null) {
             CompletableFuture<Integer> f = stopFuture;
             stopFuture = null;
-            f.complete(queue.lastAvail());
+            f.complete(queue.state());
         }
         detach();
     }
@@ -179,8 +251,10 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
     protected void onStart() {
     }
 
-    /** Requests handed to a block channel and not completed yet (or waiting on a retry list). */
-    protected abstract int pendingIo();
+    /** Requests handed to a block channel and not completed yet (or waiting on a retry list); none by default. */
+    protected int pendingIo() {
+        return 0;
+    }
 
     /**
      * True when every request counted by {@link #pendingIo()} is in a block channel that will
@@ -191,11 +265,20 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         return false;
     }
 
-    /** Polls the block channel(s) for completions. */
-    protected abstract int pollIo();
+    /** Polls the block channel(s) for completions; nothing by default. */
+    protected int pollIo() {
+        return 0;
+    }
 
-    /** Releases per-queue resources after the final stop (reactor thread). */
-    protected abstract void onStopped();
+    /** Releases per-queue resources after the final stop (reactor thread), before {@link #arena} closes. */
+    protected void onStopped() {
+    }
+
+    /** Answers a chain too malformed for the device to say anything: counted, length 0. */
+    protected final void reject(int head) {
+        queue.stats().requestErrors++;
+        queue.complete(head, 0);
+    }
 
     @Override
     public final int poll() {
@@ -206,14 +289,15 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
             if (queue.isBroken() || queue.lastError() != ChainError.NONE) reportErrors();
         }
         queue.flush();
-        if (queue.signalDeferred()) queue.flushDeferredSignal();
+        if (queue.interrupts().deferred()) queue.interrupts().flushDeferred();
+        if (swapGrace != null) checkSwapGrace();
         if (stopFuture != null) finishStopIfDrained();
         return work;
     }
 
     private void reportErrors() {
         if (queue.isFaulted()) return; // logged by fail()
-        long errs = queue.stats.chainErrors;
+        long errs = queue.stats().chainErrors;
         if (errs != loggedErrors) {
             // Log the first error and then at powers of two, so a hostile guest cannot flood the log.
             if (Long.bitCount(errs) == 1 || loggedErrors == 0) {
@@ -229,7 +313,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
         if (queue.isFaulted()) {
             return stopFuture == null && (pendingIo() == 0 || ioWakesReactor() || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
         }
-        if (kickFd < 0 || stopFuture != null || queue.signalDeferred()) return false;
+        if (kickFd < 0 || stopFuture != null || queue.interrupts().deferred()) return false;
         int io = pendingIo();
         if (io > 0 && !ioWakesReactor()) return false;
         // Chains in flight that are not in the block layer (being answered) keep us awake.
@@ -334,7 +418,7 @@ public abstract class QueueProcessor implements Pollable, SplitVirtQueue.ChainHa
 
     /** Forgets a request that cannot be answered (after a fault); counted as dropped. */
     protected final void drop(int head) {
-        queue.stats.droppedRequests++;
+        queue.stats().droppedRequests++;
         queue.complete(head, 0);
     }
 

@@ -5,9 +5,8 @@ import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.scsi.ScsiTmf;
 import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -25,7 +24,6 @@ final class ScsiControlProcessor extends QueueProcessor {
             ScsiTmf.Function.QUERY_TASK, ScsiTmf.Function.QUERY_TASK_SET};
 
     private final VirtioScsiDevice device;
-    private final Arena arena = Arena.ofShared();
     private final MemorySegment req = arena.allocate(TMF_REQ_SIZE, 8);
     private final Slot[] slots;
     private int pending;
@@ -56,7 +54,7 @@ final class ScsiControlProcessor extends QueueProcessor {
         }
     }
 
-    ScsiControlProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+    ScsiControlProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " controlq");
         this.device = device;
         slots = new Slot[queue.size()];
@@ -73,19 +71,14 @@ final class ScsiControlProcessor extends QueueProcessor {
         return device.pollChannels();
     }
 
-    @Override
-    protected void onStopped() {
-        arena.close();
-    }
 
     @Override
-    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+    public void onChain(VirtQueue q, DescriptorChain c) {
         int head = c.head();
         long readable = c.readableBytes();
         long writable = c.writableBytes();
         if (readable < 4 || writable < 1) {
-            q.stats.requestErrors++;
-            q.complete(head, 0);
+            reject(head);
             return;
         }
         c.copyFromReadable(0, req, 0, Math.min(readable, TMF_REQ_SIZE));
@@ -96,7 +89,7 @@ final class ScsiControlProcessor extends QueueProcessor {
         switch (type) {
             case T_TMF -> {
                 if (readable < TMF_REQ_SIZE) {
-                    q.stats.requestErrors++;
+                    q.stats().requestErrors++;
                     rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                     q.complete(head, TMF_RESP_SIZE);
                     return;
@@ -127,8 +120,7 @@ final class ScsiControlProcessor extends QueueProcessor {
             }
             case T_AN_QUERY, T_AN_SUBSCRIBE -> {
                 if (readable < AN_REQ_SIZE || writable < AN_RESP_SIZE) {
-                    q.stats.requestErrors++;
-                    q.complete(head, 0);
+                    reject(head);
                     return;
                 }
                 // No asynchronous notification classes are supported: event_actual = 0.
@@ -141,7 +133,7 @@ final class ScsiControlProcessor extends QueueProcessor {
                 q.complete(head, AN_RESP_SIZE);
             }
             default -> {
-                q.stats.requestErrors++;
+                q.stats().requestErrors++;
                 rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                 q.complete(head, TMF_RESP_SIZE);
             }

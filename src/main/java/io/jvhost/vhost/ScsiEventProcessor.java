@@ -3,7 +3,7 @@ package io.jvhost.vhost;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -22,7 +22,7 @@ final class ScsiEventProcessor extends QueueProcessor {
     private final long[] offs;
     private int first, count;
 
-    ScsiEventProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+    ScsiEventProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " eventq");
         this.device = device;
         heads = new int[queue.size()];
@@ -60,25 +60,14 @@ final class ScsiEventProcessor extends QueueProcessor {
     }
 
     @Override
-    protected int pendingIo() {
-        return 0;
-    }
-
-    @Override
-    protected int pollIo() {
-        return 0;
-    }
-
-    @Override
     protected void onStopped() {
         device.eventProcessor(null);
     }
 
     @Override
-    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+    public void onChain(VirtQueue q, DescriptorChain c) {
         if (c.writableBytes() < EVENT_SIZE || c.readableBytes() != 0 || !c.locateWritable(0) || c.locatedContiguous() < EVENT_SIZE) {
-            q.stats.requestErrors++;
-            q.complete(c.head(), 0);
+            reject(c.head());
             return;
         }
         int slot = (first + count) % heads.length;

@@ -6,7 +6,7 @@ import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.scsi.ScsiTask;
 import io.jvhost.virtio.DescriptorChain;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
 import io.jvhost.memory.SgList;
 
@@ -27,7 +27,6 @@ final class ScsiRequestProcessor extends QueueProcessor {
     private static final MemorySegment ZEROS = Arena.global().allocate(RESP_HEADER + 256, 8);
 
     private final VirtioScsiDevice device;
-    private final Arena arena = Arena.ofShared();
     private final MemorySegment header;
     private final Slot[] slots;
     private final int cdbSize;
@@ -125,7 +124,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
      */
     static final int MAX_DESCRIPTORS = VirtioScsiDevice.SEG_MAX + 2;
 
-    ScsiRequestProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
+    ScsiRequestProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
         super(queue, reactor, kickFd, "vhost-scsi " + device.name());
         this.device = device;
         this.cdbSize = device.cdbSize();
@@ -135,7 +134,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         this.header = arena.allocate(REQ_HEADER + 32, 8);
         // A driver sizes its indirect tables from our seg_max, not from the queue size.
         queue.acceptChainsUpTo(MAX_DESCRIPTORS);
-        int maxBuffers = Math.max(queue.size(), 256) + 64;
+        int maxBuffers = maxBuffers(queue.size());
         slots = new Slot[queue.size()];
         for (int i = 0; i < slots.length; i++) slots[i] = new Slot(maxBuffers);
     }
@@ -156,12 +155,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
     }
 
     @Override
-    protected void onStopped() {
-        arena.close();
-    }
-
-    @Override
-    public void onChain(SplitVirtQueue q, DescriptorChain c) {
+    public void onChain(VirtQueue q, DescriptorChain c) {
         int head = c.head();
         long readable = c.readableBytes();
         long writable = c.writableBytes();
@@ -171,9 +165,8 @@ final class ScsiRequestProcessor extends QueueProcessor {
         if (readable < reqSize || writable < respSize || !c.addWritableRange(s.respSink, 0, respSize)) {
             // Too short for the request or response header (or a response scattered over too
             // many buffers): nothing sensible to answer.
-            q.stats.requestErrors++;
             s.respPieces.clear();
-            q.complete(head, 0);
+            reject(head);
             return;
         }
         c.copyFromReadable(0, header, 0, reqSize);
@@ -190,7 +183,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         long dataIn = writable - respSize;
         if (dataOut > 0 && dataIn > 0) {
             // Bidirectional commands need VIRTIO_SCSI_F_INOUT, which we do not offer.
-            q.stats.requestErrors++;
+            q.stats().requestErrors++;
             s.writeResponse(S_FAILURE, 0, 0, 0);
             q.complete(head, respSize);
             return;
@@ -214,7 +207,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
             s.dataIn = false;
         }
         if (!ok) {
-            q.stats.requestErrors++;
+            q.stats().requestErrors++;
             s.writeResponse(S_FAILURE, 0, 0, 0);
             q.complete(head, respSize);
             return;
@@ -233,7 +226,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         if (!queue.isInFlight(h) || slots[h].executing) return;
         Slot s = slots[h];
         if (s.head == h && s.answerable()) {
-            queue.stats.requestErrors++;
+            queue.stats().requestErrors++;
             s.writeResponse(S_FAILURE, 0, 0, 0);
             queue.complete(h, respSize);
         } else {

@@ -2,10 +2,9 @@ package io.jvhost.vhost;
 
 import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
-import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
 import io.jvhost.virtio.SplitRing;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
 import io.jvhost.vhostuser.ConfigPayload;
 import io.jvhost.vhostuser.InflightPayload;
@@ -30,23 +29,22 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 import static io.jvhost.vhostuser.VhostUserProtocol.*;
 
 /**
  * One live vhost-user connection to a controller (SPDK: a vhost session). Runs on its own
- * control thread: reads front-end messages, keeps the negotiated state, the guest memory table
- * and each ring's configuration, and starts/stops queue processors on the device's reactor.
+ * control thread: reads front-end messages and keeps the negotiated state and the guest memory
+ * table; each ring's configuration and lifecycle (building, starting, stopping and changing
+ * queues on the device's reactor) is {@link Vrings}'.
  *
  * <p>A ring is processed while it is started (from SET_VRING_KICK until GET_VRING_BASE),
  * enabled (SET_VRING_ENABLE; rings start enabled when VHOST_USER_F_PROTOCOL_FEATURES was not
- * negotiated) and its addresses resolve in guest memory. Any change to a running ring's
- * parameters, its call fd or the memory table first stops it (draining in-flight requests),
- * applies the change, and starts it again at the same available index: no request is lost.
+ * negotiated) and its addresses resolve in guest memory. A new call or error fd and added or
+ * removed memory regions are swapped into running rings in place; other changes to a running
+ * ring (size, addresses, base, kick fd, features, a whole new memory table) stop it (draining
+ * in-flight requests), apply the change and start it again at the same available index. No
+ * request is lost either way (see {@link Vrings}).
  *
  * <p>Liberal where the ecosystem is, strict where safety needs it: what DPDK's vhost library and
  * libvhost-user both accept (SET_VRING_ENABLE with the ring size, NEED_REPLY without REPLY_ACK,
@@ -60,30 +58,12 @@ import static io.jvhost.vhostuser.VhostUserProtocol.*;
  */
 public final class Session implements Runnable, VhostUserBackendHandler {
     private static final Logger log = LoggerFactory.getLogger(Session.class);
-    private static final long STOP_TIMEOUT_SECONDS = 30;
+    static final long STOP_TIMEOUT_SECONDS = 30;
     /**
      * Largest ring we accept (SPDK's SPDK_VHOST_MAX_VQ_SIZE, QEMU's VIRTQUEUE_MAX_SIZE): per-slot
      * request state is preallocated, so this bounds what one front-end can make us allocate.
      */
     static final int MAX_QUEUE_SIZE = 1024;
-
-    /** Per-ring configuration as the front-end set it. */
-    private static final class Ring {
-        int num;
-        boolean addrSet;
-        long descUva, usedUva, availUva;
-        /** SET_VRING_ADDR's flags (VHOST_VRING_F_LOG) and used-ring log address, for dirty logging. */
-        int addrFlags;
-        long logGuestAddr;
-        int base;
-        boolean started;
-        int kickFd = -1;
-        int callFd = -1;
-        int errFd = -1;
-        boolean enabled;
-        QueueProcessor running;
-        String lastStartError;
-    }
 
     private final Controller controller;
     private final VhostUserDevice device;
@@ -91,16 +71,12 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     private final String name;
     private final VhostUserMessage in = new VhostUserMessage();
     private final VhostUserMessage out = new VhostUserMessage();
-    private final Arena arena = Arena.ofShared();
-    private final Ring[] rings;
-    private final MemorySegment[] scratch;
+    private final Vrings rings;
 
     private long features;
     private long protocolFeatures;
     private volatile GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
-    /** Ring stops handed to the reactor so far (tests order their steps after one). */
-    volatile int stopsRequested;
     private final ToleranceLog tolerance;
     private final VhostUserBackendDispatcher dispatcher;
     private static final int QUIRK_ODD_ENABLE = 1 << 16;
@@ -116,13 +92,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         this.device = device;
         this.conn = conn;
         this.name = controller.name() + "#" + id;
-        int n = device.maxQueues();
-        rings = new Ring[n];
-        scratch = new MemorySegment[n];
-        for (int i = 0; i < n; i++) {
-            rings[i] = new Ring();
-            scratch[i] = arena.allocate(8, 8);
-        }
+        rings = new Vrings(log, name, controller, this, device);
         tolerance = new ToleranceLog(log, name, controller.stats.toleratedDeviations);
         dispatcher = new VhostUserBackendDispatcher(name, this, conn, out, tolerance, controller.stats.failedRequests, controller.stats.unsupportedRequests);
     }
@@ -145,14 +115,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     /** Applies interrupt coalescing to the running queues (on their reactor); any thread. */
     void applyCoalescing(long delayBaseUs, long iopsThreshold) {
-        List<SplitVirtQueue> qs = runningQueues();
-        try {
-            device.reactor().runAndWait(() -> {
-                for (SplitVirtQueue q : qs) q.coalescing(delayBaseUs, iopsThreshold);
-            }, STOP_TIMEOUT_SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: applying coalescing: {}", name, e.toString());
-        }
+        rings.applyCoalescing(delayBaseUs, iopsThreshold);
     }
 
     /**
@@ -160,8 +123,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
      * included), or null before that. The session's control thread; tests read it once quiet.
      */
     VringAddr vringAddr(int idx) {
-        Ring r = rings[idx];
-        return r.addrSet ? new VringAddr(idx, r.addrFlags, r.descUva, r.usedUva, r.availUva, r.logGuestAddr) : null;
+        return rings.ring(idx).addr();
     }
 
     /** Guest memory regions mapped now (for tests and statistics); any thread. */
@@ -169,11 +131,24 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         return memory.regions();
     }
 
-    /** Queues currently being processed (for statistics). */
-    public synchronized List<SplitVirtQueue> runningQueues() {
-        List<SplitVirtQueue> l = new ArrayList<>();
-        for (Ring r : rings) if (r.running != null) l.add(r.running.queue());
-        return l;
+    /** Ring stops handed to the reactor so far (tests order their steps after one). */
+    long stopsRequested() {
+        return rings.stopsRequested();
+    }
+
+    /** Queues currently being processed (for statistics); any thread. */
+    public List<VirtQueue> runningQueues() {
+        return rings.runningQueues();
+    }
+
+    /** Ring processors stopped so far (each drains the ring; in-place swaps do not count). */
+    long ringStops() {
+        return rings.stops();
+    }
+
+    /** Call fd, error fd and memory changes taken by running rings without stopping them. */
+    long inPlaceSwaps() {
+        return rings.inPlaceSwaps();
     }
 
     @Override
@@ -313,12 +288,12 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         return false;
     }
 
-    private Ring ring(int index, VhostUserRequest req) throws VhostUserProtocolException {
-        if (index < 0 || index >= rings.length) {
+    private Vrings.Vring ring(int index, VhostUserRequest req) throws VhostUserProtocolException {
+        if (index < 0 || index >= rings.count()) {
             throw new VhostUserProtocolException(req + " names ring " + Integer.toUnsignedString(index) + " but the device has "
-                    + rings.length + " queues");
+                    + rings.count() + " queues");
         }
-        return rings[index];
+        return rings.ring(index);
     }
 
     @Override
@@ -336,13 +311,20 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             log.warn("{}: SET_FEATURES acks device feature bits never offered (0x{}); ignoring them", name, Long.toHexString(unoffered));
             v &= offered;
         }
-        if (anyRunning() && v != features) {
+        if (v == features && rings.anyRunning()) {
+            // QEMU repeats SET_FEATURES at vhost_dev_start; the same bits change nothing in the rings.
+            log.debug("{}: SET_FEATURES 0x{} unchanged; rings keep running", name, Long.toHexString(v));
+            return true;
+        }
+        if (rings.anyRunning()) {
+            // EVENT_IDX, INDIRECT_DESC or LOG_ALL change how a ring is read and written: the
+            // rings stop (drained), then restart at the same index with the new features.
             log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
         }
-        stopAll();
+        rings.stopAll();
         features = v;
         log.info("{}: features 0x{} negotiated", name, Long.toHexString(v));
-        reconcileAll();
+        rings.reconcileAll(features, memory);
         return true;
     }
 
@@ -372,7 +354,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
                 regions.add(mapRegion(table.regions().get(i)));
             }
             GuestMemory next = new GuestMemory(regions);
-            swapMemory(next, true);
+            replaceMemory(next);
             log.info("{}: memory table set, {} region(s): {}", name, n, regions);
             return true;
         } catch (RuntimeException e) {
@@ -401,7 +383,10 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             return false;
         }
         try {
-            swapMemory(memory.with(r), false);
+            GuestMemory next = memory.with(r);
+            rings.swapMemory(next, null); // nothing is unmapped: running rings take it in place
+            memory = next;
+            rings.reconcileAll(features, memory); // rings waiting for this memory may start now
         } catch (RuntimeException e) {
             r.close();
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
@@ -418,7 +403,16 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         long uva = d.userAddr();
         for (MemoryRegion r : memory.regions()) {
             if (r.guestPhysAddr() == gpa && r.size() == size && r.userAddr() == uva) {
-                swapMemory(memory.without(r), false);
+                GuestMemory next = memory.without(r);
+                // Returns once no running ring can touch r: rings in it stopped, the others past
+                // the chains they popped before the swap.
+                rings.swapMemory(next, r.segment());
+                memory = next;
+                rings.reconcileAll(features, memory);
+                if (rings.anyRunningIn(r.segment())) {
+                    log.error("{}: region {} is still used by a ring attached to an unresponsive reactor; it stays mapped", name, r);
+                    return true;
+                }
                 r.close();
                 log.info("{}: memory region removed: {}", name, r);
                 return true;
@@ -429,22 +423,25 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     }
 
     /**
-     * Stops running rings, installs {@code next}, restarts rings, then (if {@code closeOld})
-     * unmaps the regions of the old table.
+     * SET_MEM_TABLE: every region is mapped anew, so the rings' own segments change: running
+     * rings stop (drained), the new table is installed, rings restart, and only then is the old
+     * table unmapped. (QEMU sends it once before the rings start; with
+     * VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS memory hotplug comes as ADD/REM_MEM_REG, which
+     * running rings take in place.)
      */
-    private void swapMemory(GuestMemory next, boolean closeOld) {
+    private void replaceMemory(GuestMemory next) {
         GuestMemory old = memory;
-        stopAll();
+        rings.stopAll();
         memory = next;
-        reconcileAll();
-        if (closeOld) for (MemoryRegion r : old.regions()) r.close();
+        rings.reconcileAll(features, memory);
+        for (MemoryRegion r : old.regions()) r.close();
     }
 
     // ---- rings ----
 
     @Override
     public boolean setVringNum(VringState s) throws VhostUserProtocolException {
-        Ring r = ring(s.index(), VhostUserRequest.SET_VRING_NUM);
+        Vrings.Vring r = ring(s.index(), VhostUserRequest.SET_VRING_NUM);
         int num = s.num();
         if (num == 0) {
             // DPDK's vhost library and libvhost-user take 0; it describes no ring, so ours stays stopped.
@@ -453,7 +450,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), s.index(), MAX_QUEUE_SIZE);
             return false;
         }
-        stop(r);
+        rings.stop(r);
         r.num = num;
         return reconcile(s.index());
     }
@@ -461,8 +458,8 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     @Override
     public boolean setVringAddr(VringAddr a) throws VhostUserProtocolException {
         int idx = a.index();
-        Ring r = ring(idx, VhostUserRequest.SET_VRING_ADDR);
-        stop(r);
+        Vrings.Vring r = ring(idx, VhostUserRequest.SET_VRING_ADDR);
+        rings.stop(r);
         r.descUva = a.descUva();
         r.usedUva = a.usedUva();
         r.availUva = a.availUva();
@@ -477,7 +474,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     @Override
     public boolean setVringBase(VringState s) throws VhostUserProtocolException {
         int idx = s.index();
-        Ring r = ring(idx, VhostUserRequest.SET_VRING_BASE);
+        Vrings.Vring r = ring(idx, VhostUserRequest.SET_VRING_BASE);
         int base = s.num();
         if (Integer.compareUnsigned(base, 0xffff) > 0) {
             // A split ring's index is 16 bits wide; DPDK's vhost library and libvhost-user store
@@ -486,15 +483,15 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             tolerate(QUIRK_WIDE_VRING_BASE, "SET_VRING_BASE 0x" + Integer.toHexString(base) + " for ring " + idx + " wider than 16 bits; using 0x" + Integer.toHexString(base & 0xffff));
             base &= 0xffff;
         }
-        stop(r);
+        rings.stop(r);
         r.base = base;
         return reconcile(idx);
     }
 
     @Override
     public VringState getVringBase(int idx) throws VhostUserProtocolException {
-        Ring r = ring(idx, VhostUserRequest.GET_VRING_BASE);
-        stop(r);
+        Vrings.Vring r = ring(idx, VhostUserRequest.GET_VRING_BASE);
+        rings.stop(r);
         r.started = false;
         Fd.closeQuietly(r.kickFd);
         r.kickFd = -1;
@@ -521,7 +518,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     private boolean setVringFd(VringFile f, int which, VhostUserRequest req) throws VhostUserProtocolException {
         int idx = f.index();
         int fd = f.fd(); // ours now: kept below or closed
-        Ring r;
+        Vrings.Vring r;
         try {
             r = ring(idx, req);
         } catch (VhostUserProtocolException e) {
@@ -537,22 +534,18 @@ public final class Session implements Runnable, VhostUserBackendHandler {
                 return false;
             }
         }
-        stop(r);
         switch (which) {
             case 0 -> {
+                // The kick fd is registered with the reactor's epoll: the ring restarts on it.
+                rings.stop(r);
                 Fd.closeQuietly(r.kickFd);
                 r.kickFd = fd;
                 r.started = true;
                 if (!protocolFeaturesNegotiated()) r.enabled = true;
             }
-            case 1 -> {
-                Fd.closeQuietly(r.callFd);
-                r.callFd = fd;
-            }
-            default -> {
-                Fd.closeQuietly(r.errFd);
-                r.errFd = fd;
-            }
+            // QEMU re-sends SET_VRING_CALL on every interrupt mask/unmask: taken in place.
+            case 1 -> rings.setCallFd(r, fd);
+            default -> rings.setErrFd(r, fd);
         }
         return reconcile(idx);
     }
@@ -560,7 +553,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     @Override
     public boolean setVringEnable(VringState s) throws VhostUserProtocolException {
         int idx = s.index();
-        Ring r = ring(idx, VhostUserRequest.SET_VRING_ENABLE);
+        Vrings.Vring r = ring(idx, VhostUserRequest.SET_VRING_ENABLE);
         int num = s.num();
         // vhost-user.rst says 0 or 1, but SPDK's virtio-user sends the ring size; DPDK's vhost
         // library and libvhost-user both take any non-zero value as "enable", and so do we.
@@ -572,7 +565,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         // enabled at SET_VRING_KICK), but DPDK's vhost library and libvhost-user apply it, and so
         // do we: the dispatcher counts it as tolerated (its gate serves it).
         if (!r.enabled && en == 1 || r.enabled && en == 0) {
-            stop(r);
+            rings.stop(r);
             r.enabled = en == 1;
         }
         return reconcile(idx);
@@ -616,167 +609,13 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         return ok;
     }
 
-    // ---- start / stop ----
-
-    private boolean anyRunning() {
-        for (Ring r : rings) if (r.running != null) return true;
-        return false;
-    }
-
-    private void stopAll() {
-        for (Ring r : rings) stop(r);
-    }
-
-    private void reconcileAll() {
-        for (int i = 0; i < rings.length; i++) reconcile(i);
-    }
-
-    /**
-     * Stops {@code r}'s processor if it runs, draining in-flight requests; records its avail
-     * index. A faulted queue (guest memory gone) stops at once. When the stop does not finish
-     * in time, the processor is detached from the reactor by force (so the mappings can still be
-     * released) and an {@link IllegalStateException} says so; a dead reactor is not waited for.
-     */
-    private void stop(Ring r) {
-        QueueProcessor p = r.running;
-        if (p == null) return;
-        Reactor reactor = device.reactor();
-        CompletableFuture<Integer> done = new CompletableFuture<>();
-        // The command itself can fail (a fault while publishing into a vanished ring): the
-        // processor then fails the queue, and that completes the stop too. Only a stopped
-        // reactor never completes it: give up at once then.
-        reactor.call(() -> {
-            p.stop(done);
-            return null;
-        }).whenComplete((v, t) -> {
-            if (t != null && reactor.isStopped()) done.completeExceptionally(t);
-        });
-        stopsRequested++;
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
-        while (true) {
-            try {
-                r.base = done.get(1, TimeUnit.SECONDS);
-                break;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                abandon(r, p, "interrupted while stopping");
-                return;
-            } catch (ExecutionException e) {
-                abandon(r, p, "its reactor is gone (" + e.getCause() + ")");
-                return;
-            } catch (TimeoutException e) {
-                // A reactor that died while the queue drained will never finish the stop.
-                if (reactor.isStopped()) {
-                    abandon(r, p, "its reactor stopped" + (reactor.isDead() ? " (dead)" : ""));
-                    return;
-                }
-                if (System.nanoTime() - deadline > 0) {
-                    forceStop(r, p);
-                    throw new IllegalStateException(name + ": ring " + p.queue().index() + " did not stop within " + STOP_TIMEOUT_SECONDS
-                            + " s; detached it with requests in flight");
-                }
-            }
-        }
-        synchronized (this) {
-            r.running = null;
-        }
-        if (!anyRunning()) controller.releaseRings(this);
-        log.debug("{}: ring {} stopped at avail index {}", name, p.queue().index(), r.base);
-    }
-
-    /** The reactor is stopped or dead: nothing touches the queue any more; forget it. */
-    private void abandon(Ring r, QueueProcessor p, String why) {
-        log.error("{}: ring {} could not be stopped cleanly: {}", name, p.queue().index(), why);
-        if (device.reactor().isTerminated()) r.base = p.queue().lastAvail(); // the reactor thread has ended
-        synchronized (this) {
-            r.running = null;
-        }
-        if (!anyRunning()) controller.releaseRings(this);
-    }
-
-    /** A stop timed out: detach the processor on its reactor so nothing touches guest memory again. */
-    private void forceStop(Ring r, QueueProcessor p) {
-        try {
-            device.reactor().runAndWait(p::forceStop, STOP_TIMEOUT_SECONDS);
-        } catch (Exception e) {
-            // The reactor does not answer: it may still touch the queue, so its memory stays mapped.
-            log.error("{}: ring {} did not stop and its reactor does not answer ({}); its guest memory stays mapped", name,
-                    p.queue().index(), e.toString());
-            return;
-        }
-        r.base = p.queue().lastAvail();
-        synchronized (this) {
-            r.running = null;
-        }
-        if (!anyRunning()) controller.releaseRings(this);
-    }
-
     /** Starts ring {@code idx} if it should run and does not; returns false if it should but cannot. */
     private boolean reconcile(int idx) {
-        Ring r = rings[idx];
-        if (r.running != null || !r.started || !r.enabled || !r.addrSet || r.num == 0 || memory.regionCount() == 0) return true;
-        MemoryRegion gone = memory.vanishedRegion();
-        if (gone != null) {
-            // Reading the ring would fault: the front-end truncated its memory file.
-            String why = "guest memory region " + gone + " was truncated by the front-end";
-            if (!why.equals(r.lastStartError)) log.warn("{}: cannot start ring {}: {}", name, idx, why);
-            r.lastStartError = why;
-            return false;
-        }
-        SplitVirtQueue q;
-        try {
-            q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
-                    VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
-                    VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC),
-                    r.base, r.callFd, scratch[idx], Math.max(r.num, 256) + 64);
-        } catch (IllegalArgumentException e) {
-            if (!e.getMessage().equals(r.lastStartError)) log.warn("{}: cannot start ring: {}", name, e.getMessage());
-            r.lastStartError = e.getMessage();
-            return false;
-        } catch (InternalError e) {
-            // The used index is read from guest memory that vanished after the check above.
-            log.warn("{}: cannot start ring {}: guest memory access faulted ({})", name, idx, e.getMessage());
-            return false;
-        }
-        r.lastStartError = null;
-        if (!controller.claimRings(this)) return false; // another front-end's rings run (Controller: the ring lease)
-        if (controller.coalescingDelayBaseUs() != 0) q.coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
-        QueueProcessor p = device.newQueueProcessor(q, r.kickFd);
-        p.errorFd(r.errFd);
-        try {
-            device.reactor().runAndWait(p::start, STOP_TIMEOUT_SECONDS);
-        } catch (Exception e) {
-            log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
-            if (!anyRunning()) controller.releaseRings(this);
-            return false;
-        }
-        synchronized (this) {
-            r.running = p;
-        }
-        if (r.callFd >= 0 && q.usedIndex() != 0) {
-            // Completions may have been published while the ring had no call fd (or another one):
-            // one extra interrupt is harmless, a missing one hangs the driver.
-            io.jvhost.sys.EventFd.signal(r.callFd, scratch[idx]);
-        }
-        log.debug("{}: ring {} started (size {}, avail index {}, kick fd {}, call fd {})", name, idx, r.num, r.base, r.kickFd, r.callFd);
-        return true;
+        return rings.reconcile(idx, features, memory);
     }
 
     private void resetDeviceState() {
-        stopAll();
-        for (Ring r : rings) {
-            r.started = false;
-            r.enabled = false;
-            r.addrSet = false;
-            r.addrFlags = 0;
-            r.logGuestAddr = 0;
-            r.num = 0;
-            r.base = 0;
-            Fd.closeQuietly(r.kickFd);
-            r.kickFd = -1;
-            // Call and error fds stay: QEMU sets them once at init (its masked notifiers) and does
-            // not send them again after RESET_DEVICE; dropping them loses interrupts.
-        }
+        rings.reset();
         // Protocol features belong to the connection and survive a device reset (vhost-user.rst,
         // RESET_DEVICE: "the back-end retains ownership"); front-ends keep using REPLY_ACK.
         features = 0;
@@ -784,35 +623,8 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     }
 
     private void teardown() {
-        // Every ring is tried, whatever one of them did; a ring that could not be stopped was
-        // detached by force, so the memory below is released unless a reactor does not answer.
-        // Stopping drains: requests in flight complete and are published to the used ring
-        // (bounded by STOP_TIMEOUT_SECONDS per ring), so a planned shutdown or restart leaves the
-        // guest's rings, and the inflight area, as consistent as a clean stop.
-        int runningRings = 0;
-        for (Ring r : rings) if (r.running != null) runningRings++;
-        long t0 = System.nanoTime();
-        if (runningRings > 0) log.info("{}: draining {} running ring(s) before closing", name, runningRings);
-        for (Ring r : rings) {
-            try {
-                stop(r);
-            } catch (RuntimeException e) {
-                log.error("{}: {}", name, e.getMessage());
-            }
-        }
-        if (runningRings > 0) {
-            log.info("{}: rings stopped in {} ms{}", name, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0),
-                    anyRunning() ? ", one is still attached to an unresponsive reactor" : ", nothing left in flight");
-        }
-        for (Ring r : rings) {
-            Fd.closeQuietly(r.kickFd);
-            Fd.closeQuietly(r.callFd);
-            Fd.closeQuietly(r.errFd);
-            r.kickFd = r.callFd = r.errFd = -1;
-        }
-        if (!anyRunning()) {
+        if (rings.teardown()) {
             for (MemoryRegion reg : memory.regions()) reg.close();
-            arena.close();
         } else {
             log.error("{}: a ring is still attached to an unresponsive reactor; its guest memory stays mapped", name);
         }

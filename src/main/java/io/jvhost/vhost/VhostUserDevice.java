@@ -1,7 +1,7 @@
 package io.jvhost.vhost;
 
 import io.jvhost.runtime.Reactor;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 
 import java.lang.foreign.MemorySegment;
 
@@ -33,7 +33,7 @@ public interface VhostUserDevice {
      * Creates the processor of a started queue (kick fd -1: the front-end polls, never kicks).
      * It runs on {@link #reactor()}'s thread from its start on.
      */
-    QueueProcessor newQueueProcessor(SplitVirtQueue queue, int kickFd);
+    QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd);
 
     /** The front-end connection ended (all queues stopped). */
     default void sessionEnded() {

@@ -6,7 +6,7 @@ import io.jvhost.runtime.Reactor;
 import io.jvhost.scsi.ScsiDevice;
 import io.jvhost.scsi.ScsiTarget;
 import io.jvhost.virtio.LittleEndian;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -118,7 +118,7 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     }
 
     @Override
-    public QueueProcessor newQueueProcessor(SplitVirtQueue queue, int kickFd) {
+    public QueueProcessor newQueueProcessor(VirtQueue queue, int kickFd) {
         return switch (queue.index()) {
             case CONTROL_QUEUE -> new ScsiControlProcessor(this, queue, reactor, kickFd);
             case EVENT_QUEUE -> new ScsiEventProcessor(this, queue, reactor, kickFd);

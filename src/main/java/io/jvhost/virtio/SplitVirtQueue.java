@@ -1,7 +1,6 @@
 package io.jvhost.virtio;
 
 import io.jvhost.memory.GuestMemory;
-import io.jvhost.sys.EventFd;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -21,12 +20,15 @@ import static io.jvhost.virtio.SplitRing.*;
  * reading ring entries (2.7.13.3 / 2.7.6), a release store of {@code used->idx} after writing
  * used elements (2.7.8), and a full fence between publishing used entries (or re-enabling
  * kicks) and reading the driver's suppression fields (2.7.10, 2.7.7).
+ *
+ * <p>The ring decides only whether the driver wants a used-buffer notification (NO_INTERRUPT,
+ * or EVENT_IDX's used_event); sending it, now or coalesced, is {@link Interrupts}' job through
+ * the injected {@link Notifier}. Every write of the device into guest memory on completion is
+ * either a used-ring store here, reported to {@link QueueHooks#completed} / {@link
+ * QueueHooks#published}, or a data/status byte in a device-writable buffer of the chain, which
+ * {@link #writableRanges} finds again from the completion hook.
  */
-public final class SplitVirtQueue {
-    /** Receives each valid chain; must consume the flyweight before returning. */
-    public interface ChainHandler {
-        void onChain(SplitVirtQueue queue, DescriptorChain chain);
-    }
+public final class SplitVirtQueue implements VirtQueue {
 
     private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
     private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
@@ -36,16 +38,22 @@ public final class SplitVirtQueue {
     private final int index;
     private final int size;
     private final int mask;
-    private final GuestMemory memory;
+    /** Translation snapshot for descriptor addresses; replaced by {@link #swapMemory} (reactor thread). */
+    private GuestMemory memory;
     private final MemorySegment desc;
     private final MemorySegment avail;
     private final MemorySegment used;
     private final boolean eventIdx;
     private final boolean indirect;
-    private final int callFd;
-    private final MemorySegment scratch;
+    private final Interrupts interrupts;
+    private QueueHooks hooks = QueueHooks.NONE;
     private final DescriptorChain chain;
     private final boolean[] inFlight;
+    /** Heads in flight at the last {@link #swapMemory} (allocated at the first swap; cold). */
+    private boolean[] beforeSwap;
+    private int beforeSwapCount;
+    /** A used entry was ever published (or found published at start). */
+    private boolean anyUsed;
 
     private int lastAvail;      // next avail ring slot to consume (free-running u16)
     private int usedIdx;        // shadow of used->idx including unpublished entries
@@ -65,23 +73,13 @@ public final class SplitVirtQueue {
 
     public final QueueStats stats = new QueueStats();
 
-    // Interrupt coalescing (SPDK's vhost_controller_set_coalescing): off while delayBaseNs == 0.
-    /** Interval over which the request rate is measured (SPDK_VHOST_STATS_CHECK_INTERVAL_MS). */
-    public static final long COALESCING_INTERVAL_NS = 10_000_000L;
-    private long delayBaseNs;
-    private long thresholdPerInterval;
-    private long nextStatsCheck;
-    private long requestsInInterval;
-    private long irqDelayNs;
-    private long nextSignalAt;
-    private boolean signalDeferred;
 
     /**
      * @param descAddr  ring addresses as guest memory segments already resolved by the caller,
      *                  see {@link #fromUserAddresses}
      */
     public SplitVirtQueue(int index, int size, GuestMemory memory, MemorySegment desc, MemorySegment avail, MemorySegment used,
-                          boolean eventIdx, boolean indirect, int lastAvail, int callFd, MemorySegment scratch, int maxBuffers) {
+                          boolean eventIdx, boolean indirect, int lastAvail, Notifier notifier, int maxBuffers) {
         if (!validSize(size)) throw new IllegalArgumentException("queue size " + size + " is not a power of two in 1.." + MAX_QUEUE_SIZE);
         this.index = index;
         this.size = size;
@@ -92,8 +90,7 @@ public final class SplitVirtQueue {
         this.used = used;
         this.eventIdx = eventIdx;
         this.indirect = indirect;
-        this.callFd = callFd;
-        this.scratch = scratch;
+        this.interrupts = new Interrupts(stats, notifier);
         this.chain = new DescriptorChain(maxBuffers);
         this.inFlight = new boolean[size];
         this.chainLimit = size;
@@ -101,6 +98,7 @@ public final class SplitVirtQueue {
         // The used index in guest memory is authoritative on (re)start (reconnect, table change).
         this.usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
         this.publishedUsed = usedIdx;
+        this.anyUsed = usedIdx != 0;
     }
 
     /**
@@ -108,7 +106,7 @@ public final class SplitVirtQueue {
      * queue. Throws {@link IllegalArgumentException} saying which ring is unmapped or misaligned.
      */
     public static SplitVirtQueue fromUserAddresses(int index, int size, GuestMemory memory, long descUva, long availUva, long usedUva,
-                                                   boolean eventIdx, boolean indirect, int lastAvail, int callFd, MemorySegment scratch,
+                                                   boolean eventIdx, boolean indirect, int lastAvail, Notifier notifier,
                                                    int maxBuffers) {
         if (!validSize(size)) throw new IllegalArgumentException("queue " + index + ": size " + size + " is not a power of two in 1.." + MAX_QUEUE_SIZE);
         if ((descUva & 15) != 0) throw new IllegalArgumentException("queue " + index + ": descriptor table 0x" + Long.toHexString(descUva) + " not 16-byte aligned");
@@ -120,25 +118,32 @@ public final class SplitVirtQueue {
         if (d == null) throw new IllegalArgumentException("queue " + index + ": descriptor table 0x" + Long.toHexString(descUva) + " is not inside one guest memory region");
         if (a == null) throw new IllegalArgumentException("queue " + index + ": available ring 0x" + Long.toHexString(availUva) + " is not inside one guest memory region");
         if (u == null) throw new IllegalArgumentException("queue " + index + ": used ring 0x" + Long.toHexString(usedUva) + " is not inside one guest memory region");
-        return new SplitVirtQueue(index, size, memory, d, a, u, eventIdx, indirect, lastAvail, callFd, scratch, maxBuffers);
+        return new SplitVirtQueue(index, size, memory, d, a, u, eventIdx, indirect, lastAvail, notifier, maxBuffers);
     }
 
-    public int index() { return index; }
-    public int size() { return size; }
+    @Override public int index() { return index; }
+    @Override public int size() { return size; }
     public int lastAvail() { return lastAvail; }
+    /** Split ring: GET_VRING_BASE reports the next available index. */
+    @Override public int state() { return lastAvail; }
+    @Override public boolean anyUsed() { return anyUsed; }
     public int usedIndex() { return usedIdx; }
-    public int inFlight() { return inFlightCount; }
-    public boolean isBroken() { return brokenReason != ChainError.NONE; }
+    @Override public int inFlight() { return inFlightCount; }
+    @Override public boolean isBroken() { return brokenReason != ChainError.NONE; }
     /** True after {@link #markFaulted}: the queue fetches nothing more. */
-    public boolean isFaulted() { return faulted; }
+    @Override public boolean isFaulted() { return faulted; }
     /** False after a fault that took the ring's own memory (or of unknown cause): nothing is written to it. */
-    public boolean ringUsable() { return !ringGone; }
+    @Override public boolean ringUsable() { return !ringGone; }
     /** The chain flyweight as the last {@link #poll} left it (its owner's fault handling reads it). */
-    public DescriptorChain lastChain() { return chain; }
+    @Override public DescriptorChain lastChain() { return chain; }
     /** Is head {@code head} fetched and not yet completed? */
-    public boolean isInFlight(int head) { return head >= 0 && head < size && inFlight[head]; }
+    @Override public boolean isInFlight(int head) { return head >= 0 && head < size && inFlight[head]; }
+    @Override public QueueStats stats() { return stats; }
+    @Override public Interrupts interrupts() { return interrupts; }
+    @Override public void hooks(QueueHooks h) { hooks = h == null ? QueueHooks.NONE : h; }
 
     /** Does any part of the rings lie in {@code region} (a region's whole mapping)? */
+    @Override
     public boolean ringIn(MemorySegment region) {
         return overlaps(desc, region) || overlaps(avail, region) || overlaps(used, region);
     }
@@ -146,10 +151,10 @@ public final class SplitVirtQueue {
     private static boolean overlaps(MemorySegment a, MemorySegment b) {
         return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
     }
-    public ChainError brokenReason() { return brokenReason; }
+    @Override public ChainError brokenReason() { return brokenReason; }
 
     /** Most buffer descriptors one chain may hold, indirect table entries included. */
-    public int chainLimit() { return chainLimit; }
+    @Override public int chainLimit() { return chainLimit; }
 
     /**
      * Lets chains hold up to {@code descriptors} buffer descriptors when the queue is smaller:
@@ -158,6 +163,7 @@ public final class SplitVirtQueue {
      * size, and QEMU lets a queue be as small as 2). Never lowers the limit below the queue size
      * nor raises it past {@link SplitRing#MAX_QUEUE_SIZE}. Call before the queue is polled.
      */
+    @Override
     public void acceptChainsUpTo(int descriptors) {
         chainLimit = Math.max(size, Math.min(descriptors, MAX_QUEUE_SIZE));
     }
@@ -167,19 +173,41 @@ public final class SplitVirtQueue {
      * seg_max): counted with the chain errors and logged (rate-limited) by the owner. The device
      * still answers the request itself. Owning reactor thread.
      */
+    @Override
     public void countRefused(ChainError why) {
         lastError = why;
         stats.chainErrors++;
     }
     /** The most recent chain error (for logging by the owner). */
-    public ChainError lastError() { return lastError; }
-    public GuestMemory memory() { return memory; }
+    @Override public ChainError lastError() { return lastError; }
+    @Override public GuestMemory memory() { return memory; }
+
+    /**
+     * Walks chains through {@code next} from now on (reactor thread, between polls). The rings'
+     * own segments stay as they are: the caller never swaps out the region holding them (it
+     * stops the queue instead). Heads in flight now are remembered: {@link #chainsBeforeSwap()}
+     * reaches 0 once all of them completed, and only then may a mapping that {@code next} no
+     * longer has be unmapped.
+     */
+    @Override
+    public void swapMemory(GuestMemory next) {
+        if (beforeSwap == null) beforeSwap = new boolean[size];
+        System.arraycopy(inFlight, 0, beforeSwap, 0, size);
+        beforeSwapCount = inFlightCount;
+        memory = next;
+    }
+
+    @Override
+    public int chainsBeforeSwap() {
+        return beforeSwapCount;
+    }
 
     /**
      * Consumes up to {@code budget} available chains, handing each valid one to {@code handler}.
      * Invalid chains are returned to the driver at once with length 0 and counted. Returns the
      * number of chains consumed.
      */
+    @Override
     public int poll(ChainHandler handler, int budget) {
         if (brokenReason != ChainError.NONE) return 0;
         // 2.7.13.3: read idx with acquire so ring entries written before it are visible.
@@ -206,6 +234,7 @@ public final class SplitVirtQueue {
             }
             inFlight[head] = true;
             inFlightCount++;
+            hooks.popped(this, head);
             ChainError err = walk(head);
             if (err != ChainError.NONE) {
                 stats.chainErrors++;
@@ -291,28 +320,39 @@ public final class SplitVirtQueue {
      * Once the ring is gone ({@link #markFaulted} without a usable ring) the head is only
      * forgotten: nothing is written.
      */
+    @Override
     public void complete(int head, int len) {
         if (head < 0 || head >= size || !inFlight[head]) {
             throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
         }
         inFlight[head] = false;
         inFlightCount--;
+        if (beforeSwapCount != 0 && beforeSwap[head]) {
+            beforeSwap[head] = false;
+            beforeSwapCount--;
+        }
         if (ringGone) return;
         long at = USED_RING + (long) USED_ELEM_SIZE * (usedIdx & mask);
+        // The hook runs before the element is stored: the chain's buffers are still the device's
+        // either way (nothing is published yet), and a logger may walk them (writableRanges).
+        hooks.completed(this, head, len, at, USED_ELEM_SIZE);
         used.set(LE32, at, head);
         used.set(LE32, at + 4, len);
         usedIdx = (usedIdx + 1) & 0xffff;
     }
 
     /**
-     * Publishes completed entries (release store of used->idx) and signals the call eventfd if
-     * the driver wants an interrupt. Returns 1 if it signalled, else 0. One call per batch.
+     * Publishes completed entries (release store of used->idx) and tells {@link Interrupts}
+     * whether the driver wants a notification. Returns 1 if one went out, else 0. One call per batch.
      */
+    @Override
     public int flush() {
         if (usedIdx == publishedUsed || ringGone) return 0;
         int old = publishedUsed;
         U16.setRelease(used, (long) USED_IDX, (short) usedIdx);
         publishedUsed = usedIdx;
+        anyUsed = true;
+        hooks.published(this, usedIdx, USED_IDX, 2);
         // 2.7.10: the used index must be visible before we read the driver's suppression state.
         VarHandle.fullFence();
         boolean notify;
@@ -325,73 +365,11 @@ public final class SplitVirtQueue {
         } else {
             notify = (Short.toUnsignedInt(avail.get(LE16, AVAIL_FLAGS)) & AVAIL_F_NO_INTERRUPT) == 0;
         }
-        if (delayBaseNs != 0) {
-            requestsInInterval += (usedIdx - old) & 0xffff;
-            if (notify) return coalescedSignal(System.nanoTime());
-            return 0;
-        }
-        if (notify && callFd >= 0) {
-            signal();
-            return 1;
-        }
-        return 0;
-    }
-
-    private void signal() {
-        if (callFd < 0) return;
-        stats.calls++;
-        if (EventFd.signal(callFd, scratch) < 0) stats.callErrors++;
-    }
-
-    /**
-     * Sets interrupt coalescing as SPDK does: every 10 ms the queue's request rate is compared
-     * with {@code iopsThreshold}; above it, calls are spaced by
-     * {@code delayBaseUs * (rate - threshold) / threshold}. {@code delayBaseUs == 0} turns it off.
-     */
-    public void coalescing(long delayBaseUs, long iopsThreshold) {
-        if (signalDeferred) signal();
-        signalDeferred = false;
-        delayBaseNs = delayBaseUs * 1000;
-        thresholdPerInterval = Math.max(1, iopsThreshold * COALESCING_INTERVAL_NS / 1_000_000_000L);
-        irqDelayNs = 0;
-        requestsInInterval = 0;
-        nextStatsCheck = 0;
-    }
-
-    private int coalescedSignal(long now) {
-        if (now >= nextStatsCheck) {
-            nextStatsCheck = now + COALESCING_INTERVAL_NS;
-            long req = requestsInInterval;
-            requestsInInterval = 0;
-            irqDelayNs = req <= thresholdPerInterval ? 0 : delayBaseNs * (req - thresholdPerInterval) / thresholdPerInterval;
-        }
-        if (irqDelayNs == 0 || now >= nextSignalAt) {
-            signalDeferred = false;
-            nextSignalAt = now + irqDelayNs;
-            signal();
-            return 1;
-        }
-        signalDeferred = true;
-        return 0;
-    }
-
-    /** Sends a call that coalescing held back once its time has come; returns 1 if it did. */
-    public int flushDeferredSignal() {
-        if (!signalDeferred) return 0;
-        long now = System.nanoTime();
-        if (now < nextSignalAt) return 0;
-        signalDeferred = false;
-        nextSignalAt = now + irqDelayNs;
-        signal();
-        return 1;
-    }
-
-    /** True while coalescing holds back a call (the reactor must not sleep). */
-    public boolean signalDeferred() {
-        return signalDeferred;
+        return interrupts.onPublished((usedIdx - old) & 0xffff, notify);
     }
 
     /** Asks the driver not to kick (we are polling). */
+    @Override
     public void disableNotifications() {
         if (!notificationsEnabled || ringGone) return;
         notificationsEnabled = false;
@@ -403,6 +381,7 @@ public final class SplitVirtQueue {
      * Asks the driver to kick on new buffers, then re-checks the ring: returns true when buffers
      * arrived meanwhile (the caller must not sleep).
      */
+    @Override
     public boolean enableNotifications() {
         if (ringGone) return false;
         notificationsEnabled = true;
@@ -416,6 +395,7 @@ public final class SplitVirtQueue {
         return hasPending();
     }
 
+    @Override
     public boolean hasPending() {
         if (brokenReason != ChainError.NONE) return false;
         int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
@@ -431,16 +411,60 @@ public final class SplitVirtQueue {
      * a held-back call is dropped. Called again without {@code ringUsable}, it gives up the ring.
      * Counted once in {@link QueueStats#faults}. Owning reactor thread.
      */
+    @Override
     public void markFaulted(ChainError why, boolean ringUsable) {
         if (!ringUsable) {
             ringGone = true;
-            signalDeferred = false;
+            interrupts.dropDeferred();
         }
         if (faulted) return;
         faulted = true;
         brokenReason = why;
         lastError = why;
         stats.faults++;
+    }
+
+    /**
+     * Walks chain {@code head} again (cold: dirty logging from {@link QueueHooks#completed}) and
+     * reports each device-writable descriptor as a guest-physical range. Bounded as {@link #walk}.
+     */
+    @Override
+    public int writableRanges(int head, GuestRangeSink sink) {
+        if (head < 0 || head >= size) return -1;
+        MemorySegment table = desc;
+        long tableBase = 0;
+        int tableSize = size;
+        int steps = size;
+        boolean inIndirect = false;
+        int idx = head;
+        int n = 0;
+        GuestMemory mem = memory;
+        while (true) {
+            if (idx >= tableSize || steps-- == 0) return -1;
+            long at = tableBase + (long) idx * DESC_SIZE;
+            long addr = table.get(LE64, at + DESC_ADDR);
+            long len = Integer.toUnsignedLong(table.get(LE32, at + DESC_LEN));
+            int flags = Short.toUnsignedInt(table.get(LE16, at + DESC_FLAGS));
+            int next = Short.toUnsignedInt(table.get(LE16, at + DESC_NEXT));
+            if ((flags & F_INDIRECT) != 0) {
+                if (!indirect || inIndirect || (len & 15) != 0 || len == 0 || len / DESC_SIZE > chainLimit) return -1;
+                int r = mem.regionOfGpa(addr);
+                if (r < 0 || Long.compareUnsigned(len, mem.contiguous(r, addr)) > 0) return -1;
+                table = mem.segment(r);
+                tableBase = mem.offsetInRegion(r, addr);
+                tableSize = (int) (len / DESC_SIZE);
+                steps = tableSize;
+                inIndirect = true;
+                idx = 0;
+                continue;
+            }
+            if ((flags & F_WRITE) != 0 && len > 0) {
+                sink.range(addr, len);
+                n++;
+            }
+            if ((flags & F_NEXT) == 0) return n;
+            idx = next;
+        }
     }
 
     private void markBroken(ChainError why) {

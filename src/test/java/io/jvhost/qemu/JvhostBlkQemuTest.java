@@ -5,7 +5,7 @@ import io.jvhost.bdev.MallocBlockDevice;
 import io.jvhost.runtime.IdleStrategy;
 import io.jvhost.vhost.Controller;
 import io.jvhost.vhost.VhostTarget;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -97,7 +97,7 @@ class JvhostBlkQemuTest {
             g.awaitLine(QemuGuest.BOOTED, Duration.ofSeconds(90));
             g.awaitLine("^JVHOST-SAMPLE-STATS", Duration.ofSeconds(240));
             for (Controller c : List.of(cr, cf)) {
-                for (SplitVirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats.requests});
+                for (VirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats().requests});
             }
             g.sendLine("go");
             exitCode = g.awaitExit(Duration.ofSeconds(60));

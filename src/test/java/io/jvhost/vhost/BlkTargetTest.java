@@ -70,7 +70,7 @@ class BlkTargetTest {
             assertThat(ini.request(0, T_OUT, 0, segMax * 512L, 512, t).status()).isEqualTo(S_OK);
             assertThat(ini.request(0, T_IN, 0, segMax * 512L, 512, t).status()).isEqualTo(S_OK);
             assertThat(ini.request(0, T_OUT, 0, BlkDevice.SIZE_MAX, BlkDevice.SIZE_MAX, t).status()).isEqualTo(S_OK);
-            var stats = target.controller("vhost.0").session().runningQueues().get(0).stats;
+            var stats = target.controller("vhost.0").session().runningQueues().get(0).stats();
             assertThat(stats.chainErrors).isZero();
             // one segment more, or one segment longer, fails with an I/O error and is counted
             ram.memory().asSlice(0, 1 << 20).fill((byte) 0x5a);

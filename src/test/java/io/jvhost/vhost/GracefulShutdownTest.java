@@ -135,7 +135,7 @@ class GracefulShutdownTest {
             CompletableFuture<Void> shutdown = CompletableFuture.runAsync(target::close);
             // Once the session has handed its ring stop to the reactor (and the reactor has run
             // it), the ring is draining: only then are the held requests let go.
-            await().atMost(Duration.ofSeconds(10)).until(() -> s.stopsRequested > 0);
+            await().atMost(Duration.ofSeconds(10)).until(() -> s.stopsRequested() > 0);
             target.reactors()[0].runAndWait(() -> { }, 10);
             assertThat(shutdown).as("shutdown waits for the requests in flight").isNotDone();
             bdev.open();

@@ -15,6 +15,7 @@ import io.jvhost.sys.Fd;
 import io.jvhost.sys.MemFd;
 import io.jvhost.sys.Mmap;
 import io.jvhost.virtio.SplitRing;
+import io.jvhost.virtio.Notifier;
 import io.jvhost.virtio.SplitVirtQueue;
 import org.junit.jupiter.api.AfterAll;
 
@@ -214,7 +215,7 @@ class QueueRequestFuzzTest {
                 if (d.consumeBoolean()) a.set(ValueLayout.JAVA_SHORT_UNALIGNED, usedOff + USED_IDX, (short) startAvail);
                 a.set(ValueLayout.JAVA_SHORT_UNALIGNED, availOff + AVAIL_IDX, (short) startAvail);
                 SplitVirtQueue q = new SplitVirtQueue(queueIndex, size, mem, a.asSlice(descOff, descTableBytes(size)), a.asSlice(availOff, availBytes(size)),
-                        a.asSlice(usedOff, usedBytes(size)), eventIdx, indirect, startAvail, withCall ? f.callFd : -1, f.scratch, Math.max(size, 256) + 64);
+                        a.asSlice(usedOff, usedBytes(size)), eventIdx, indirect, startAvail, Notifier.eventFd(withCall ? f.callFd : -1), Math.max(size, 256) + 64);
                 QueueProcessor p = device == 0 ? f.blk.newQueueProcessor(q, f.kickFd) : f.scsi.newQueueProcessor(q, f.kickFd);
                 c = new Cached(q, p);
                 if (!fresh) f.cache.put(key, c);

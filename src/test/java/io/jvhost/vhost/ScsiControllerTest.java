@@ -209,7 +209,7 @@ class ScsiControllerTest {
             assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_SEG_MAX)).isEqualTo(VirtioScsiDevice.SEG_MAX);
             assertThat(c.get(ValueLayout.JAVA_INT_UNALIGNED, C_MAX_SECTORS)).isEqualTo(VirtioScsiDevice.MAX_SECTORS);
             var stats = target.controller("scsi0").session().runningQueues().stream()
-                    .filter(q -> q.index() == FIRST_REQUEST_QUEUE).findFirst().orElseThrow().stats;
+                    .filter(q -> q.index() == FIRST_REQUEST_QUEUE).findFirst().orElseThrow().stats();
             // QEMU shows a guest seg_max = virtqueue_size - 2 of its own: 254 on a 256-entry queue
             m0.memory().asSlice(0, 254 * 512).fill((byte) 0x77);
             ini.data().fill((byte) 0);

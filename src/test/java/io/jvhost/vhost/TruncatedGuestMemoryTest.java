@@ -7,7 +7,7 @@ import io.jvhost.runtime.IdleStrategy;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
 import io.jvhost.virtio.ChainError;
-import io.jvhost.virtio.SplitVirtQueue;
+import io.jvhost.virtio.VirtQueue;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -71,17 +71,17 @@ class TruncatedGuestMemoryTest {
         assertThat(bystander.data().get(ValueLayout.JAVA_LONG, 0)).isEqualTo(v);
     }
 
-    private SplitVirtQueue victimQueue() {
-        List<SplitVirtQueue> qs = victim.session().runningQueues();
+    private VirtQueue victimQueue() {
+        List<VirtQueue> qs = victim.session().runningQueues();
         assertThat(qs).hasSize(1);
         return qs.get(0);
     }
 
     private void awaitVictimFaulted() {
         await().atMost(Duration.ofSeconds(10)).until(() -> victimQueue().isFaulted());
-        SplitVirtQueue q = victimQueue();
+        VirtQueue q = victimQueue();
         assertThat(q.brokenReason()).isEqualTo(ChainError.GUEST_MEMORY_FAULT);
-        assertThat(q.stats.faults).isEqualTo(1);
+        assertThat(q.stats().faults).isEqualTo(1);
         assertThat(reactor.stats().dead()).isFalse();
         assertThat(reactor.stats().errors()).isPositive();
     }
@@ -163,12 +163,12 @@ class TruncatedGuestMemoryTest {
             Fd.ftruncate(data.fd(), 0);
             fe.publishAndKick();
             awaitVictimFaulted();
-            SplitVirtQueue q = victimQueue();
+            VirtQueue q = victimQueue();
             // The ring and the status byte survived: the request is failed, not left hanging.
             await().atMost(Duration.ofSeconds(5)).until(() -> fe.q.usedIndex() == usedBefore + 1);
             assertThat(fe.status()).isEqualTo(S_IOERR);
-            assertThat(q.stats.droppedRequests).isZero();
-            assertThat(q.stats.requestErrors).isEqualTo(1);
+            assertThat(q.stats().droppedRequests).isZero();
+            assertThat(q.stats().requestErrors).isEqualTo(1);
             bystanderStillServes();
             // GET_VRING_BASE stops the faulted ring at once (not after the 30 s stop timeout)
             int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
@@ -217,8 +217,8 @@ class TruncatedGuestMemoryTest {
             Fd.ftruncate(data.fd(), 0);
             fe.publishAndKick();
             awaitVictimFaulted();
-            SplitVirtQueue q = victimQueue();
-            await().atMost(Duration.ofSeconds(5)).until(() -> q.stats.droppedRequests == 1);
+            VirtQueue q = victimQueue();
+            await().atMost(Duration.ofSeconds(5)).until(() -> q.stats().droppedRequests == 1);
             assertThat(q.ringUsable()).isTrue();
             bystanderStillServes();
             int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
@@ -265,7 +265,7 @@ class TruncatedGuestMemoryTest {
             Fd.ftruncate(data.fd(), 0);
             fe.publishAndKick();
             await().atMost(Duration.ofSeconds(10)).until(() -> scsi.session().runningQueues().get(0).isFaulted());
-            SplitVirtQueue q = scsi.session().runningQueues().get(0);
+            VirtQueue q = scsi.session().runningQueues().get(0);
             assertThat(q.brokenReason()).isEqualTo(ChainError.GUEST_MEMORY_FAULT);
             // The task was answered (CHECK CONDITION, HARDWARE ERROR), not left hanging.
             await().atMost(Duration.ofSeconds(5)).until(() -> fe.q.usedIndex() == 1);

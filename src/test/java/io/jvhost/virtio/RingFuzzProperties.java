@@ -39,7 +39,7 @@ class RingFuzzProperties {
             }
             for (int i = 0; i < size; i++) avail.set(ValueLayout.JAVA_SHORT_UNALIGNED, 4 + 2L * i, availEntries[i]);
             avail.set(ValueLayout.JAVA_SHORT, 2, (short) availIdx);
-            SplitVirtQueue q = new SplitVirtQueue(0, size, mem, desc, avail, used, false, indirect, 0, -1, arena.allocate(8), 64);
+            SplitVirtQueue q = new SplitVirtQueue(0, size, mem, desc, avail, used, false, indirect, 0, Notifier.NONE, 64);
             int[] handled = {0};
             int consumed = q.poll((qq, c) -> {
                 for (int i = 0; i < c.bufferCount(); i++) {

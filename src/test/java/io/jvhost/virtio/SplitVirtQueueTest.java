@@ -45,7 +45,7 @@ class SplitVirtQueueTest {
 
     SplitVirtQueue device(boolean eventIdx, boolean indirect) {
         return new SplitVirtQueue(0, SIZE, mem, r0.asSlice(0, descTableBytes(SIZE)), r0.asSlice(0x1000, availBytes(SIZE)),
-                r0.asSlice(0x2000, usedBytes(SIZE)), eventIdx, indirect, 0, callFd, scratch, 64);
+                r0.asSlice(0x2000, usedBytes(SIZE)), eventIdx, indirect, 0, Notifier.eventFd(callFd), 64);
     }
 
     final SplitVirtQueue.ChainHandler record = (q, c) -> {
@@ -168,7 +168,7 @@ class SplitVirtQueueTest {
     @MethodSource("io.jvhost.virtio.MalformedChains#catalogue")
     void refusesMalformedChains(MalformedChains.Case c) {
         SplitVirtQueue q = new SplitVirtQueue(0, SIZE, mem, r0.asSlice(0, descTableBytes(SIZE)), r0.asSlice(0x1000, availBytes(SIZE)),
-                r0.asSlice(0x2000, usedBytes(SIZE)), false, c.indirect(), 0, -1, scratch, c.chainCapacity());
+                r0.asSlice(0x2000, usedBytes(SIZE)), false, c.indirect(), 0, Notifier.NONE, c.chainCapacity());
         SplitLayout ring = new SplitLayout();
         int head = c.layout().build(ring);
         driver.pushRawHead(head);
@@ -299,21 +299,21 @@ class SplitVirtQueueTest {
     @Test
     void ringAddressesAreCheckedAtStart() {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, r0.address() + 8,
-                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("16-byte aligned");
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, Notifier.NONE, 64)).hasMessageContaining("16-byte aligned");
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, 0x1000,
-                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("not inside one guest memory region");
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, Notifier.NONE, 64)).hasMessageContaining("not inside one guest memory region");
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, 24, mem, r0.address(),
-                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, -1, scratch, 64)).hasMessageContaining("power of two");
+                r0.address() + 0x1000, r0.address() + 0x2000, false, false, 0, Notifier.NONE, 64)).hasMessageContaining("power of two");
         // used ring straddling the end of a region
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> SplitVirtQueue.fromUserAddresses(0, SIZE, mem, r0.address(),
-                r0.address() + 0x1000, r0.address() + 0x20000 - 8, false, false, 0, -1, scratch, 64)).hasMessageContaining("used ring");
+                r0.address() + 0x1000, r0.address() + 0x20000 - 8, false, false, 0, Notifier.NONE, 64)).hasMessageContaining("used ring");
     }
 
     @Test
     void coalescingSpacesCallsAboveTheRateThreshold() throws Exception {
         callFd = EventFd.create(true);
         SplitVirtQueue q = device(false, false);
-        q.coalescing(1000, 100); // 1 ms base; threshold 100 IOPS = 1 request per 10 ms interval
+        q.interrupts().coalescing(1000, 100); // 1 ms base; threshold 100 IOPS = 1 request per 10 ms interval
         for (int i = 0; i < 11; i++) driver.writeDescriptor(i, 0x20000, 16, 0, 0);
         for (int i = 0; i < 11; i++) driver.pushRawHead(i);
         q.poll(record, 64);
@@ -323,15 +323,15 @@ class SplitVirtQueueTest {
         driver.pushRawHead(12);
         q.poll(record, 64);
         assertThat(q.flush()).as("held back").isZero();
-        assertThat(q.signalDeferred()).isTrue();
-        assertThat(q.flushDeferredSignal()).isZero();
+        assertThat(q.interrupts().deferred()).isTrue();
+        assertThat(q.interrupts().flushDeferred()).isZero();
         assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
         Thread.sleep(15);
-        assertThat(q.flushDeferredSignal()).isEqualTo(1);
-        assertThat(q.signalDeferred()).isFalse();
+        assertThat(q.interrupts().flushDeferred()).isEqualTo(1);
+        assertThat(q.interrupts().deferred()).isFalse();
         assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
         // turning coalescing off sends calls at once again
-        q.coalescing(0, 100);
+        q.interrupts().coalescing(0, 100);
         driver.writeDescriptor(13, 0x20000, 16, 0, 0);
         driver.pushRawHead(13);
         q.poll(record, 64);
