@@ -4,7 +4,11 @@ import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
+import io.jvhost.virtio.HooksPair;
+import io.jvhost.virtio.InflightSplitQueue;
 import io.jvhost.virtio.Notifier;
+import io.jvhost.virtio.QueueHooks;
+import io.jvhost.virtio.RingDirtyLogger;
 import io.jvhost.virtio.SplitVirtQueue;
 import io.jvhost.virtio.VirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
@@ -44,6 +48,8 @@ import java.util.concurrent.TimeoutException;
  * </ul>
  */
 final class Vrings {
+    /** SET_VRING_ADDR flag: log writes to the used ring at log_guest_addr (vhost-user.rst "Ring address description"). */
+    static final int VHOST_VRING_F_LOG = 1;
     /** One ring's configuration as the front-end set it. */
     static final class Vring {
         final int index;
@@ -78,6 +84,9 @@ final class Vrings {
     private final Session session;
     private final VhostUserDevice device;
     private final Vring[] rings;
+    /** Inflight tracking and dirty log the rings attach at start (null: none); set while every ring is stopped. */
+    private InflightArea inflight;
+    private io.jvhost.memory.DirtyLog dirtyLog;
     /** Processors stopped and started (for tests and logs; control thread writes). */
     private volatile long stops, starts, inPlaceSwaps, stopsRequested;
 
@@ -114,6 +123,18 @@ final class Vrings {
     /** Ring stops handed to the reactor so far (tests order their steps after one). */
     long stopsRequested() {
         return stopsRequested;
+    }
+
+    /** Installs the inflight area rings track from their next start; returns the previous one. Rings stopped first. */
+    InflightArea inflight(InflightArea area) {
+        InflightArea old = inflight;
+        inflight = area;
+        return old;
+    }
+
+    /** Installs the dirty log rings write while VHOST_F_LOG_ALL is on, from their next start. Rings stopped first. */
+    void dirtyLog(io.jvhost.memory.DirtyLog log) {
+        dirtyLog = log;
     }
 
     /** Queues currently being processed (for statistics); any thread. */
@@ -335,7 +356,7 @@ final class Vrings {
             return false;
         }
         Notifier call = Notifier.eventFd(r.callFd);
-        VirtQueue q;
+        SplitVirtQueue q;
         try {
             // The one place that knows the ring layout; a packed ring would be built here.
             q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
@@ -352,6 +373,30 @@ final class Vrings {
             return false;
         }
         r.lastStartError = null;
+        QueueHooks hooks = QueueHooks.NONE;
+        InflightSplitQueue tracking = inflight == null ? null : inflight.queue(idx, r.num);
+        if (tracking != null) {
+            int[] heads;
+            try {
+                heads = tracking.recover(q.usedIndex());
+            } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
+                log.warn("{}: cannot start ring {}: inflight area: {}", name, idx, e.getMessage());
+                return false;
+            }
+            q.resubmit(heads);
+            if (heads.length > 0) {
+                log.info("{}: ring {}: resubmitting {} request(s) a previous back-end left in flight (heads {}); next avail index {}, front-end said {}",
+                        name, idx, heads.length, java.util.Arrays.toString(heads), q.lastAvail(), r.base);
+            }
+            hooks = tracking;
+        } else if (inflight != null) {
+            log.warn("{}: ring {} (size {}) is not covered by the inflight area ({}); not tracked", name, idx, r.num, inflight);
+        }
+        if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL)) {
+            long usedGpa = (r.addrFlags & VHOST_VRING_F_LOG) != 0 ? r.logGuestAddr : -1;
+            hooks = HooksPair.of(hooks, new RingDirtyLogger(dirtyLog, usedGpa, r.num));
+        }
+        q.hooks(hooks);
         if (!controller.claimRings(session)) return false; // another front-end's rings run (Controller: the ring lease)
         if (controller.coalescingDelayBaseUs() != 0) {
             q.interrupts().coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
