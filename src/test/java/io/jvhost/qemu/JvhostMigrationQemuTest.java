@@ -1,0 +1,121 @@
+package io.jvhost.qemu;
+
+import io.jvhost.bdev.MallocBlockDevice;
+import io.jvhost.runtime.IdleStrategy;
+import io.jvhost.vhost.Controller;
+import io.jvhost.vhost.Session;
+import io.jvhost.vhost.VhostTarget;
+import io.jvhost.virtio.VirtioFeatures;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Live migration on one host: a source QEMU and a destination QEMU ({@code -incoming unix:...})
+ * both connect to the same jvhost vhost-user-blk controller (two sessions; the ring lease lets
+ * only one process rings at a time). The guest writes and verifies random blocks while QMP
+ * {@code migrate} moves it; during migration jvhost logs every guest page it writes (VHOST_F_LOG_ALL,
+ * SET_LOG_BASE), so the blocks it reads into guest buffers reach the destination. After the
+ * switch-over the guest, now on the destination, verifies everything it wrote; the host checks
+ * the RAM disk.
+ */
+@Tag("qemu")
+class JvhostMigrationQemuTest {
+    static final long DISK = 64L << 20;
+
+    @Test
+    void aRunningGuestMigratesWithItsDiskAndVerifiesEverythingItWrote() throws Exception {
+        assumeTrue(QemuGuest.available(), () -> "QEMU guest tests skipped: " + QemuGuest.unavailableReason().orElse(""));
+        QemuGuest.image();
+        Path sockDir = Files.createTempDirectory("jvhost-migrate");
+        List<String> lines;
+        int exit;
+        MallocBlockDevice ram = new MallocBlockDevice("Malloc0", DISK / 512, 512, null);
+        try (VhostTarget target = new VhostTarget(sockDir, 1, IdleStrategy.BACKOFF)) {
+            target.bdevs().register(ram);
+            Controller c = target.createBlkController("mig", "Malloc0", false, 2, null);
+            QemuGuest.Builder src = builder("jvhost-migrate-src", c);
+            QemuGuest.Builder dst = builder("jvhost-migrate-dst", c);
+            Path srcQmp = src.runDir().resolve("qmp.sock");
+            Path dstQmp = dst.runDir().resolve("qmp.sock");
+            Path migSock = dst.runDir().resolve("migrate.sock");
+            src.qemuArgs("-qmp", "unix:" + srcQmp + ",server=on,wait=off");
+            dst.qemuArgs("-qmp", "unix:" + dstQmp + ",server=on,wait=off", "-incoming", "unix:" + migSock);
+            AtomicBoolean logged = new AtomicBoolean();
+            try (QemuGuest s = src.start(); Qmp sq = Qmp.connect(srcQmp, Duration.ofSeconds(30))) {
+                s.awaitLine(QemuGuest.BOOTED, Duration.ofSeconds(120));
+                s.awaitLine("^JVHOST-ROUND 1 5$", Duration.ofSeconds(120));
+                Session source = c.session();
+                try (QemuGuest d = dst.start(); Qmp dq = Qmp.connect(dstQmp, Duration.ofSeconds(30))) {
+                    await().atMost(Duration.ofSeconds(60)).until(() -> c.sessions().size() == 2);
+                    sq.call("migrate-set-parameters", "max-bandwidth", 1L << 30, "downtime-limit", 1000);
+                    sq.call("migrate", "uri", "unix:" + migSock);
+                    // While it runs, the source session logs: VHOST_F_LOG_ALL acked.
+                    long deadline = System.nanoTime() + Duration.ofSeconds(600).toNanos();
+                    while (true) {
+                        if (VirtioFeatures.has(source.negotiatedFeatures(), VirtioFeatures.LOG_ALL)) logged.set(true);
+                        String st = sq.execute("query-migrate", null).path("status").asText();
+                        if (st.equals("completed")) break;
+                        if (st.equals("failed") || st.equals("cancelled")) throw new AssertionError("migration " + st + "; see " + s.logFile());
+                        if (System.nanoTime() > deadline) throw new AssertionError("migration did not complete");
+                        Thread.sleep(100); // QEMU reports progress only when asked
+                    }
+                    // The guest goes on on the destination.
+                    int before = lastRound(d);
+                    d.awaitLine("^JVHOST-ROUND 0 " + (before + 5) + "$", Duration.ofSeconds(180));
+                    assertThat(c.session()).as("the destination's session runs the rings").isNotSameAs(source);
+                    d.sendLine("stop");
+                    exit = d.awaitExit(Duration.ofSeconds(300));
+                    lines = d.lines();
+                    System.out.println("migration: source saw " + s.lines().stream().filter(l -> l.startsWith("JVHOST-ROUND")).count()
+                            + " rounds, destination " + lines.stream().filter(l -> l.startsWith("JVHOST-ROUND")).count());
+                }
+            }
+            assertThat(logged).as("the source session had VHOST_F_LOG_ALL on during the migration").isTrue();
+            assertThat(c.stats.failedRequests.get()).as("failed vhost-user requests").isZero();
+            assertThat(c.stats.ringLeaseRefusals.get()).isZero();
+            assertThat(lines).noneMatch(l -> l.startsWith("JVHOST-RECONNECT-FAIL") || l.startsWith("JVHOST-DMESG-ERROR"));
+            assertThat(lines).contains("JVHOST-RECONNECT-OK");
+            assertThat(exit).isZero();
+            Path dump = Files.createTempFile("jvhost-mig", ".img");
+            try (FileChannel ch = FileChannel.open(dump, StandardOpenOption.WRITE)) {
+                ch.write(ram.memory().asByteBuffer());
+            }
+            try {
+                assertThat(QemuGuest.verifyMd5Lines(lines, dump, "rc")).isEqualTo(16);
+            } finally {
+                Files.delete(dump);
+            }
+        } finally {
+            try (var st = Files.list(sockDir)) {
+                for (Path p : st.toList()) Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(sockDir);
+        }
+    }
+
+    private static QemuGuest.Builder builder(String name, Controller c) {
+        return QemuGuest.builder(name).memoryMiB(256)
+                .guestResource("reconnect-guest.sh", "/qemu/reconnect-guest.sh")
+                .guestScript("sh /reconnect-guest.sh /dev/vda")
+                .qemuArgs("-chardev", "socket,id=c0,path=" + c.socketPath(),
+                        "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2");
+    }
+
+    private static int lastRound(QemuGuest g) {
+        List<String> l = g.lines();
+        for (int i = l.size() - 1; i >= 0; i--) if (l.get(i).startsWith("JVHOST-ROUND 0 ")) return Integer.parseInt(l.get(i).split(" ")[2].trim());
+        return 0;
+    }
+}
