@@ -363,7 +363,12 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         if (rings.anyRunning()) {
             // EVENT_IDX, INDIRECT_DESC or LOG_ALL change how a ring is read and written: the
             // rings stop (drained), then restart at the same index with the new features.
-            log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
+            if (((v ^ features) & ~VirtioFeatures.bit(VirtioFeatures.LOG_ALL)) == 0) {
+                // Migration turns dirty logging on and off this way (QEMU's vhost_dev_set_log): routine.
+                log.info("{}: dirty logging {}; restarting the rings", name, VirtioFeatures.has(v, VirtioFeatures.LOG_ALL) ? "on" : "off");
+            } else {
+                log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
+            }
         }
         rings.stopAll();
         features = v;

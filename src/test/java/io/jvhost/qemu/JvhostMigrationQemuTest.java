@@ -72,7 +72,8 @@ class JvhostMigrationQemuTest {
                         Thread.sleep(100); // QEMU reports progress only when asked
                     }
                     // The guest goes on on the destination.
-                    int before = lastRound(d);
+                    String first = d.awaitLine("^JVHOST-ROUND 0 ", Duration.ofSeconds(120));
+                    int before = Integer.parseInt(first.split(" ")[2].trim());
                     d.awaitLine("^JVHOST-ROUND 0 " + (before + 5) + "$", Duration.ofSeconds(180));
                     assertThat(c.session()).as("the destination's session runs the rings").isNotSameAs(source);
                     d.sendLine("stop");
@@ -113,9 +114,4 @@ class JvhostMigrationQemuTest {
                         "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2");
     }
 
-    private static int lastRound(QemuGuest g) {
-        List<String> l = g.lines();
-        for (int i = l.size() - 1; i >= 0; i--) if (l.get(i).startsWith("JVHOST-ROUND 0 ")) return Integer.parseInt(l.get(i).split(" ")[2].trim());
-        return 0;
-    }
 }
