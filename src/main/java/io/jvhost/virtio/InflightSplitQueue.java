@@ -58,10 +58,13 @@ public final class InflightSplitQueue implements QueueHooks {
         this.size = ringSize;
     }
 
-    /** Writes an empty region for {@code descNum} slots (GET_INFLIGHT_FD's fresh area). */
+    /**
+     * Writes an empty, not yet used region for {@code descNum} slots (GET_INFLIGHT_FD's fresh
+     * area): version 0, so the first {@link #recover} takes the ring's used index as its own
+     * (a ring may start far from 0, e.g. on a migration's destination).
+     */
     public static void format(MemorySegment region, int descNum) {
         region.asSlice(0, regionBytes(descNum)).fill((byte) 0);
-        region.set(U16, VERSION_OFF, (short) VERSION);
         region.set(U16, DESC_NUM, (short) descNum);
     }
 
@@ -76,7 +79,10 @@ public final class InflightSplitQueue implements QueueHooks {
     public int[] recover(int ringUsedIdx) {
         int version = Short.toUnsignedInt(region.get(U16, VERSION_OFF));
         if (version == 0) {
+            // Never used: nothing was in flight, whatever the ring's indices say.
             format(region, size);
+            region.set(U16, USED_IDX, (short) ringUsedIdx);
+            region.set(U16, VERSION_OFF, (short) VERSION);
             return new int[0];
         }
         int descNum = Short.toUnsignedInt(region.get(U16, DESC_NUM));

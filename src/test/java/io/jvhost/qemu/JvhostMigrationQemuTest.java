@@ -39,14 +39,19 @@ class JvhostMigrationQemuTest {
         assumeTrue(QemuGuest.available(), () -> "QEMU guest tests skipped: " + QemuGuest.unavailableReason().orElse(""));
         QemuGuest.image();
         Path sockDir = Files.createTempDirectory("jvhost-migrate");
-        List<String> lines;
+        List<String> lines; // the source's console, then the destination's
         int exit;
         MallocBlockDevice ram = new MallocBlockDevice("Malloc0", DISK / 512, 512, null);
         try (VhostTarget target = new VhostTarget(sockDir, 1, IdleStrategy.BACKOFF)) {
             target.bdevs().register(ram);
             Controller c = target.createBlkController("mig", "Malloc0", false, 2, null);
-            QemuGuest.Builder src = builder("jvhost-migrate-src", c);
-            QemuGuest.Builder dst = builder("jvhost-migrate-dst", c);
+            // 32 MiB at 16 MiB the guest reads into its page cache again and again (see migrate-guest.sh).
+            byte[] fill = new byte[32 << 20];
+            new java.util.Random(42).nextBytes(fill);
+            java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofArray(fill), 0, ram.memory(), 16L << 20, fill.length);
+            String want = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("MD5").digest(fill));
+            QemuGuest.Builder src = builder("jvhost-migrate-src", c, want);
+            QemuGuest.Builder dst = builder("jvhost-migrate-dst", c, want);
             Path srcQmp = src.runDir().resolve("qmp.sock");
             Path dstQmp = dst.runDir().resolve("qmp.sock");
             Path migSock = dst.runDir().resolve("migrate.sock");
@@ -59,7 +64,8 @@ class JvhostMigrationQemuTest {
                 Session source = c.session();
                 try (QemuGuest d = dst.start(); Qmp dq = Qmp.connect(dstQmp, Duration.ofSeconds(30))) {
                     await().atMost(Duration.ofSeconds(60)).until(() -> c.sessions().size() == 2);
-                    sq.call("migrate-set-parameters", "max-bandwidth", 1L << 30, "downtime-limit", 1000);
+                    // Slow enough that the guest's reads overlap the RAM transfer (seconds, not a blink).
+                    sq.call("migrate-set-parameters", "max-bandwidth", 24L << 20, "downtime-limit", 1000);
                     sq.call("migrate", "uri", "unix:" + migSock);
                     // While it runs, the source session logs: VHOST_F_LOG_ALL acked.
                     long deadline = System.nanoTime() + Duration.ofSeconds(600).toNanos();
@@ -78,7 +84,8 @@ class JvhostMigrationQemuTest {
                     assertThat(c.session()).as("the destination's session runs the rings").isNotSameAs(source);
                     d.sendLine("stop");
                     exit = d.awaitExit(Duration.ofSeconds(300));
-                    lines = d.lines();
+                    lines = new java.util.ArrayList<>(s.lines());
+                    lines.addAll(d.lines());
                     System.out.println("migration: source saw " + s.lines().stream().filter(l -> l.startsWith("JVHOST-ROUND")).count()
                             + " rounds, destination " + lines.stream().filter(l -> l.startsWith("JVHOST-ROUND")).count());
                 }
@@ -86,7 +93,9 @@ class JvhostMigrationQemuTest {
             assertThat(logged).as("the source session had VHOST_F_LOG_ALL on during the migration").isTrue();
             assertThat(c.stats.failedRequests.get()).as("failed vhost-user requests").isZero();
             assertThat(c.stats.ringLeaseRefusals.get()).isZero();
-            assertThat(lines).noneMatch(l -> l.startsWith("JVHOST-RECONNECT-FAIL") || l.startsWith("JVHOST-DMESG-ERROR"));
+            assertThat(lines).noneMatch(l -> l.startsWith("JVHOST-RECONNECT-FAIL") || l.startsWith("JVHOST-DMESG-ERROR")
+                    || l.startsWith("JVHOST-MIGRATE-FAIL"));
+            assertThat(lines).anyMatch(l -> l.startsWith("JVHOST-READ "));
             assertThat(lines).contains("JVHOST-RECONNECT-OK");
             assertThat(exit).isZero();
             Path dump = Files.createTempFile("jvhost-mig", ".img");
@@ -106,10 +115,11 @@ class JvhostMigrationQemuTest {
         }
     }
 
-    private static QemuGuest.Builder builder(String name, Controller c) {
+    private static QemuGuest.Builder builder(String name, Controller c, String wantMd5) {
         return QemuGuest.builder(name).memoryMiB(256)
                 .guestResource("reconnect-guest.sh", "/qemu/reconnect-guest.sh")
-                .guestScript("sh /reconnect-guest.sh /dev/vda")
+                .guestResource("migrate-guest.sh", "/qemu/migrate-guest.sh")
+                .guestScript("sh /migrate-guest.sh /dev/vda " + wantMd5)
                 .qemuArgs("-chardev", "socket,id=c0,path=" + c.socketPath(),
                         "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2");
     }

@@ -126,11 +126,30 @@ class RestartHooksTest {
     }
 
     @Test
+    void aFreshAreaOnARingThatDidNotStartAtZeroTracksFromThere() {
+        // A migration's destination: the ring's used index is wherever the source left it.
+        for (int i = 0; i < 40; i++) {
+            int h = push(i % 4);
+            SplitVirtQueue q = device(i);
+            q.poll(hold, 64);
+            q.complete(h, 1);
+            q.flush();
+            driver.pollUsed((head, len) -> { });
+        }
+        InflightSplitQueue.format(inflightRegion, SIZE);
+        InflightSplitQueue iq = new InflightSplitQueue(inflightRegion, SIZE);
+        assertThat(iq.recover(driver.usedIndex())).isEmpty();
+        assertThat(iq.recordedUsedIdx()).isEqualTo(40);
+    }
+
+    @Test
     void aRegionNoBackEndCouldHaveWrittenIsRefused() {
         InflightSplitQueue.format(inflightRegion, SIZE);
+        inflightRegion.set(LittleEndian.U16, 8, (short) InflightSplitQueue.VERSION);
         inflightRegion.set(LittleEndian.U16, 14, (short) 500); // used_idx far from the ring's
         assertThatThrownBy(() -> new InflightSplitQueue(inflightRegion, SIZE).recover(0)).isInstanceOf(IllegalArgumentException.class);
         InflightSplitQueue.format(inflightRegion, 8); // fewer slots than the ring has
+        inflightRegion.set(LittleEndian.U16, 8, (short) InflightSplitQueue.VERSION);
         assertThatThrownBy(() -> new InflightSplitQueue(inflightRegion, SIZE).recover(0)).isInstanceOf(IllegalArgumentException.class);
         // Garbage heads in the list are skipped by the ring, not trusted.
         SplitVirtQueue q = device(0);
