@@ -45,13 +45,18 @@ class JvhostMigrationQemuTest {
         try (VhostTarget target = new VhostTarget(sockDir, 1, IdleStrategy.BACKOFF)) {
             target.bdevs().register(ram);
             Controller c = target.createBlkController("mig", "Malloc0", false, 2, null);
-            // 32 MiB at 16 MiB the guest reads into its page cache again and again (see migrate-guest.sh).
-            byte[] fill = new byte[32 << 20];
-            new java.util.Random(42).nextBytes(fill);
-            java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofArray(fill), 0, ram.memory(), 16L << 20, fill.length);
-            String want = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("MD5").digest(fill));
-            QemuGuest.Builder src = builder("jvhost-migrate-src", c, want);
-            QemuGuest.Builder dst = builder("jvhost-migrate-dst", c, want);
+            // Four 8 MiB regions from 16 MiB, each different, the guest reads into its page cache
+            // in turn (see migrate-guest.sh).
+            java.util.Random rnd = new java.util.Random(42);
+            StringBuilder want = new StringBuilder();
+            for (int k = 0; k < 4; k++) {
+                byte[] fill = new byte[8 << 20];
+                rnd.nextBytes(fill);
+                java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofArray(fill), 0, ram.memory(), (16L + 8 * k) << 20, fill.length);
+                want.append(' ').append(java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("MD5").digest(fill)));
+            }
+            QemuGuest.Builder src = builder("jvhost-migrate-src", c, want.toString());
+            QemuGuest.Builder dst = builder("jvhost-migrate-dst", c, want.toString());
             Path srcQmp = src.runDir().resolve("qmp.sock");
             Path dstQmp = dst.runDir().resolve("qmp.sock");
             Path migSock = dst.runDir().resolve("migrate.sock");
@@ -64,9 +69,19 @@ class JvhostMigrationQemuTest {
                 Session source = c.session();
                 try (QemuGuest d = dst.start(); Qmp dq = Qmp.connect(dstQmp, Duration.ofSeconds(30))) {
                     await().atMost(Duration.ofSeconds(60)).until(() -> c.sessions().size() == 2);
-                    // Slow enough that the guest's reads overlap the RAM transfer (seconds, not a blink).
-                    sq.call("migrate-set-parameters", "max-bandwidth", 24L << 20, "downtime-limit", 1000);
+                    // First a downtime limit the busy guest cannot meet, so the migration stays in
+                    // its iterations while the guest reads into its page cache (device writes only
+                    // the dirty log reveals); then one it can meet, to switch over.
+                    sq.call("migrate-set-parameters", "max-bandwidth", 1L << 30, "downtime-limit", 1);
                     sq.call("migrate", "uri", "unix:" + migSock);
+                    int reads = 0;
+                    while (reads < 2 && !"completed".equals(sq.execute("query-migrate", null).path("status").asText())) {
+                        if (VirtioFeatures.has(source.negotiatedFeatures(), VirtioFeatures.LOG_ALL)) logged.set(true);
+                        s.awaitLine("^JVHOST-READ ", Duration.ofSeconds(180));
+                        reads++;
+                    }
+                    System.out.println("migration: " + reads + " page-cache fills while migrating");
+                    sq.call("migrate-set-parameters", "downtime-limit", 2000);
                     // While it runs, the source session logs: VHOST_F_LOG_ALL acked.
                     long deadline = System.nanoTime() + Duration.ofSeconds(600).toNanos();
                     while (true) {
@@ -119,7 +134,7 @@ class JvhostMigrationQemuTest {
         return QemuGuest.builder(name).memoryMiB(256)
                 .guestResource("reconnect-guest.sh", "/qemu/reconnect-guest.sh")
                 .guestResource("migrate-guest.sh", "/qemu/migrate-guest.sh")
-                .guestScript("sh /migrate-guest.sh /dev/vda " + wantMd5)
+                .guestScript("sh /migrate-guest.sh /dev/vda" + wantMd5)
                 .qemuArgs("-chardev", "socket,id=c0,path=" + c.socketPath(),
                         "-device", "vhost-user-blk-pci,chardev=c0,num-queues=2");
     }
