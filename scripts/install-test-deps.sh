@@ -2,7 +2,7 @@
 # Installs the Debian packages the QEMU guest tests need, when they are missing:
 # qemu-system-x86 (QEMU 7.2), a guest kernel (linux-image-amd64), busybox-static for the
 # initramfs (with cpio and xz-utils to build it), sg3-utils for SCSI checks inside the guest,
-# qemu-utils (qemu-storage-daemon).
+# qemu-utils (qemu-storage-daemon), tmux (the terminal test of `jvhost top`).
 set -euo pipefail
 
 # A few 2 MiB hugepages for the `bench --hugepages` tests (HugePagesBenchTest skips without
@@ -35,6 +35,8 @@ command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v sg_inq >/dev/null 2>&1 || need+=(sg3-utils)
 command -v qemu-storage-daemon >/dev/null 2>&1 || need+=(qemu-utils)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# tmux: TopTmuxTest drives 'jvhost top' in a real terminal (skipped with a message without it)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "install-test-deps: installing ${need[*]}"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -58,7 +58,8 @@ public class BlkRequestBench {
         };
         driver = ram.driver(true);
         queue = ram.device(true);
-        processor = new BlkDevice("vhost.0", dev, false, 1, null).newQueueProcessor(queue, -1);
+        // A reactor that is never started: the processor, polled from this thread, opens a private channel.
+        processor = new BlkDevice("vhost.0", dev, false, 1, new io.jvhost.runtime.Reactor(0, io.jvhost.runtime.IdleStrategy.BUSY)).newQueueProcessor(queue, -1);
         // Each slot reads its own 4 KiB block: header = {type IN, ioprio 0, sector 8 * slot}.
         for (int i = 0; i < BATCH; i++) {
             MemorySegment h = ram.ram.asSlice(GuestRam.HEADER_OFF + 16L * i, 16);

@@ -48,7 +48,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--verify", description = "Stamp every written block and check it on read-back.")
     boolean verify;
 
-    @Option(names = "--cpu", paramLabel = "N", description = "Pin the initiator thread to this CPU.")
+    @Option(names = "--cpu", paramLabel = "N", description = "Pin the initiator thread to this CPU (default: not pinned).")
     int cpu = -1;
 
     @Option(names = "--interrupts", description = "Interrupt mode: sleep on the call eventfds between completions instead of polling.")
@@ -91,6 +91,10 @@ final class BenchCommand implements Callable<Integer> {
         BenchEngine.Config cfg = new BenchEngine.Config(socket, t, w, mix, (int) bsBytes, qd, queues, Duration.ofSeconds(time),
                 Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts, hugepages);
         BenchEngine engine;
+        if (!java.nio.file.Files.exists(java.nio.file.Path.of(socket))) {
+            System.err.println("jvhost bench: no vhost-user socket at " + socket + " (start the target first, e.g. jvhost serve; -s is a controller's socket such as ./vhost.0)");
+            return 1;
+        }
         try {
             engine = new BenchEngine(cfg, System.err);
         } catch (Exception e) {

@@ -13,9 +13,12 @@ final class Logging {
                     "unknown log level '" + level + "' (trace, debug, info, warn, error)");
         }
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", l);
-        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        // Under systemd (JOURNAL_STREAM is set when stdout/stderr go to the journal) log plainly to
+        // stdout: the journal stamps each line itself.
+        boolean journal = System.getenv("JOURNAL_STREAM") != null;
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", Boolean.toString(!journal));
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
         System.setProperty("org.slf4j.simpleLogger.showShortLogName", "true");
-        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        System.setProperty("org.slf4j.simpleLogger.logFile", journal ? "System.out" : "System.err");
     }
 }

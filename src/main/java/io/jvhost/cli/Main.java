@@ -10,10 +10,8 @@ import java.util.List;
 @Command(name = "jvhost", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A vhost-user storage target (virtio-blk, virtio-scsi) in Java: serves disks to QEMU guests",
                 "from a user-space process that polls the guests' queues in shared memory.", ""},
-        subcommands = {ServeCommand.class, RpcCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
-        footer = {"", "Start with:  jvhost serve        (RAM disk on ./vhost.0, prints the QEMU command line)",
-                "Manage it:   jvhost rpc METHOD [--PARAM VALUE ...]   (SPDK's JSON-RPC methods)",
-                "Help:        jvhost help serve, jvhost help rpc"})
+        subcommands = {ServeCommand.class, RpcCommand.class, TopCommand.class, BenchCommand.class, BenchSuiteCommand.class, CommandLine.HelpCommand.class},
+        footer = {"", "Each command's manual: jvhost help COMMAND (or jvhost COMMAND --help)."})
 public final class Main implements Runnable {
     public static final String VERSION = io.jvhost.rpc.FrameworkRpc.VERSION;
 
@@ -36,6 +34,7 @@ public final class Main implements Runnable {
         List<String> footer = new ArrayList<>(List.of(RpcCommand.methodsHelp()));
         footer.addAll(List.of(usage.footer()));
         usage.footer(footer.toArray(new String[0]));
+        ManPages.apply(cl);
         // A failure nobody anticipated is still one line on stderr and exit code 1; expected
         // start-up errors (bad options, taken sockets, bad configs) are handled by the commands
         // with exit code 2. JVHOST_DEBUG=1 adds the stack trace.

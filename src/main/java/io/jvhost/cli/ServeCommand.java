@@ -95,11 +95,21 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-L", "--log-level"}, paramLabel = "LEVEL", description = "trace, debug, info (default), warn, error.")
     String logLevel = "info";
 
+    // ---- running as a service (contrib/systemd/jvhost.service): sd_notify and a pid file ----
+    @Option(names = "--pid-file", paramLabel = "PATH", description = "Write the process id to PATH once every controller listens and the RPC server is up; removed on exit. "
+            + "(Under systemd, Type=notify needs none: serve sends READY=1 to $NOTIFY_SOCKET at the same moment.)")
+    Path pidFile;
+
     @Override
     public Integer call() throws Exception {
         Logging.configure(logLevel);
+        ServiceNotifier service = ServiceNotifier.fromEnvironment(pidFile);
+        if (service.pidFileProblem() != null) {
+            System.err.println("jvhost: " + service.pidFileProblem());
+            return 2;
+        }
         if (!Files.isDirectory(socketDir)) {
-            System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it or pass -S DIR)");
+            System.err.println("jvhost: socket directory " + socketDir + " does not exist (create it: mkdir -p " + socketDir + "; or pass -S DIR)");
             return 2;
         }
         if (reactors < 1) {
@@ -162,9 +172,11 @@ final class ServeCommand implements Callable<Integer> {
         CountDownLatch stopped = new CountDownLatch(1);
         JsonRpcServer server = rpc;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            service.stopping();
             System.err.println("jvhost: shutting down: draining in-flight requests (up to 35 s per controller), then closing");
             if (server != null) server.close();
             target.close();
+            service.exited();
             stopped.countDown();
         }, "shutdown"));
         // spdk_kill_instance: SIGKILL stops at once; any other signal shuts down as SIGTERM does
@@ -174,6 +186,12 @@ final class ServeCommand implements Callable<Integer> {
             System.exit(0);
         }));
         printQuickStart(target.controllers(), server);
+        try {
+            service.ready("serving " + target.controllers().size() + " controller(s)" + (server != null ? "; JSON-RPC on " + server.path() : ""));
+        } catch (java.io.IOException e) {
+            System.err.println("jvhost: cannot write the pid file " + pidFile + ": " + e + " (check the directory's permissions or choose another --pid-file)");
+            return 2; // main exits; the shutdown hook closes everything
+        }
         keepRunning = true;
         stopped.await();
         return 0;

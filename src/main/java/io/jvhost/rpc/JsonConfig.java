@@ -49,6 +49,10 @@ public final class JsonConfig {
     public static JsonNode parse(Path file) throws ConfigException {
         try (InputStream in = Files.newInputStream(file)) {
             return parse(file.toString(), in);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ConfigException(file + ": cannot read: no such file (check the path; 'jvhost rpc save_config -o FILE' writes one)");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new ConfigException(file + ": cannot read: permission denied (make it readable by this user)");
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read: " + e.getMessage());
         }
@@ -72,7 +76,10 @@ public final class JsonConfig {
         } catch (StreamConstraintsException e) {
             throw new ConfigException(file + ": not a config: " + firstLine(e.getOriginalMessage()) + where(e));
         } catch (JsonProcessingException e) {
-            throw new ConfigException(file + ": not valid JSON: " + firstLine(e.getOriginalMessage()) + where(e));
+            // FILE:LINE:COLUMN first, as compilers print it, so editors jump there.
+            JsonLocation l = e.getLocation();
+            String at = l == null || l.getLineNr() < 1 ? file : file + ":" + l.getLineNr() + ":" + l.getColumnNr();
+            throw new ConfigException(at + ": not valid JSON: " + withoutSource(firstLine(e.getOriginalMessage())) + where(e) + "; fix the file there");
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot parse: " + e.getMessage());
         }
@@ -81,6 +88,11 @@ public final class JsonConfig {
     private static String where(JsonProcessingException e) {
         JsonLocation l = e.getLocation();
         return l == null || l.getLineNr() < 1 ? "" : " (line " + l.getLineNr() + ", column " + l.getColumnNr() + ")";
+    }
+
+    /** Jackson cites other positions as "[Source: ...; line: L, column: C]": keep only "line L, column C". */
+    private static String withoutSource(String s) {
+        return s.replaceAll("\\[Source: [^\\]]*?; line: (\\d+), column: (\\d+)\\]", "line $1, column $2");
     }
 
     private static String firstLine(String s) {

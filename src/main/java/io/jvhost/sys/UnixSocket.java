@@ -55,6 +55,23 @@ public final class UnixSocket implements AutoCloseable {
         return fd;
     }
 
+    /**
+     * The process id of the peer as the kernel recorded it at connect time (SO_PEERCRED), or -1
+     * when it cannot be told (the peer is in another pid namespace: 0; or the call failed).
+     */
+    public long peerPid() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ucred = a.allocate(12, 4); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+            MemorySegment len = a.allocate(ValueLayout.JAVA_INT);
+            len.set(ValueLayout.JAVA_INT, 0, 12);
+            int r = (int) Native.GETSOCKOPT.invokeExact(Native.capture(), fd, 1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, ucred, len);
+            int pid = ucred.get(ValueLayout.JAVA_INT, 0);
+            return r == 0 && pid > 0 ? pid : -1;
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
     /** Result of one {@link #recv}: bytes read (0 at end of stream) and the fds that came with them. */
     public record Received(int bytes, int[] fds) {}
 
@@ -343,8 +360,10 @@ public final class UnixSocket implements AutoCloseable {
                     + ", not a socket; jvhost replaces only a stale socket (remove it yourself or choose another path)");
         }
         boolean live;
+        long holder = -1;
         try (UnixSocket probe = connect(path)) {
             live = true;
+            holder = probe.peerPid(); // the listener's pid, so the message can say whom to stop
         } catch (NativeException e) {
             if (e.errno() == Errno.ENOENT) return; // removed meanwhile
             if (e.errno() != ECONNREFUSED) {
@@ -356,7 +375,7 @@ public final class UnixSocket implements AutoCloseable {
         }
         if (live) {
             throw new SocketPathException(EADDRINUSE, "cannot create socket " + path
-                    + ": another process is serving on it (stop it, or choose another path)");
+                    + ": another process is serving on it (" + (holder > 0 ? "pid " + holder + describe(holder) + "; " : "") + "stop it, or choose another path)");
         }
         try {
             unlink(path);
@@ -364,6 +383,15 @@ public final class UnixSocket implements AutoCloseable {
             if (e.errno() != Errno.ENOENT) {
                 throw new SocketPathException(e.errno(), "cannot remove the stale socket " + path + ": " + Native.strerror(e.errno()));
             }
+        }
+    }
+
+    /** ", jvhost" or ", qemu-storage-d": the process's name where it can be read, else nothing. */
+    private static String describe(long pid) {
+        try {
+            return ", " + java.nio.file.Files.readString(java.nio.file.Path.of("/proc", Long.toString(pid), "comm")).strip();
+        } catch (java.io.IOException | RuntimeException e) {
+            return "";
         }
     }
 

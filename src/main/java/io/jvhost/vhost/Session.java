@@ -405,12 +405,19 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             GuestMemory next = new GuestMemory(regions);
             replaceMemory(next);
             log.info("{}: memory table set, {} region(s): {}", name, n, regions);
+            warnIfNotShared(regions);
             return true;
         } catch (RuntimeException e) {
             for (MemoryRegion r : regions) r.close();
             log.warn("{}: SET_MEM_TABLE rejected: {}", name, e.getMessage());
             return false;
         }
+    }
+
+    /** Guest RAM the front-end maps privately (QEMU without share=on): one error line with the fix (SharedMemoryCheck). */
+    private void warnIfNotShared(List<MemoryRegion> regions) {
+        String problem = SharedMemoryCheck.privateRegion(conn.socket().peerPid(), regions);
+        if (problem != null) log.error("{}: guest memory is not shared: {}; {}", name, problem, SharedMemoryCheck.FIX);
     }
 
     private static MemoryRegion mapRegion(MemRegion d) {
@@ -431,17 +438,20 @@ public final class Session implements Runnable, VhostUserBackendHandler {
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
             return false;
         }
+        GuestMemory next;
         try {
-            GuestMemory next = memory.with(r);
-            rings.swapMemory(next, null); // nothing is unmapped: running rings take it in place
-            memory = next;
-            rings.reconcileAll(features, memory); // rings waiting for this memory may start now
+            next = memory.with(r);
         } catch (RuntimeException e) {
             r.close();
             log.warn("{}: ADD_MEM_REG rejected: {}", name, e.getMessage());
             return false;
         }
+        // Kept from here on even if a ring fails to take it: a ring that did may walk into it.
+        memory = next;
+        rings.swapMemory(next, null); // nothing is unmapped: running rings take it in place
+        rings.reconcileAll(features, memory); // rings waiting for this memory may start now
         log.info("{}: memory region added: {}", name, r);
+        warnIfNotShared(List.of(r));
         return true;
     }
 

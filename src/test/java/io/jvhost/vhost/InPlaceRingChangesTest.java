@@ -143,8 +143,16 @@ class InPlaceRingChangesTest {
                 // QEMU masks the interrupt: a new call fd, then a memory region plugged in.
                 ini.frontend().setVringCall(0, newCall);
                 ini.frontend().addMemRegion(extra, extra.gpaBase(), 0, extra.size());
+                // An error fd, and SET_FEATURES repeating the negotiated features (QEMU does at start).
+                int newErr = EventFd.create(true);
+                try {
+                    ini.frontend().setVringErr(0, newErr);
+                } finally {
+                    Fd.closeQuietly(newErr); // the target has its own copy
+                }
+                ini.frontend().setFeatures(session.negotiatedFeatures());
                 assertThat(session.ringStops()).as("no ring was stopped (drained)").isEqualTo(stops);
-                assertThat(session.inPlaceSwaps()).isEqualTo(swaps + 2);
+                assertThat(session.inPlaceSwaps()).isEqualTo(swaps + 3);
                 assertThat(session.runningQueues()).containsExactly(running);
                 assertThat(bdev.held.get()).as("the requests are still in flight").isEqualTo(3);
 
