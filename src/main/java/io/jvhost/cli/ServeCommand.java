@@ -176,7 +176,7 @@ final class ServeCommand implements Callable<Integer> {
         JsonRpcServer server = rpc;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             service.stopping();
-            System.err.println("jvhost: shutting down");
+            System.err.println("jvhost: shutting down: draining in-flight requests (up to 35 s per controller), then closing");
             if (server != null) server.close();
             target.close();
             service.exited();

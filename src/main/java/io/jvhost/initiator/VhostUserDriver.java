@@ -124,7 +124,8 @@ public class VhostUserDriver implements AutoCloseable {
 
     /** Features the driver asks for by default: all but packed rings. */
     public static long defaultFeatures() {
-        return ~0L & ~VirtioFeatures.bit(VirtioFeatures.RING_PACKED);
+        // Not VHOST_F_LOG_ALL either: a front-end sets it only while it migrates.
+        return ~0L & ~VirtioFeatures.bit(VirtioFeatures.RING_PACKED) & ~VirtioFeatures.bit(VirtioFeatures.LOG_ALL);
     }
 
     public long negotiatedFeatures() { return negotiated; }

@@ -12,8 +12,18 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A configured vhost-user controller (SPDK: vhost device): a device behind a listening Unix
- * socket. One front-end at a time; after it disconnects the controller accepts the next one.
- * A connection that arrives while a session is live is refused (closed) with a log line.
+ * socket. Like SPDK's target (lib/vhost/rte_vhost_user.c keeps a list of sessions per device),
+ * several front-ends may be connected at once, each with its own {@link Session}: the source
+ * and destination QEMU of a live migration on one host, or a QEMU reconnecting while its old
+ * connection is still being torn down. Up to {@link #MAX_SESSIONS}; a connection beyond that
+ * is refused (closed) with a log line.
+ *
+ * <p>What protects the data: only one session at a time may process rings (the ring lease,
+ * {@link #claimRings}). A session that wants to start a ring while another session's rings run
+ * waits up to {@link #RING_LEASE_WAIT_MS} for them to stop (a migration's source stops its
+ * rings with GET_VRING_BASE before the destination starts; a reconnecting QEMU's old session
+ * drains first) and is refused after that, so two front-ends never drive the same device's
+ * queues and bdev at once.
  */
 public final class Controller implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Controller.class);
@@ -22,6 +32,8 @@ public final class Controller implements AutoCloseable {
     public static final class Stats {
         public final AtomicLong connections = new AtomicLong();
         public final AtomicLong refusedConnections = new AtomicLong();
+        /** Ring starts refused because another session of the controller was processing rings. */
+        public final AtomicLong ringLeaseRefusals = new AtomicLong();
         public final AtomicLong protocolErrors = new AtomicLong();
         public final AtomicLong failedRequests = new AtomicLong();
         public final AtomicLong unsupportedRequests = new AtomicLong();
@@ -36,14 +48,22 @@ public final class Controller implements AutoCloseable {
     private final Thread acceptThread;
     private final AtomicInteger sessionIds = new AtomicInteger();
     public final Stats stats = new Stats();
-    private volatile Session session;
-    private volatile Thread sessionThread;
+    /** Live sessions, oldest first, with their threads (guarded by this). */
+    private final java.util.LinkedHashMap<Session, Thread> sessions = new java.util.LinkedHashMap<>();
+    /** The session whose rings run, or null (guarded by this). */
+    private Session ringOwner;
     private volatile boolean closed;
     private volatile int coalescingDelayBaseUs;
     private volatile long coalescingIopsThreshold = DEFAULT_IOPS_THRESHOLD;
+    private volatile long withheldProtocolFeatures;
 
     /** SPDK's default coalescing threshold (SPDK_VHOST_VQ_IOPS_COALESCING_THRESHOLD); delay 0 = off. */
     public static final int DEFAULT_IOPS_THRESHOLD = 60_000;
+    /** Front-ends connected at once, at most (a migration needs 2, a reconnect overlapping its old connection 3). */
+    public static final int MAX_SESSIONS = 4;
+    /** How long a session waits for another session's rings to stop before its own ring start is refused. */
+    static final long RING_LEASE_WAIT_MS = 10_000;
+    private volatile long ringLeaseWaitMs = RING_LEASE_WAIT_MS;
 
     public Controller(String name, String socketPath, VhostUserDevice device) {
         this(name, socketPath, device, SocketAccess.DEFAULT);
@@ -66,7 +86,26 @@ public final class Controller implements AutoCloseable {
     public String name() { return name; }
     public String socketPath() { return socketPath; }
     public VhostUserDevice device() { return device; }
-    public Session session() { return session; }
+    /** The session whose rings run, else the newest live session, else null. */
+    public synchronized Session session() {
+        if (ringOwner != null) return ringOwner;
+        Session last = null;
+        for (Session x : sessions.keySet()) last = x;
+        return last;
+    }
+
+    /** Live sessions, oldest first. */
+    public synchronized java.util.List<Session> sessions() {
+        return java.util.List.copyOf(sessions.keySet());
+    }
+
+    /**
+     * Protocol feature bits (VhostUserProtocol.PF_*) not offered to front-ends that connect from
+     * now on, e.g. {@code 1L << PF_CONFIGURE_MEM_SLOTS} so QEMU sends whole SET_MEM_TABLEs for
+     * memory hotplug instead of ADD_MEM_REG/REM_MEM_REG (tests of both paths).
+     */
+    public void withholdProtocolFeatures(long mask) { this.withheldProtocolFeatures = mask; }
+    public long withheldProtocolFeatures() { return withheldProtocolFeatures; }
 
     public int coalescingDelayBaseUs() { return coalescingDelayBaseUs; }
     public long coalescingIopsThreshold() { return coalescingIopsThreshold; }
@@ -86,8 +125,7 @@ public final class Controller implements AutoCloseable {
         }
         coalescingDelayBaseUs = (int) delayBaseUs;
         coalescingIopsThreshold = iopsThreshold;
-        Session s = session;
-        if (s != null) s.applyCoalescing(delayBaseUs, iopsThreshold);
+        for (Session s : sessions()) s.applyCoalescing(delayBaseUs, iopsThreshold);
     }
 
     private void acceptLoop() {
@@ -101,38 +139,79 @@ public final class Controller implements AutoCloseable {
                 if (!closed) log.error("{}: accept failed: {}", name, e.getMessage());
                 return;
             }
-            // A front-end that reconnects right after leaving may beat our teardown of its old
-            // session: give a finishing session a moment before treating this as a second client.
-            Thread prev = sessionThread;
-            if (session != null && prev != null) {
-                try {
-                    prev.join(2000);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    return;
-                }
-            }
             synchronized (this) {
                 if (closed) {
                     s.close();
                     return;
                 }
-                if (session != null) {
+                if (sessions.size() >= MAX_SESSIONS) {
                     stats.refusedConnections.incrementAndGet();
-                    log.warn("{}: refusing a second front-end connection while {} is live", name, session.name());
+                    log.warn("{}: refusing a front-end connection: {} are live already ({})", name, sessions.size(),
+                            sessions.keySet().stream().map(Session::name).toList());
                     s.close();
                     continue;
                 }
                 stats.connections.incrementAndGet();
                 Session sess = new Session(this, device, new VhostUserConnection(s, true), sessionIds.incrementAndGet());
-                session = sess;
-                sessionThread = Thread.ofPlatform().name("vhost-session-" + sess.name()).daemon(true).start(sess);
+                if (!sessions.isEmpty()) {
+                    log.info("{}: {} connects while {} live; rings run for one session at a time", name, sess.name(),
+                            sessions.keySet().stream().map(Session::name).toList());
+                }
+                sessions.put(sess, Thread.ofPlatform().name("vhost-session-" + sess.name()).daemon(true).unstarted(sess));
+                sessions.get(sess).start();
             }
         }
     }
 
-    synchronized void sessionEnded(Session s) {
-        if (session == s) session = null;
+    /** {@code s} ended; returns true when it was the last live session (the device forgets guest state then). */
+    synchronized boolean sessionEnded(Session s) {
+        sessions.remove(s);
+        if (ringOwner == s) {
+            ringOwner = null;
+            notifyAll();
+        }
+        return sessions.isEmpty();
+    }
+
+    /**
+     * The ring lease: returns true when {@code s} may process rings (no other session does, or
+     * it stopped within {@link #RING_LEASE_WAIT_MS}); false (counted, logged) otherwise. Called
+     * on {@code s}'s control thread before it starts a ring.
+     */
+    boolean claimRings(Session s) {
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(ringLeaseWaitMs);
+        synchronized (this) {
+            if (ringOwner != null && ringOwner != s) {
+                log.info("{}: {} waits for {} to stop its rings", name, s.name(), ringOwner.name());
+            }
+            while (ringOwner != null && ringOwner != s) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0 || closed) {
+                    stats.ringLeaseRefusals.incrementAndGet();
+                    log.warn("{}: {} may not start rings: {} is still processing this controller's rings", name, s.name(), ringOwner.name());
+                    return false;
+                }
+                try {
+                    java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+            ringOwner = s;
+            return true;
+        }
+    }
+
+    /** For tests: how long {@link #claimRings} waits. */
+    void ringLeaseWaitMs(long ms) { ringLeaseWaitMs = ms; }
+
+    /** {@code s} has no running ring any more: another session may start its rings. */
+    synchronized void releaseRings(Session s) {
+        if (ringOwner == s) {
+            ringOwner = null;
+            notifyAll();
+        }
     }
 
     /**
@@ -145,8 +224,7 @@ public final class Controller implements AutoCloseable {
     public String closeIfIdle() {
         synchronized (this) {
             if (closed) return null;
-            Session s = session;
-            if (s != null) return s.name();
+            if (!sessions.isEmpty()) return sessions.keySet().iterator().next().name();
             // Under the same lock as the accept loop's check: a front-end that connects from
             // now on is closed at once instead of starting a session.
             closed = true;
@@ -161,17 +239,20 @@ public final class Controller implements AutoCloseable {
      */
     @Override
     public void close() {
-        Session s;
-        Thread t;
+        java.util.Map<Session, Thread> live;
         synchronized (this) {
             closed = true;
-            s = session;
-            t = sessionThread;
+            live = new java.util.LinkedHashMap<>(sessions);
+            notifyAll(); // a session waiting for the ring lease gives up
         }
         listener.close();
-        if (s != null) s.close();
+        for (Session s : live.keySet()) s.close();
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(35);
         try {
-            if (t != null) t.join(35_000);
+            for (Thread t : live.values()) {
+                long left = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+                if (left > 0) t.join(left);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -75,8 +75,10 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     private long features;
     private long protocolFeatures;
-    private GuestMemory memory = GuestMemory.EMPTY;
+    private volatile GuestMemory memory = GuestMemory.EMPTY;
     private volatile boolean closing;
+    /** The dirty log's mapping (SET_LOG_BASE); the rings hold its {@link io.jvhost.memory.DirtyLog}. */
+    private io.jvhost.sys.Mmap logMapping;
     private final ToleranceLog tolerance;
     private final VhostUserBackendDispatcher dispatcher;
     private static final int QUIRK_ODD_ENABLE = 1 << 16;
@@ -92,7 +94,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         this.device = device;
         this.conn = conn;
         this.name = controller.name() + "#" + id;
-        rings = new Vrings(log, name, controller, device);
+        rings = new Vrings(log, name, controller, this, device);
         tolerance = new ToleranceLog(log, name, controller.stats.toleratedDeviations);
         dispatcher = new VhostUserBackendDispatcher(name, this, conn, out, tolerance, controller.stats.failedRequests, controller.stats.unsupportedRequests);
     }
@@ -102,11 +104,12 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     }
 
     long offeredFeatures() {
-        return device.features() | VirtioFeatures.bit(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES);
+        return device.features() | VirtioFeatures.bit(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES) | VirtioFeatures.bit(VirtioFeatures.LOG_ALL);
     }
 
     static long offeredProtocolFeatures() {
-        return (1L << PF_MQ) | (1L << PF_REPLY_ACK) | (1L << PF_CONFIG) | (1L << PF_CONFIGURE_MEM_SLOTS) | (1L << PF_RESET_DEVICE);
+        return (1L << PF_MQ) | (1L << PF_REPLY_ACK) | (1L << PF_CONFIG) | (1L << PF_CONFIGURE_MEM_SLOTS) | (1L << PF_RESET_DEVICE)
+                | (1L << PF_LOG_SHMFD) | (1L << PF_INFLIGHT_SHMFD);
     }
 
     public long negotiatedFeatures() {
@@ -124,6 +127,16 @@ public final class Session implements Runnable, VhostUserBackendHandler {
      */
     VringAddr vringAddr(int idx) {
         return rings.ring(idx).addr();
+    }
+
+    /** Guest memory regions mapped now (for tests and statistics); any thread. */
+    public List<MemoryRegion> memoryRegions() {
+        return memory.regions();
+    }
+
+    /** Ring stops handed to the reactor so far (tests order their steps after one). */
+    long stopsRequested() {
+        return rings.stopsRequested();
     }
 
     /** Queues currently being processed (for statistics); any thread. */
@@ -184,6 +197,10 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         log.error("{}: closing connection after unexpected error", name, t);
     }
 
+    boolean closing() {
+        return closing;
+    }
+
     /** Asks the session to end: unblocks the reader; {@link #run()} then tears down. Any thread. */
     void close() {
         closing = true;
@@ -213,7 +230,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     @Override
     public long getProtocolFeatures() {
-        return offeredProtocolFeatures();
+        return offeredProtocolFeatures() & ~controller.withheldProtocolFeatures();
     }
 
     @Override
@@ -243,35 +260,76 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         return true;
     }
 
-    // ---- migration and reconnect: not offered yet (the dispatcher refuses them unless negotiated) ----
+    // ---- migration (dirty log) and reconnect (inflight area); the dispatcher refuses these unless negotiated ----
+
+    /** Largest dirty log we map: 1 bit per 4 KiB page, so 64 MiB covers 2 TiB of guest address space. */
+    static final long MAX_LOG_BYTES = 64L << 20;
 
     @Override
     public boolean setLogBase(LogPayload l) {
-        log.warn("{}: SET_LOG_BASE (log of 0x{} bytes) but dirty logging is not supported, rejected", name, Long.toHexString(l.mmapSize()));
-        controller.stats.unsupportedRequests.incrementAndGet();
-        return false;
+        io.jvhost.sys.Mmap m;
+        io.jvhost.memory.DirtyLog next;
+        try {
+            if (l.mmapSize() <= 0 || l.mmapSize() > MAX_LOG_BYTES || l.mmapOffset() < 0 || (l.mmapOffset() & 7) != 0) {
+                throw new IllegalArgumentException("log of " + l.mmapSize() + " bytes at offset " + l.mmapOffset());
+            }
+            Fd.Stat st = Fd.fstat(l.fd());
+            if (!st.regularFile() || Long.compareUnsigned(l.mmapOffset() + l.mmapSize(), st.size()) > 0) {
+                throw new IllegalArgumentException("log fd is not a file of at least " + (l.mmapOffset() + l.mmapSize()) + " bytes");
+            }
+            if (!Fd.trySealShrink(l.fd())) throw new IllegalArgumentException("log fd cannot be sealed against shrinking");
+            m = io.jvhost.sys.Mmap.map(l.fd(), l.mmapOffset(), l.mmapSize(), true);
+            next = new io.jvhost.memory.DirtyLog(m.segment());
+        } catch (RuntimeException e) {
+            log.warn("{}: SET_LOG_BASE rejected: {}", name, e.getMessage());
+            return false;
+        }
+        // Rings pick the log up when they start: restart the running ones (draining them).
+        rings.stopAll();
+        rings.dirtyLog(next);
+        io.jvhost.sys.Mmap old = logMapping;
+        logMapping = m;
+        rings.reconcileAll(features, memory);
+        if (old != null) old.close();
+        log.info("{}: dirty log set ({} bytes, covers {} MiB of guest memory)", name, l.mmapSize(), l.mmapSize() * 8 * 4096 >> 20);
+        return true;
     }
 
     @Override
     public boolean setLogFd(int fd) {
-        log.warn("{}: SET_LOG_FD but dirty logging is not supported, rejected", name);
-        controller.stats.unsupportedRequests.incrementAndGet();
-        return false;
+        // QEMU does not wait on it; the log is read when the front-end syncs. Accepted, not kept.
+        log.debug("{}: SET_LOG_FD accepted", name);
+        return true;
     }
 
     @Override
     public InflightPayload getInflightFd(InflightPayload request) {
-        log.warn("{}: GET_INFLIGHT_FD for {} queues of {} but inflight tracking is not supported; answered with no area", name,
-                request.numQueues(), request.queueSize());
-        controller.stats.unsupportedRequests.incrementAndGet();
-        return InflightPayload.NONE;
+        try {
+            InflightPayload p = InflightArea.create(request.numQueues(), request.queueSize(), rings.count());
+            log.info("{}: inflight area created for {} queue(s) of {} ({} bytes)", name, p.numQueues(), p.queueSize(), p.mmapSize());
+            return p;
+        } catch (RuntimeException e) {
+            log.warn("{}: GET_INFLIGHT_FD for {} queues of {}: {}; answered with no area", name, request.numQueues(), request.queueSize(), e.getMessage());
+            controller.stats.failedRequests.incrementAndGet();
+            return InflightPayload.NONE;
+        }
     }
 
     @Override
-    public boolean setInflightFd(InflightPayload inflight) {
-        log.warn("{}: SET_INFLIGHT_FD but inflight tracking is not supported, rejected", name);
-        controller.stats.unsupportedRequests.incrementAndGet();
-        return false;
+    public boolean setInflightFd(InflightPayload p) {
+        InflightArea area;
+        try {
+            area = InflightArea.map(p, rings.count());
+        } catch (RuntimeException e) {
+            log.warn("{}: SET_INFLIGHT_FD rejected: {}", name, e.getMessage());
+            return false;
+        }
+        rings.stopAll();
+        InflightArea old = rings.inflight(area);
+        rings.reconcileAll(features, memory);
+        if (old != null) old.close();
+        log.info("{}: inflight area set: {}", name, area);
+        return true;
     }
 
     private Vrings.Vring ring(int index, VhostUserRequest req) throws VhostUserProtocolException {
@@ -305,7 +363,12 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         if (rings.anyRunning()) {
             // EVENT_IDX, INDIRECT_DESC or LOG_ALL change how a ring is read and written: the
             // rings stop (drained), then restart at the same index with the new features.
-            log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
+            if (((v ^ features) & ~VirtioFeatures.bit(VirtioFeatures.LOG_ALL)) == 0) {
+                // Migration turns dirty logging on and off this way (QEMU's vhost_dev_set_log): routine.
+                log.info("{}: dirty logging {}; restarting the rings", name, VirtioFeatures.has(v, VirtioFeatures.LOG_ALL) ? "on" : "off");
+            } else {
+                log.warn("{}: SET_FEATURES changes features while rings run; stopping them first", name);
+            }
         }
         rings.stopAll();
         features = v;
@@ -316,7 +379,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
 
     @Override
     public boolean setProtocolFeatures(long v) {
-        if ((v & ~offeredProtocolFeatures()) != 0) {
+        if ((v & ~getProtocolFeatures()) != 0) {
             log.warn("{}: SET_PROTOCOL_FEATURES 0x{} acks bits never offered, rejected", name, Long.toHexString(v));
             return false;
         }
@@ -621,14 +684,20 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     private void teardown() {
         if (rings.teardown()) {
             for (MemoryRegion reg : memory.regions()) reg.close();
+            InflightArea area = rings.inflight(null);
+            if (area != null) area.close();
+            rings.dirtyLog(null);
+            if (logMapping != null) logMapping.close();
+            logMapping = null;
         } else {
             log.error("{}: a ring is still attached to an unresponsive reactor; its guest memory stays mapped", name);
         }
         memory = GuestMemory.EMPTY;
-        device.sessionEnded();
         in.close();
         out.close();
         conn.close();
-        controller.sessionEnded(this);
+        // The device forgets guest-facing state (SCSI pending events) only when no other
+        // front-end is connected: after a migration the destination's session goes on.
+        if (controller.sessionEnded(this)) device.sessionEnded();
     }
 }

@@ -4,7 +4,11 @@ import io.jvhost.memory.GuestMemory;
 import io.jvhost.memory.MemoryRegion;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.sys.Fd;
+import io.jvhost.virtio.HooksPair;
+import io.jvhost.virtio.InflightSplitQueue;
 import io.jvhost.virtio.Notifier;
+import io.jvhost.virtio.QueueHooks;
+import io.jvhost.virtio.RingDirtyLogger;
 import io.jvhost.virtio.SplitVirtQueue;
 import io.jvhost.virtio.VirtQueue;
 import io.jvhost.virtio.VirtioFeatures;
@@ -44,6 +48,8 @@ import java.util.concurrent.TimeoutException;
  * </ul>
  */
 final class Vrings {
+    /** SET_VRING_ADDR flag: log writes to the used ring at log_guest_addr (vhost-user.rst "Ring address description"). */
+    static final int VHOST_VRING_F_LOG = 1;
     /** One ring's configuration as the front-end set it. */
     static final class Vring {
         final int index;
@@ -74,15 +80,21 @@ final class Vrings {
     private final Logger log;
     private final String name;
     private final Controller controller;
+    /** The session these rings belong to: the holder of the controller's ring lease while any runs. */
+    private final Session session;
     private final VhostUserDevice device;
     private final Vring[] rings;
+    /** Inflight tracking and dirty log the rings attach at start (null: none); set while every ring is stopped. */
+    private InflightArea inflight;
+    private io.jvhost.memory.DirtyLog dirtyLog;
     /** Processors stopped and started (for tests and logs; control thread writes). */
-    private volatile long stops, starts, inPlaceSwaps;
+    private volatile long stops, starts, inPlaceSwaps, stopsRequested;
 
-    Vrings(Logger log, String name, Controller controller, VhostUserDevice device) {
+    Vrings(Logger log, String name, Controller controller, Session session, VhostUserDevice device) {
         this.log = log;
         this.name = name;
         this.controller = controller;
+        this.session = session;
         this.device = device;
         rings = new Vring[device.maxQueues()];
         for (int i = 0; i < rings.length; i++) rings[i] = new Vring(i);
@@ -108,6 +120,23 @@ final class Vrings {
         return inPlaceSwaps;
     }
 
+    /** Ring stops handed to the reactor so far (tests order their steps after one). */
+    long stopsRequested() {
+        return stopsRequested;
+    }
+
+    /** Installs the inflight area rings track from their next start; returns the previous one. Rings stopped first. */
+    InflightArea inflight(InflightArea area) {
+        InflightArea old = inflight;
+        inflight = area;
+        return old;
+    }
+
+    /** Installs the dirty log rings write while VHOST_F_LOG_ALL is on, from their next start. Rings stopped first. */
+    void dirtyLog(io.jvhost.memory.DirtyLog log) {
+        dirtyLog = log;
+    }
+
     /** Queues currently being processed (for statistics); any thread. */
     synchronized List<VirtQueue> runningQueues() {
         List<VirtQueue> l = new ArrayList<>();
@@ -115,8 +144,14 @@ final class Vrings {
         return l;
     }
 
-    private synchronized void running(Vring r, QueueProcessor p) {
-        r.running = p;
+    private void running(Vring r, QueueProcessor p) {
+        boolean none;
+        synchronized (this) {
+            r.running = p;
+            none = p == null && !anyRunning();
+        }
+        // Another front-end of the controller may start its rings now (Controller: the ring lease).
+        if (none) controller.releaseRings(session);
     }
 
     /** Is a ring whose structures lie in {@code region} still attached to a reactor (one that did not answer)? */
@@ -254,6 +289,7 @@ final class Vrings {
         }).whenComplete((v, t) -> {
             if (t != null && reactor.isStopped()) done.completeExceptionally(t);
         });
+        stopsRequested++;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Session.STOP_TIMEOUT_SECONDS);
         while (true) {
             try {
@@ -320,7 +356,7 @@ final class Vrings {
             return false;
         }
         Notifier call = Notifier.eventFd(r.callFd);
-        VirtQueue q;
+        SplitVirtQueue q;
         try {
             // The one place that knows the ring layout; a packed ring would be built here.
             q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
@@ -337,6 +373,31 @@ final class Vrings {
             return false;
         }
         r.lastStartError = null;
+        QueueHooks hooks = QueueHooks.NONE;
+        InflightSplitQueue tracking = inflight == null ? null : inflight.queue(idx, r.num);
+        if (tracking != null) {
+            int[] heads;
+            try {
+                heads = tracking.recover(q.usedIndex());
+            } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
+                log.warn("{}: cannot start ring {}: inflight area: {}", name, idx, e.getMessage());
+                return false;
+            }
+            q.resubmit(heads);
+            if (heads.length > 0) {
+                log.info("{}: ring {}: resubmitting {} request(s) a previous back-end left in flight (heads {}); next avail index {}, front-end said {}",
+                        name, idx, heads.length, java.util.Arrays.toString(heads), q.lastAvail(), r.base);
+            }
+            hooks = tracking;
+        } else if (inflight != null) {
+            log.warn("{}: ring {} (size {}) is not covered by the inflight area ({}); not tracked", name, idx, r.num, inflight);
+        }
+        if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL)) {
+            long usedGpa = (r.addrFlags & VHOST_VRING_F_LOG) != 0 ? r.logGuestAddr : -1;
+            hooks = HooksPair.of(hooks, new RingDirtyLogger(dirtyLog, usedGpa, r.num));
+        }
+        q.hooks(hooks);
+        if (!controller.claimRings(session)) return false; // another front-end's rings run (Controller: the ring lease)
         if (controller.coalescingDelayBaseUs() != 0) {
             q.interrupts().coalescing(controller.coalescingDelayBaseUs(), controller.coalescingIopsThreshold());
         }
@@ -351,6 +412,7 @@ final class Vrings {
             }, Session.STOP_TIMEOUT_SECONDS);
         } catch (Exception e) {
             log.warn("{}: cannot start ring {}: {}", name, idx, e.getCause() != null ? e.getCause().getMessage() : e.toString());
+            if (!anyRunning()) controller.releaseRings(session);
             return false;
         }
         running(r, p);
@@ -383,12 +445,23 @@ final class Vrings {
      * (the memory may be unmapped).
      */
     boolean teardown() {
+        // Stopping drains: requests in flight complete and are published to the used ring
+        // (bounded by STOP_TIMEOUT_SECONDS per ring), so a planned shutdown or restart leaves the
+        // guest's rings, and the inflight area, as consistent as a clean stop.
+        int runningRings = 0;
+        for (Vring r : rings) if (r.running != null) runningRings++;
+        long t0 = System.nanoTime();
+        if (runningRings > 0) log.info("{}: draining {} running ring(s) before closing", name, runningRings);
         for (Vring r : rings) {
             try {
                 stop(r);
             } catch (RuntimeException e) {
                 log.error("{}: {}", name, e.getMessage());
             }
+        }
+        if (runningRings > 0) {
+            log.info("{}: rings stopped in {} ms{}", name, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0),
+                    anyRunning() ? ", one is still attached to an unresponsive reactor" : ", nothing left in flight");
         }
         for (Vring r : rings) {
             Fd.closeQuietly(r.kickFd);

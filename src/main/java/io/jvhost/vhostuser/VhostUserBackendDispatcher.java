@@ -63,8 +63,8 @@ public final class VhostUserBackendDispatcher {
         gate(VhostUserRequest.ADD_MEM_REG, PF_CONFIGURE_MEM_SLOTS, "PROTOCOL_F_CONFIGURE_MEM_SLOTS", Ungated.SERVE);
         gate(VhostUserRequest.REM_MEM_REG, PF_CONFIGURE_MEM_SLOTS, "PROTOCOL_F_CONFIGURE_MEM_SLOTS", Ungated.SERVE);
         GATES[VhostUserRequest.SET_VRING_ENABLE.code] = new Gate(F_PROTOCOL_FEATURES, true, Ungated.SERVE, "VHOST_USER_F_PROTOCOL_FEATURES");
-        // Refused without the feature: jvhost does not offer these yet, so a front-end sending
-        // them would believe in a dirty log or an inflight area that does not exist.
+        // Refused without the feature: the dirty log and the inflight area change what the rings
+        // write, so they are served only to a front-end that negotiated them.
         gate(VhostUserRequest.SET_LOG_BASE, PF_LOG_SHMFD, "PROTOCOL_F_LOG_SHMFD", Ungated.REFUSE);
         gate(VhostUserRequest.SET_LOG_FD, PF_LOG_SHMFD, "PROTOCOL_F_LOG_SHMFD", Ungated.REFUSE);
         gate(VhostUserRequest.GET_INFLIGHT_FD, PF_INFLIGHT_SHMFD, "PROTOCOL_F_INFLIGHT_SHMFD", Ungated.REFUSE);
@@ -193,7 +193,7 @@ public final class VhostUserBackendDispatcher {
     /** A request whose feature is missing and must not be served: answered, never left hanging. */
     private void refuse(VhostUserMessage m, Gate g) {
         unsupportedRequests.incrementAndGet();
-        log.warn("{}: {} needs {}, which was not negotiated (jvhost does not offer it); rejected", name, m.request, g.featureName());
+        log.warn("{}: {} needs {}, which was not negotiated; rejected", name, m.request, g.featureName());
         // A request with its own reply gets an empty one of its shape, NEED_REPLY or not: the
         // front-end waits for it, and an ack in its place would be read as the answer.
         switch (m.request) {

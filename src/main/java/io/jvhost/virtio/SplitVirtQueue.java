@@ -54,6 +54,9 @@ public final class SplitVirtQueue implements VirtQueue {
     private int beforeSwapCount;
     /** A used entry was ever published (or found published at start). */
     private boolean anyUsed;
+    /** Heads to hand out again before the available ring is read (see {@link #resubmit}); null when none. */
+    private int[] resubmit;
+    private int resubmitNext;
 
     private int lastAvail;      // next avail ring slot to consume (free-running u16)
     private int usedIdx;        // shadow of used->idx including unpublished entries
@@ -207,9 +210,53 @@ public final class SplitVirtQueue implements VirtQueue {
      * Invalid chains are returned to the driver at once with length 0 and counted. Returns the
      * number of chains consumed.
      */
+    /**
+     * Inflight I/O tracking (vhost-user.rst): {@code heads} were popped by a previous back-end
+     * and never completed; they are handed to the handler again, in this order, before the
+     * available ring is read, and the next available index becomes the used index plus their
+     * number (what was popped is exactly what was completed plus what is in flight). Call
+     * before the first {@link #poll}.
+     */
+    public void resubmit(int[] heads) {
+        if (heads.length == 0) return;
+        resubmit = heads;
+        resubmitNext = 0;
+        lastAvail = (usedIdx + heads.length) & 0xffff;
+    }
+
+    private int pollResubmitted(ChainHandler handler, int budget) {
+        int k = 0;
+        int[] heads = resubmit;
+        while (resubmitNext < heads.length && k < budget) {
+            int head = heads[resubmitNext++];
+            k++;
+            stats.requests++;
+            if (head < 0 || head >= size || inFlight[head]) {
+                // The tracking area is the front-end's to keep: a bad entry is skipped, not trusted.
+                stats.chainErrors++;
+                lastError = head < 0 || head >= size ? ChainError.HEAD_OUT_OF_RANGE : ChainError.DUPLICATE_HEAD;
+                continue;
+            }
+            inFlight[head] = true;
+            inFlightCount++;
+            hooks.popped(this, head);
+            ChainError err = walk(head);
+            if (err != ChainError.NONE) {
+                stats.chainErrors++;
+                lastError = err;
+                complete(head, 0);
+                continue;
+            }
+            handler.onChain(this, chain);
+        }
+        if (resubmitNext == heads.length) resubmit = null;
+        return k;
+    }
+
     @Override
     public int poll(ChainHandler handler, int budget) {
         if (brokenReason != ChainError.NONE) return 0;
+        if (resubmit != null) return pollResubmitted(handler, budget);
         // 2.7.13.3: read idx with acquire so ring entries written before it are visible.
         int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
         int pending = (availIdx - lastAvail) & 0xffff;
@@ -398,6 +445,7 @@ public final class SplitVirtQueue implements VirtQueue {
     @Override
     public boolean hasPending() {
         if (brokenReason != ChainError.NONE) return false;
+        if (resubmit != null) return true;
         int availIdx = Short.toUnsignedInt((short) U16.getAcquire(avail, (long) AVAIL_IDX));
         return availIdx != lastAvail;
     }

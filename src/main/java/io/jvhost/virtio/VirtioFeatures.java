@@ -4,6 +4,8 @@ package io.jvhost.virtio;
 public final class VirtioFeatures {
     private VirtioFeatures() {}
 
+    /** VHOST_F_LOG_ALL (vhost-user.rst "Migration"): the back-end logs every guest page it writes. */
+    public static final int LOG_ALL = 26;
     public static final int RING_INDIRECT_DESC = 28;
     public static final int RING_EVENT_IDX = 29;
     /** VHOST_USER_F_PROTOCOL_FEATURES (vhost-user.rst), shares the virtio feature word. */

@@ -228,6 +228,7 @@ public final class QemuGuest implements AutoCloseable {
         private final List<String> kernelArgs = new ArrayList<>();
         private String machine = "pc";
         private int memoryMiB = 512;
+        private String memoryHotplug = "";
         private int smp = 2;
         private String accel = System.getProperty("jvhost.qemu.accel", "tcg");
 
@@ -278,6 +279,12 @@ public final class QemuGuest implements AutoCloseable {
 
         public Builder machine(String machine) { this.machine = machine; return this; }
         public Builder memoryMiB(int mib) { this.memoryMiB = mib; return this; }
+
+        /** Room for memory hotplug: {@code -m <mem>,slots=N,maxmem=<max>M} (pc-dimm devices added over QMP). */
+        public Builder memoryHotplug(int slots, int maxMiB) {
+            this.memoryHotplug = ",slots=" + slots + ",maxmem=" + maxMiB + "M";
+            return this;
+        }
         public Builder smp(int cpus) { this.smp = cpus; return this; }
         public Builder accel(String accel) { this.accel = accel; return this; }
 
@@ -285,7 +292,7 @@ public final class QemuGuest implements AutoCloseable {
         public List<String> command(Path kernel, Path initrd) {
             List<String> cmd = new ArrayList<>(List.of(
                     QEMU, "-accel", accel, "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
-                    "-m", memoryMiB + "M",
+                    "-m", memoryMiB + "M" + memoryHotplug,
                     // shared guest RAM: vhost-user back ends map it from the memfd
                     "-object", "memory-backend-memfd,id=mem,size=" + memoryMiB + "M,share=on",
                     "-machine", machine + ",memory-backend=mem",

@@ -189,7 +189,7 @@ class EcosystemToleranceTest {
                 fe.setProtocolFeatures(1L << VhostUserProtocol.PF_REPLY_ACK);
                 fe.useReplyAck(true);
                 // DPDK refuses both; libvhost-user takes both: not "both accept", so kept
-                assertThatThrownBy(() -> fe.setProtocolFeatures((1L << VhostUserProtocol.PF_REPLY_ACK) | (1L << VhostUserProtocol.PF_INFLIGHT_SHMFD)))
+                assertThatThrownBy(() -> fe.setProtocolFeatures((1L << VhostUserProtocol.PF_REPLY_ACK) | (1L << VhostUserProtocol.PF_HOST_NOTIFIER)))
                         .hasMessageContaining("rejected");
                 assertThatThrownBy(() -> fe.setFeatures(VirtioFeatures.bit(VirtioFeatures.RING_PACKED))).hasMessageContaining("rejected");
                 // device-specific bits never offered (QEMU 7.2's scsi passes its own through) are dropped

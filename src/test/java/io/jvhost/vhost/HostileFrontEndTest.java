@@ -10,6 +10,16 @@ import io.jvhost.sys.UnixSocket;
 import io.jvhost.virtio.SplitRing;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import static org.awaitility.Awaitility.await;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -168,11 +178,62 @@ class HostileFrontEndTest {
     }
 
     @Test
-    void secondFrontEndIsRefusedWhileOneIsLive() throws Exception {
+    void aSecondFrontEndMayConnectButItsRingsWaitForTheFirstToStop() throws Exception {
+        BlkInitiator first = BlkInitiator.connect(dir.resolve("bad").toString(), 1, 64, 1 << 20);
+        CompletableFuture<BlkInitiator> second;
+        try {
+            second = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return BlkInitiator.connect(dir.resolve("bad").toString(), 1, 64, 1 << 20);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            await().atMost(Duration.ofSeconds(10)).until(() -> victim.sessions().size() == 2);
+            // the first keeps its rings while the second waits for the lease
+            assertThat(first.write(0, 0, 512)).isEqualTo(S_OK);
+            assertThat(second).isNotDone();
+        } finally {
+            first.close();
+        }
+        try (BlkInitiator s = second.get(20, TimeUnit.SECONDS)) {
+            assertThat(s.read(0, 0, 512)).isEqualTo(S_OK);
+        }
+        assertThat(victim.stats.connections.get()).isEqualTo(2);
+        assertThat(victim.stats.ringLeaseRefusals.get()).isZero();
+        assertThat(victim.stats.refusedConnections.get()).isZero();
+    }
+
+    @Test
+    void aSecondFrontEndsRingsAreRefusedWhileTheFirstsStillRun() throws Exception {
+        victim.ringLeaseWaitMs(200);
         try (BlkInitiator first = BlkInitiator.connect(dir.resolve("bad").toString(), 1, 64, 1 << 20)) {
             assertThatThrownBy(() -> BlkInitiator.connect(dir.resolve("bad").toString(), 1, 64, 1 << 20)).isInstanceOf(Exception.class);
-            assertThat(victim.stats.refusedConnections.get()).isEqualTo(1);
+            assertThat(victim.stats.ringLeaseRefusals.get()).isEqualTo(1);
             assertThat(first.read(0, 0, 512)).isEqualTo(S_OK);
         }
+        bystanderStillServes();
+    }
+
+    @Test
+    void connectionsBeyondTheSessionLimitAreRefused() throws Exception {
+        List<SocketChannel> open = new ArrayList<>();
+        try {
+            for (int i = 0; i < Controller.MAX_SESSIONS; i++) {
+                SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+                ch.connect(UnixDomainSocketAddress.of(dir.resolve("bad")));
+                open.add(ch);
+            }
+            await().atMost(Duration.ofSeconds(10)).until(() -> victim.sessions().size() == Controller.MAX_SESSIONS);
+            try (SocketChannel extra = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                extra.connect(UnixDomainSocketAddress.of(dir.resolve("bad")));
+                assertThat(extra.read(ByteBuffer.allocate(1))).as("closed by the controller").isEqualTo(-1);
+            }
+            assertThat(victim.stats.refusedConnections.get()).isEqualTo(1);
+        } finally {
+            for (SocketChannel ch : open) ch.close();
+        }
+        await().atMost(Duration.ofSeconds(10)).until(() -> victim.sessions().isEmpty());
+        bystanderStillServes();
     }
 }
