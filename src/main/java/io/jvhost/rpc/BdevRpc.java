@@ -222,6 +222,7 @@ public final class BdevRpc {
         if (d instanceof FileBlockDevice f) {
             drv.putObject("aio").put("filename", f.path()).put("block_size_override", f.blockSizeGiven()).put("readonly", f.readOnly());
         }
+        if (d instanceof io.jvhost.bdev.RbdBlockDevice r) drv.set("rbd", RbdRpc.driverSpecific(r));
         return o;
     }
 
@@ -272,6 +273,7 @@ public final class BdevRpc {
      */
     static JsonNode config(BdevRegistry bdevs) {
         ArrayNode a = Json.arr();
+        a.addAll(RbdRpc.clusterConfig(bdevs)); // Ceph clusters before the rbd bdevs that name them
         for (BlockDevice d : bdevs.list()) {
             ObjectNode e = Json.obj();
             ObjectNode params = Json.obj();
@@ -291,6 +293,10 @@ public final class BdevRpc {
                     params.put("name", d.name());
                     if (f.blockSizeGiven()) params.put("block_size", d.blockSize());
                     params.put("filename", f.path()).put("readonly", f.readOnly());
+                }
+                case io.jvhost.bdev.RbdBlockDevice r -> {
+                    e.put("method", "bdev_rbd_create");
+                    RbdRpc.createParams(r, params);
                 }
                 default -> { continue; }
             }
