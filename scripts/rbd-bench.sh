@@ -7,9 +7,16 @@
 # CEPH_DIR: a cluster started by scripts/ceph-cluster.sh (default target/ceph-bench, started and
 # stopped here if it is not running). Two 256 MiB images, prefilled, one per client (two
 # clients on one image would bounce its exclusive lock). jvhost serves its image through a
-# vhost-user-blk controller; `jvhost bench` (one queue, polling) drives it. rbd bench runs
+# vhost-user-blk controller; `jvhost bench --interrupts` (one queue, sleeping on the call eventfd
+# like a guest: a polling initiator takes a whole core that librbd and the OSD need on a small
+# machine, and rbd bench does not poll either) drives it. rbd bench runs
 # with --io-threads = QD; it has no time limit, so it runs under `timeout` and the rate is
 # taken from its per-second lines after the ramp.
+# Fairness: images have only the layering feature (no exclusive lock: an rbd bench stopped by
+# `timeout` would leave its lock to be broken by the next run) and both clients run librbd's
+# cache in writeback from the start (rbd_cache_writethrough_until_flush=false): rbd bench
+# flushes once and so gets writeback, while the benchmark initiator never flushes; a guest
+# flushes at boot, which does the same).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${1:-$here/target/ceph-bench}"
@@ -33,12 +40,12 @@ cleanup() {
 trap cleanup EXIT
 for i in bench-jv bench-rbd; do
   rbd rm --no-progress "rbd/$i" >/dev/null 2>&1 || true
-  rbd create --size 256M "rbd/$i"
+  rbd create --size 256M --image-feature layering "rbd/$i"
   rbd bench --io-type write --io-pattern seq --io-size 4M --io-threads 4 --io-total 256M "rbd/$i" >/dev/null
 done
 cat > "$work/cfg.json" <<EOF
 {"subsystems":[{"subsystem":"bdev","config":[
- {"method":"bdev_rbd_register_cluster","params":{"name":"ceph","config_file":"$CEPH_CONF"}},
+ {"method":"bdev_rbd_register_cluster","params":{"name":"ceph","config_file":"$CEPH_CONF","config_param":{"rbd_cache_writethrough_until_flush":"false"}}},
  {"method":"bdev_rbd_create","params":{"name":"Ceph0","pool_name":"rbd","rbd_name":"bench-jv","block_size":512,"cluster_name":"ceph"}}]},
  {"subsystem":"vhost_blk","config":[{"method":"vhost_create_blk_controller","params":{"ctrlr":"rbd.0","dev_name":"Ceph0"}}]}]}
 EOF
@@ -59,7 +66,7 @@ workloads=(
 
 rbd_rate() { # io-type pattern bs qd -> IOPS after the ramp
   local out
-  out="$(timeout -s INT $((secs + ramp + 1)) rbd bench --io-type "$1" --io-pattern "$2" --io-size "${3^^}" --io-threads "$4" \
+  out="$(timeout -s INT $((secs + ramp + 1)) rbd bench --rbd_cache_writethrough_until_flush=false --io-type "$1" --io-pattern "$2" --io-size "${3^^}" --io-threads "$4" \
     --io-total 100G rbd/bench-rbd 2>/dev/null || true)"
   echo "$out" | awk -v ramp="$ramp" '$1 ~ /^[0-9]+$/ && NF >= 4 { sec[n] = $1; ops[n] = $2; n++ }
     END { a = -1; for (i = 0; i < n; i++) if (sec[i] >= ramp && a < 0) a = i;
@@ -70,7 +77,7 @@ declare -A jv rb
 for r in $(seq 1 "$rounds"); do
   for w in "${workloads[@]}"; do
     set -- $w
-    j="$("$here/jvhost" bench -s "$work/rbd.0" -w "$2" -o "$3" -q "$4" --time "$secs" --ramp "$ramp" --json --quiet | jq '.iops')"
+    j="$("$here/jvhost" bench -s "$work/rbd.0" -w "$2" -o "$3" -q "$4" --time "$secs" --ramp "$ramp" --interrupts --json --quiet | jq '.iops')"
     b="$(rbd_rate "$5" "$6" "$3" "$4")"
     echo "round $r $1: jvhost $j IOPS, rbd bench $b IOPS" >&2
     jv[$1]="${jv[$1]:-} $j"; rb[$1]="${rb[$1]:-} $b"

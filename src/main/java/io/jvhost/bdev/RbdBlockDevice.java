@@ -33,8 +33,11 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * the channel's lock-free queue and eventfd ({@link AsyncBlockChannel}). Per channel a fixed
  * table of slots (request, iovec array, eventfd scratch) is allocated up front: nothing is
  * allocated per request on the Java side (librbd allocates its own completion object).
- * Callbacks were chosen over {@code rbd_set_image_notification} + {@code rbd_poll_io_events}
- * by measurement (BENCHMARKS.md, "Ceph RBD"), and because one image serves several reactors.
+ * Callbacks rather than {@code rbd_set_image_notification} + {@code rbd_poll_io_events}
+ * (both are bound in {@link Rbd}): one image serves the channels of several reactors, and an
+ * image has one notification eventfd, so the eventfd route would need one reactor to reap every
+ * channel's completions and pass them on, the hop the callback already makes. Not yet compared
+ * by measurement (BENCHMARKS.md, "Ceph RBD").
  *
  * <p><b>Outages.</b> While the cluster is unreachable requests wait inside librbd (Ceph's
  * {@code rados_osd_op_timeout} is 0 by default) and complete when it is back; a watchdog logs
