@@ -136,25 +136,25 @@ public final class RbdCluster {
         AtomicInteger state = new AtomicInteger(); // 0 running, 1 answered, 2 abandoned by the caller
         users.incrementAndGet();
         control.execute(() -> {
-            boolean ok = false;
             T result = null;
+            Throwable failure = null;
             try {
                 result = op.call();
-                f.complete(result);
-                ok = true;
             } catch (Throwable t) {
-                f.completeExceptionally(t);
-            } finally {
-                if (!state.compareAndSet(0, 1)) {
-                    try {
-                        if (ok && late != null) late.accept(result);
-                        log.info("{}: finished late{}", what, ok ? "" : " with an error");
-                    } catch (RuntimeException e) {
-                        log.warn("{}: undoing a late result failed", what, e);
-                    }
-                }
-                users.decrementAndGet();
+                failure = t;
             }
+            if (!state.compareAndSet(0, 1)) { // abandoned by the caller: undo a late success
+                try {
+                    if (failure == null && late != null) late.accept(result);
+                    log.info("{}: finished late{}", what, failure == null ? "" : " with " + failure);
+                } catch (RuntimeException e) {
+                    log.warn("{}: undoing a late result failed", what, e);
+                }
+            }
+            // Before answering: whoever gets the answer sees the connection no longer in use.
+            users.decrementAndGet();
+            if (failure == null) f.complete(result);
+            else f.completeExceptionally(failure);
         });
         try {
             try {
