@@ -2,7 +2,8 @@
 # Installs the Debian packages the QEMU guest tests need, when they are missing:
 # qemu-system-x86 (QEMU 7.2), a guest kernel (linux-image-amd64), busybox-static for the
 # initramfs (with cpio and xz-utils to build it), sg3-utils for SCSI checks inside the guest,
-# qemu-utils (qemu-storage-daemon), tmux (the terminal test of `jvhost top`).
+# qemu-utils (qemu-storage-daemon), tmux (the terminal test of `jvhost top`); for the Ceph RBD tests
+# ceph-mon, ceph-osd, ceph-common and librbd1 (Debian's Ceph 16).
 set -euo pipefail
 
 # A few 2 MiB hugepages for the `bench --hugepages` tests (HugePagesBenchTest skips without
@@ -37,6 +38,12 @@ command -v qemu-storage-daemon >/dev/null 2>&1 || need+=(qemu-utils)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 # tmux: TopTmuxTest drives 'jvhost top' in a real terminal (skipped with a message without it)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# Ceph RBD tests (tag "ceph"): a single-node cluster started by scripts/ceph-cluster.sh needs the
+# mon and OSD daemons and the ceph/rbd tools; librbd1/librados2 are what jvhost loads through FFM.
+command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
+command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
+command -v rbd >/dev/null 2>&1 || need+=(ceph-common)
+ls /usr/lib/*/librbd.so.1 >/dev/null 2>&1 || need+=(librbd1)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "install-test-deps: installing ${need[*]}"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

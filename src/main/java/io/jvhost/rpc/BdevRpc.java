@@ -292,6 +292,7 @@ public final class BdevRpc {
                 .put("zcopy", false).put("compare", false).put("compare_and_write", false).put("abort", false).put("copy", false);
         ObjectNode drv = o.putObject("driver_specific");
         if (d instanceof FileBlockDevice f) describeFile(drv, f);
+        if (d instanceof io.jvhost.bdev.RbdBlockDevice r) drv.set("rbd", RbdRpc.driverSpecific(r));
         return o;
     }
 
@@ -342,6 +343,7 @@ public final class BdevRpc {
      */
     static JsonNode config(BdevRegistry bdevs) {
         ArrayNode a = Json.arr();
+        a.addAll(RbdRpc.clusterConfig(bdevs)); // Ceph clusters before the rbd bdevs that name them
         for (BlockDevice d : bdevs.list()) {
             ObjectNode e = Json.obj();
             ObjectNode params = Json.obj();
@@ -357,6 +359,10 @@ public final class BdevRpc {
                             .put("md_size", 0).put("dif_type", 0).put("dif_is_head_of_md", false).put("uuid", d.uuid().toString());
                 }
                 case FileBlockDevice f -> configFile(e, params, f);
+                case io.jvhost.bdev.RbdBlockDevice r -> {
+                    e.put("method", "bdev_rbd_create");
+                    RbdRpc.createParams(r, params);
+                }
                 default -> { continue; }
             }
             e.set("params", params);

@@ -65,10 +65,10 @@ public final class FrameworkRpc {
 
     private static Map<String, String> unsupported() {
         Map<String, String> m = new LinkedHashMap<>();
-        String bdevs = "jvhost has malloc, null and aio (file) bdevs only";
+        String bdevs = "jvhost has malloc, null, aio and uring (files, block devices) and rbd (Ceph) bdevs only";
         for (String b : List.of("bdev_nvme_attach_controller", "bdev_nvme_start_discovery", "bdev_nvme_start_mdns_discovery", "bdev_raid_create",
                 "bdev_passthru_create", "bdev_split_create", "bdev_delay_create", "bdev_error_create", "bdev_zone_block_create", "bdev_ftl_create",
-                "bdev_virtio_attach_controller", "bdev_iscsi_create", "bdev_uring_create", "bdev_rbd_create", "bdev_crypto_create",
+                "bdev_virtio_attach_controller", "bdev_iscsi_create", "bdev_crypto_create",
                 "bdev_compress_create", "bdev_lvol_create", "bdev_lvol_create_lvstore", "bdev_gpt_create", "bdev_xnvme_create", "bdev_daos_create",
                 "bdev_pmem_create", "bdev_ocf_create")) {
             m.put(b, bdevs);

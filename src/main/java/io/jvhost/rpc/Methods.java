@@ -60,6 +60,7 @@ public final class Methods {
         this.target = target;
         FrameworkRpc.register(this);
         BdevRpc.register(this);
+        RbdRpc.register(this);
         VhostRpc.register(this);
         VhostScsiRpc.register(this);
     }

@@ -121,4 +121,23 @@ public final class Params {
             if (!seen.contains(f)) throw RpcException.invalidParams(method + ": unknown parameter '" + f + "'");
         }
     }
+
+    /**
+     * An optional JSON object whose values are all strings (SPDK's config maps such as
+     * {@code bdev_rbd_create}'s {@code config}), in the given order; null when absent.
+     */
+    public java.util.Map<String, String> stringMap(String name) {
+        JsonNode v = field(name, false);
+        if (v == null) return null;
+        if (!v.isObject()) throw RpcException.invalidParams(method + ": parameter '" + name + "' must be an object of strings");
+        java.util.Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (var it = v.properties().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            if (!e.getValue().isTextual()) {
+                throw RpcException.invalidParams(method + ": parameter '" + name + "': value of '" + e.getKey() + "' must be a string");
+            }
+            m.put(e.getKey(), e.getValue().asText());
+        }
+        return m;
+    }
 }

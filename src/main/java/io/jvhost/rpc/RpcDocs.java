@@ -45,6 +45,13 @@ public final class RpcDocs {
             new Doc("bdev_null_resize", "name new_size(MiB, not smaller)", "true (refused while a controller uses the bdev)"),
             new Doc("bdev_aio_rescan", "name", "true (adopts the file's new size; refused while in use)"),
             new Doc("bdev_set_qos_limit", "name [rw_ios_per_sec] [rw_mbytes_per_sec] [r_mbytes_per_sec] [w_mbytes_per_sec]", "true for no limits (0); a real limit is refused"),
+            // Ceph RBD (RbdRpc)
+            new Doc("bdev_rbd_register_cluster", "name [user_id] [config_param{}] [config_file] [key_file]", "cluster name (connects once; shared by the bdevs naming it)"),
+            new Doc("bdev_rbd_unregister_cluster", "name", "true (refused while bdevs use it)"),
+            new Doc("bdev_rbd_get_clusters_info", "[name]", "{cluster_name, user_id, config_param, config_file, key_file} (array without name)"),
+            new Doc("bdev_rbd_create", "pool_name rbd_name block_size [name] [user_id] [config{}] [cluster_name] [uuid]", "bdev name"),
+            new Doc("bdev_rbd_delete", "name", "true (image closed with a bounded wait; during an outage the close finishes in the background)"),
+            new Doc("bdev_rbd_resize", "name new_size(MiB, not smaller)", "true (resizes the image; refused while a controller uses the bdev)"),
             new Doc("bdev_get_iostat", "[name]", "{tick_rate, ticks, bdevs: [{name, bytes_read, num_read_ops, ..., read_latency_ticks, ...}]}"),
             new Doc("vhost_create_blk_controller", "ctrlr dev_name [readonly] [cpumask] [packed_ring] [transport] [num_queues*] [queue_placement*]", "true"),
             new Doc("vhost_create_scsi_controller", "ctrlr [cpumask] [num_queues*] [queue_placement*]", "true"),

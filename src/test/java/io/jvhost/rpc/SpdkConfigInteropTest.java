@@ -223,7 +223,7 @@ class SpdkConfigInteropTest {
             assertThatThrownBy(() -> ConfigClient.load(c, cfg, "nvme.json")).hasMessageContaining("bdev_nvme_attach_controller");
             assertThat(c.call("bdev_get_bdevs", null)).isEmpty();
             RpcException e = RpcFixture.fails(c, "bdev_nvme_attach_controller", "{\"name\":\"Nvme0\"}", RpcException.METHOD_NOT_FOUND);
-            assertThat(e).hasMessageContaining("jvhost does not implement").hasMessageContaining("malloc, null and aio");
+            assertThat(e).hasMessageContaining("jvhost does not implement").hasMessageContaining("malloc, null, aio and uring");
             assertThat(RpcFixture.fails(c, "nbd_start_disk", "{}", RpcException.METHOD_NOT_FOUND)).hasMessageContaining("NBD");
             // A method nobody knows gets the plain answer.
             assertThat(RpcFixture.fails(c, "frobnicate", null, RpcException.METHOD_NOT_FOUND)).hasMessage("Method not found: frobnicate");
@@ -231,7 +231,7 @@ class SpdkConfigInteropTest {
         // serve --json names the entry and the reason.
         try (VhostTarget t = new VhostTarget(dir, 1, IdleStrategy.BACKOFF)) {
             assertThatThrownBy(() -> JsonConfig.apply("nvme.json", cfg, new Methods(t)))
-                    .hasMessageContaining("config[1]").hasMessageContaining("bdev_nvme_attach_controller").hasMessageContaining("malloc, null and aio");
+                    .hasMessageContaining("config[1]").hasMessageContaining("bdev_nvme_attach_controller").hasMessageContaining("malloc, null, aio and uring");
         }
     }
 
