@@ -34,6 +34,7 @@ public final class DriverSplitQueue {
     private final boolean eventIdx;
     private final int[] nextFree;
     private final int[] chainLength;
+    private final boolean[] pinned;
     private int freeHead;
     private int numFree;
     private int availIdx;
@@ -52,6 +53,7 @@ public final class DriverSplitQueue {
         this.eventIdx = eventIdx;
         nextFree = new int[size];
         chainLength = new int[size];
+        pinned = new boolean[size];
         for (int i = 0; i < size; i++) nextFree[i] = i + 1;
         numFree = size;
         desc.asSlice(0, descTableBytes(size)).fill((byte) 0);
@@ -102,6 +104,39 @@ public final class DriverSplitQueue {
         return head;
     }
 
+    /**
+     * Closes the open chain without offering it and keeps it built ("pinned"): {@link #offer}
+     * puts it on the available ring as often as wanted, and {@link #pollUsed} never frees it.
+     * A front-end that reuses fixed buffers per request slot (a benchmark) then writes no
+     * descriptor per request: the table stays unchanged in both cores' caches, and only the
+     * avail entry, the request header and the used element cross between them.
+     */
+    public int endPinned() {
+        int head = buildHead;
+        chainLength[head] = buildCount;
+        pinned[head] = true;
+        buildHead = buildTail = -1;
+        return head;
+    }
+
+    /** Puts pinned chain {@code head} on the available ring again (visible after {@link #publish()}). */
+    public void offer(int head) {
+        avail.set(LE16, AVAIL_RING + 2L * (availIdx & mask), (short) head);
+        availIdx = (availIdx + 1) & 0xffff;
+    }
+
+    /**
+     * Sets or clears VIRTQ_DESC_F_WRITE on the descriptor {@code hops} links after {@code head}
+     * of a chain that is not in flight (a pinned chain whose data buffer changes direction).
+     */
+    public void setWritable(int head, int hops, boolean writable) {
+        int d = head;
+        for (int i = 0; i < hops; i++) d = Short.toUnsignedInt(desc.get(LE16, (long) d * DESC_SIZE + DESC_NEXT));
+        long at = (long) d * DESC_SIZE + DESC_FLAGS;
+        int flags = desc.get(LE16, at);
+        desc.set(LE16, at, (short) (writable ? flags | F_WRITE : flags & ~F_WRITE));
+    }
+
     /** Makes queued chains visible to the device (release store of avail->idx). */
     public void publish() {
         U16.setRelease(avail, (long) AVAIL_IDX, (short) availIdx);
@@ -120,6 +155,7 @@ public final class DriverSplitQueue {
     }
 
     private boolean interruptsOff;
+    private int usedEventSet; // the used_event value last stored while interrupts are off
 
     /** Reaps used elements, freeing their descriptors; returns how many. */
     public int pollUsed(UsedHandler h) {
@@ -136,8 +172,11 @@ public final class DriverSplitQueue {
         }
         if (eventIdx && n > 0) {
             if (interruptsOff) {
-                // Keep used_event half a ring-index space ahead so the device never decides to signal.
-                avail.set(LE16, usedEventOffset(size), (short) (lastUsed + 0x8000));
+                // Keep used_event far ahead of the used index so the device never decides to
+                // signal. Re-stored only when less than a quarter of the index space is left:
+                // a store per poll would pull the line to this core and make the device's
+                // flush fetch it back, once per batch, for nothing.
+                if ((short) (usedEventSet - lastUsed) < 0x4000) setUsedEventAhead();
             } else {
                 // Ask for an interrupt at the next completion; the caller polls once more before
                 // it sleeps, and the fence orders this store before that re-read (2.7.10).
@@ -152,14 +191,21 @@ public final class DriverSplitQueue {
     public void wantInterrupts(boolean want) {
         interruptsOff = !want;
         if (eventIdx) {
-            avail.set(LE16, usedEventOffset(size), (short) (want ? lastUsed : (lastUsed + 0x8000)));
+            if (want) avail.set(LE16, usedEventOffset(size), (short) lastUsed);
+            else setUsedEventAhead();
         } else {
             avail.set(LE16, AVAIL_FLAGS, (short) (want ? 0 : AVAIL_F_NO_INTERRUPT));
         }
     }
 
+    private void setUsedEventAhead() {
+        usedEventSet = (lastUsed + 0x8000) & 0xffff;
+        avail.set(LE16, usedEventOffset(size), (short) usedEventSet);
+    }
+
     private void freeChain(int head) {
         if (head < 0 || head >= size) throw new IllegalStateException("device returned head " + head + " outside the queue");
+        if (pinned[head]) return; // stays built for the next offer
         int d = head;
         int n = chainLength[head];
         if (n == 0) return; // a raw head pushed by a test: nothing of ours to free

@@ -59,6 +59,9 @@ class BenchEngineTest {
         assertThat(r.verifyErrors()).isZero();
         assertThat(r.bytes()).isEqualTo(r.ios() * 4096);
         assertThat(r.p50Us()).isPositive().isLessThanOrEqualTo(r.p99Us());
+        // Clock reads are per poll, not per request: every completion still gets a start time
+        // of its own submission (an unstamped slot would show as a latency of the clock's epoch).
+        assertThat(r.maxUs()).isLessThanOrEqualTo(r.seconds() * 1e6);
     }
 
     @Test
