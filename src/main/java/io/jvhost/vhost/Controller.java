@@ -1,5 +1,9 @@
 package io.jvhost.vhost;
 
+import io.jvhost.runtime.Counter;
+import io.jvhost.runtime.CounterLayout;
+import io.jvhost.runtime.CounterRegistry;
+import io.jvhost.runtime.CounterSet;
 import io.jvhost.sys.SocketAccess;
 import io.jvhost.sys.UnixSocket;
 import io.jvhost.vhostuser.VhostUserConnection;
@@ -8,7 +12,6 @@ import org.slf4j.LoggerFactory;
 
 import java.io.EOFException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A configured vhost-user controller (SPDK: vhost device): a device behind a listening Unix
@@ -18,15 +21,38 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Controller implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Controller.class);
 
-    /** Counters visible through statistics. */
+    /**
+     * Control-path counters (vhost-user messages, connections), in one {@link CounterSet}
+     * published with the controller's name while it listens. Several threads bump them (the
+     * accept thread, each session's thread), so each is an atomic {@link Counter}; none is
+     * touched per I/O request.
+     */
     public static final class Stats {
-        public final AtomicLong connections = new AtomicLong();
-        public final AtomicLong refusedConnections = new AtomicLong();
-        public final AtomicLong protocolErrors = new AtomicLong();
-        public final AtomicLong failedRequests = new AtomicLong();
-        public final AtomicLong unsupportedRequests = new AtomicLong();
+        public static final CounterLayout LAYOUT;
+        private static final int CONNECTIONS, REFUSED, PROTOCOL_ERRORS, FAILED, UNSUPPORTED, TOLERATED;
+
+        static {
+            CounterLayout.Builder b = CounterLayout.builder("controller");
+            CONNECTIONS = b.counter("connections", "jvhost_controller_connections", "Front-end connections accepted");
+            REFUSED = b.counter("refused_connections", "jvhost_controller_refused_connections", "Front-end connections refused (a session was live)");
+            String errors = "jvhost_controller_vhost_user_errors";
+            String help = "vhost-user requests that failed, by kind: protocol (malformed, the session ended), failed (answered with an error), unsupported";
+            PROTOCOL_ERRORS = b.counter("protocol_errors", errors, help, "kind", "protocol");
+            FAILED = b.counter("failed_requests", errors, help, "kind", "failed");
+            UNSUPPORTED = b.counter("unsupported_requests", errors, help, "kind", "unsupported");
+            TOLERATED = b.counter("tolerated_deviations", "jvhost_controller_tolerated_deviations",
+                    "Requests deviating from vhost-user.rst in ways the ecosystem's back-ends accept");
+            LAYOUT = b.build();
+        }
+
+        final CounterSet set = new CounterSet(LAYOUT);
+        public final Counter connections = set.counter(CONNECTIONS);
+        public final Counter refusedConnections = set.counter(REFUSED);
+        public final Counter protocolErrors = set.counter(PROTOCOL_ERRORS);
+        public final Counter failedRequests = set.counter(FAILED);
+        public final Counter unsupportedRequests = set.counter(UNSUPPORTED);
         /** Requests that deviate from vhost-user.rst in ways the ecosystem's back-ends accept (Session). */
-        public final AtomicLong toleratedDeviations = new AtomicLong();
+        public final Counter toleratedDeviations = set.counter(TOLERATED);
     }
 
     private final String name;
@@ -36,6 +62,7 @@ public final class Controller implements AutoCloseable {
     private final Thread acceptThread;
     private final AtomicInteger sessionIds = new AtomicInteger();
     public final Stats stats = new Stats();
+    private final CounterRegistry.Entry published;
     private volatile Session session;
     private volatile Thread sessionThread;
     private volatile boolean closed;
@@ -59,6 +86,7 @@ public final class Controller implements AutoCloseable {
         this.socketPath = socketPath;
         this.device = device;
         this.listener = UnixSocket.Listener.bind(socketPath, access);
+        this.published = CounterRegistry.global().publish(stats.set, "ctrlr", name);
         this.acceptThread = Thread.ofPlatform().name("vhost-accept-" + name).daemon(true).start(this::acceptLoop);
         log.info("{}: listening on {}", name, socketPath);
     }
@@ -179,6 +207,7 @@ public final class Controller implements AutoCloseable {
     }
 
     private void stopListening() {
+        CounterRegistry.global().withdraw(published);
         listener.close();
         try {
             acceptThread.join(5_000);

@@ -57,7 +57,7 @@ final class ScsiControlProcessor extends QueueProcessor {
     }
 
     ScsiControlProcessor(VirtioScsiDevice device, SplitVirtQueue queue, Reactor reactor, int kickFd) {
-        super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " controlq");
+        super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " controlq", device.name());
         this.device = device;
         slots = new Slot[queue.size()];
         for (int i = 0; i < slots.length; i++) slots[i] = new Slot();
@@ -84,7 +84,7 @@ final class ScsiControlProcessor extends QueueProcessor {
         long readable = c.readableBytes();
         long writable = c.writableBytes();
         if (readable < 4 || writable < 1) {
-            q.stats.requestErrors++;
+            q.stats.countRequestError();
             q.complete(head, 0);
             return;
         }
@@ -96,7 +96,7 @@ final class ScsiControlProcessor extends QueueProcessor {
         switch (type) {
             case T_TMF -> {
                 if (readable < TMF_REQ_SIZE) {
-                    q.stats.requestErrors++;
+                    q.stats.countRequestError();
                     rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                     q.complete(head, TMF_RESP_SIZE);
                     return;
@@ -127,7 +127,7 @@ final class ScsiControlProcessor extends QueueProcessor {
             }
             case T_AN_QUERY, T_AN_SUBSCRIBE -> {
                 if (readable < AN_REQ_SIZE || writable < AN_RESP_SIZE) {
-                    q.stats.requestErrors++;
+                    q.stats.countRequestError();
                     q.complete(head, 0);
                     return;
                 }
@@ -141,7 +141,7 @@ final class ScsiControlProcessor extends QueueProcessor {
                 q.complete(head, AN_RESP_SIZE);
             }
             default -> {
-                q.stats.requestErrors++;
+                q.stats.countRequestError();
                 rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                 q.complete(head, TMF_RESP_SIZE);
             }

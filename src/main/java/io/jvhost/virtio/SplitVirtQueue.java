@@ -169,7 +169,7 @@ public final class SplitVirtQueue {
      */
     public void countRefused(ChainError why) {
         lastError = why;
-        stats.chainErrors++;
+        stats.countChainError();
     }
     /** The most recent chain error (for logging by the owner). */
     public ChainError lastError() { return lastError; }
@@ -194,7 +194,7 @@ public final class SplitVirtQueue {
         for (int k = 0; k < n; k++) {
             int head = Short.toUnsignedInt(avail.get(LE16, AVAIL_RING + 2L * (lastAvail & mask)));
             lastAvail = (lastAvail + 1) & 0xffff;
-            stats.requests++;
+            stats.countRequest();
             if (head >= size) {
                 // No valid head to return: the ring itself is corrupt.
                 markBroken(ChainError.HEAD_OUT_OF_RANGE);
@@ -208,7 +208,7 @@ public final class SplitVirtQueue {
             inFlightCount++;
             ChainError err = walk(head);
             if (err != ChainError.NONE) {
-                stats.chainErrors++;
+                stats.countChainError();
                 lastError = err;
                 complete(head, 0);
                 continue;
@@ -339,8 +339,8 @@ public final class SplitVirtQueue {
 
     private void signal() {
         if (callFd < 0) return;
-        stats.calls++;
-        if (EventFd.signal(callFd, scratch) < 0) stats.callErrors++;
+        stats.countCall();
+        if (EventFd.signal(callFd, scratch) < 0) stats.countCallError();
     }
 
     /**
@@ -440,12 +440,12 @@ public final class SplitVirtQueue {
         faulted = true;
         brokenReason = why;
         lastError = why;
-        stats.faults++;
+        stats.countFault();
     }
 
     private void markBroken(ChainError why) {
         brokenReason = why;
         lastError = why;
-        stats.chainErrors++;
+        stats.countChainError();
     }
 }

@@ -97,7 +97,7 @@ class JvhostBlkQemuTest {
             g.awaitLine(QemuGuest.BOOTED, Duration.ofSeconds(90));
             g.awaitLine("^JVHOST-SAMPLE-STATS", Duration.ofSeconds(240));
             for (Controller c : List.of(cr, cf)) {
-                for (SplitVirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats.requests});
+                for (SplitVirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats.requests()});
             }
             g.sendLine("go");
             exitCode = g.awaitExit(Duration.ofSeconds(60));
