@@ -107,7 +107,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
      * Driven directly by a test on another thread: a private channel, polled by this queue only.
      */
     private void openChannel() {
-        if (reactor.onReactorThread()) {
+        if (reactor != null && reactor.onReactorThread()) { // null: a benchmark drives it without a reactor
             channel = ReactorChannels.acquire(reactor, device.bdev());
             sharedChannel = true;
         } else {

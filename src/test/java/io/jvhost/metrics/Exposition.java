@@ -14,17 +14,17 @@ import java.util.Set;
  * label values are quoted with only {@code \\}, {@code \"} and {@code \n} escapes, and every
  * value is a number. Violations throw {@link IllegalArgumentException} naming the line.
  */
-final class Exposition {
-    record Sample(String name, Map<String, String> labels, double value) {}
+public final class Exposition {
+    public record Sample(String name, Map<String, String> labels, double value) {}
 
-    record Family(String name, String type, String help) {}
+    public record Family(String name, String type, String help) {}
 
-    final Map<String, Family> families = new LinkedHashMap<>();
-    final List<Sample> samples = new ArrayList<>();
+    public final Map<String, Family> families = new LinkedHashMap<>();
+    public final List<Sample> samples = new ArrayList<>();
 
     private static final Set<String> TYPES = Set.of("counter", "gauge", "histogram", "summary", "untyped");
 
-    static Exposition parse(String text) {
+    public static Exposition parse(String text) {
         Exposition e = new Exposition();
         String pendingHelpName = null, pendingHelp = null;
         String current = null; // the family whose samples are being read
@@ -142,7 +142,7 @@ final class Exposition {
     }
 
     /** The one sample named {@code name} whose labels include {@code labels} (name, value, ...). */
-    double value(String name, String... labels) {
+    public double value(String name, String... labels) {
         Sample found = null;
         for (Sample s : samples) {
             if (!s.name().equals(name)) continue;
@@ -156,12 +156,24 @@ final class Exposition {
         return found.value();
     }
 
-    boolean has(String name, String... labels) {
+    public boolean has(String name, String... labels) {
         try {
             value(name, labels);
             return true;
         } catch (IllegalStateException e) {
             return false;
         }
+    }
+
+    /** The sum of every sample named {@code name} whose labels include {@code labels} (0 if none). */
+    public double sum(String name, String... labels) {
+        double t = 0;
+        for (Sample s : samples) {
+            if (!s.name().equals(name)) continue;
+            boolean match = true;
+            for (int i = 0; i < labels.length; i += 2) match &= labels[i + 1].equals(s.labels().get(labels[i]));
+            if (match) t += s.value();
+        }
+        return t;
     }
 }
