@@ -83,8 +83,8 @@ public class BlkRequestBench {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        if (queue.stats.requestErrors != 0 || queue.stats.chainErrors != 0) {
-            throw new IllegalStateException("errors: " + queue.stats.requestErrors + " request, " + queue.stats.chainErrors + " chain");
+        if (queue.stats.requestErrors() != 0 || queue.stats.chainErrors() != 0) {
+            throw new IllegalStateException("errors: " + queue.stats.requestErrors() + " request, " + queue.stats.chainErrors() + " chain");
         }
         if (queue.inFlight() != 0) throw new IllegalStateException(queue.inFlight() + " requests left in flight");
         dev.close();

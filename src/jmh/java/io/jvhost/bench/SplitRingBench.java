@@ -98,7 +98,7 @@ public class SplitRingBench {
     }
 
     static void check(SplitVirtQueue q) {
-        if (q.stats.chainErrors != 0 || q.isBroken()) throw new IllegalStateException("malformed chains: " + q.lastError());
+        if (q.stats.chainErrors() != 0 || q.isBroken()) throw new IllegalStateException("malformed chains: " + q.lastError());
         if (q.inFlight() != 0) throw new IllegalStateException(q.inFlight() + " chains left in flight");
     }
 

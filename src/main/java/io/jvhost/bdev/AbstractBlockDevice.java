@@ -9,11 +9,12 @@ abstract class AbstractBlockDevice implements BlockDevice {
     /** Changed only by {@link #resize} while no channel is open (the registry checks that). */
     private volatile long numBlocks;
     private final UUID uuid;
-    protected final BdevIoStats ioStats = new BdevIoStats();
+    protected final BdevIoStats ioStats;
 
     AbstractBlockDevice(String name, long numBlocks, int blockSize, UUID uuid) {
         BlockDevices.checkGeometry(name, numBlocks, blockSize);
         this.name = name;
+        this.ioStats = new BdevIoStats(name);
         this.blockSize = blockSize;
         this.numBlocks = numBlocks;
         this.uuid = uuid != null ? uuid : UUID.randomUUID();

@@ -90,6 +90,7 @@ public final class BdevRegistry {
                     + "; delete that controller (or remove its SCSI target) first");
         }
         devices.remove(name);
+        d.ioStats().withdraw();
         d.close();
         notify(NOTIFY_UNREGISTER, name);
     }
@@ -116,7 +117,10 @@ public final class BdevRegistry {
     }
 
     public synchronized void closeAll() {
-        for (BlockDevice d : devices.values()) d.close();
+        for (BlockDevice d : devices.values()) {
+            d.ioStats().withdraw();
+            d.close();
+        }
         devices.clear();
         claims.clear();
     }

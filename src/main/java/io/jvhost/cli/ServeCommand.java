@@ -95,6 +95,18 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor). Default: back off and sleep on kicks.")
     boolean busyPoll;
 
+    // ---- metrics (Prometheus endpoint)
+    @Option(names = "--metrics", paramLabel = "[ADDR:]PORT",
+            description = "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default; a bare PORT binds 127.0.0.1). E.g. --metrics 9100 or --metrics 0.0.0.0:9100.")
+    String metrics;
+
+    /** Starts the metrics endpoint if asked; null otherwise. */
+    private io.jvhost.metrics.MetricsServer startMetrics() {
+        if (metrics == null) return null;
+        return io.jvhost.metrics.MetricsServer.start(io.jvhost.metrics.MetricsServer.parse(metrics), io.jvhost.runtime.CounterRegistry.global());
+    }
+    // ---- end metrics
+
     @Option(names = {"-L", "--log-level"}, paramLabel = "LEVEL", description = "trace, debug, info (default), warn, error.")
     String logLevel = "info";
 
@@ -172,12 +184,22 @@ final class ServeCommand implements Callable<Integer> {
             target.close();
             return 2;
         }
+        io.jvhost.metrics.MetricsServer metricsServer;
+        try {
+            metricsServer = startMetrics();
+        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+            System.err.println("jvhost: " + e.getMessage());
+            if (rpc != null) rpc.close();
+            target.close();
+            return 2;
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         JsonRpcServer server = rpc;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             service.stopping();
             System.err.println("jvhost: shutting down: draining in-flight requests (up to 35 s per controller), then closing");
             if (server != null) server.close();
+            if (metricsServer != null) metricsServer.close();
             target.close();
             service.exited();
             stopped.countDown();
@@ -189,6 +211,7 @@ final class ServeCommand implements Callable<Integer> {
             System.exit(0);
         }));
         printQuickStart(target.controllers(), server);
+        if (metricsServer != null) System.out.println("Prometheus metrics on " + metricsServer.url());
         try {
             service.ready("serving " + target.controllers().size() + " controller(s)" + (server != null ? "; JSON-RPC on " + server.path() : ""));
         } catch (java.io.IOException e) {

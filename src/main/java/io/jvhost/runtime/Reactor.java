@@ -64,14 +64,30 @@ public final class Reactor implements AutoCloseable {
     /** Pollables already told about an error (reactor thread; cold). */
     private final java.util.Set<Pollable> failed = Collections.newSetFromMap(new IdentityHashMap<>());
 
-    // statistics (written by the reactor thread)
-    private long busyLoops;
-    private long idleLoops;
-    private long sleeps;
-    private long wakeups;
-    private long busyNanos;
-    private long idleNanos;
-    private long errors;
+    /**
+     * Loop statistics in the counter registry (label {@code reactor}): written by the reactor
+     * thread only (opaque stores), read by anyone through {@link #stats()} or the registry.
+     */
+    public static final CounterLayout LAYOUT;
+    private static final int BUSY_LOOPS, IDLE_LOOPS, SLEEPS, WAKEUPS, BUSY_NANOS, IDLE_NANOS, ERRORS, POLLABLES;
+
+    static {
+        CounterLayout.Builder b = CounterLayout.builder("reactor");
+        String loops = "jvhost_reactor_loops";
+        String loopsHelp = "Poll loop iterations that found work (busy) or none (idle)";
+        BUSY_LOOPS = b.counter("busy_loops", loops, loopsHelp, "state", "busy");
+        IDLE_LOOPS = b.counter("idle_loops", loops, loopsHelp, "state", "idle");
+        SLEEPS = b.counter("sleeps", "jvhost_reactor_sleeps", "Times the reactor slept in epoll (idle, every pollable agreed)");
+        WAKEUPS = b.counter("wakeups", "jvhost_reactor_wakeups", "Times the reactor woke from epoll");
+        BUSY_NANOS = b.scaledCounter("busy_nanos", "jvhost_reactor_busy_seconds", "Time in loop iterations that found work (SPDK's busy ticks)", 1e-9);
+        IDLE_NANOS = b.scaledCounter("idle_nanos", "jvhost_reactor_idle_seconds", "Time in loop iterations that found none, spinning, yielding or asleep (SPDK's idle ticks)", 1e-9);
+        ERRORS = b.counter("errors", "jvhost_reactor_errors", "Throwables caught from pollables and commands (the reactor went on)");
+        POLLABLES = b.gauge("pollables", "jvhost_reactor_pollables", "Pollables (queues) the reactor runs");
+        LAYOUT = b.build();
+    }
+
+    private final CounterSet counters = new CounterSet(LAYOUT);
+    private final CounterRegistry.Entry published;
 
     private final int cpu;
 
@@ -105,6 +121,7 @@ public final class Reactor implements AutoCloseable {
         this.id = id;
         this.idle = idle;
         this.cpu = cpu;
+        published = CounterRegistry.global().publish(counters, "reactor", Integer.toString(id));
         epoll.add(commandFd, Epoll.EPOLLIN, COMMAND_TAG);
         thread = Thread.ofPlatform().name("reactor-" + id).daemon(true).unstarted(this::run);
         thread.start();
@@ -178,6 +195,7 @@ public final class Reactor implements AutoCloseable {
         checkThread();
         pollables.add(p);
         active = pollables.toArray(new Pollable[0]);
+        counters.setOwned(POLLABLES, active.length);
     }
 
     public void remove(Pollable p) {
@@ -185,6 +203,7 @@ public final class Reactor implements AutoCloseable {
         pollables.remove(p);
         failed.remove(p);
         active = pollables.toArray(new Pollable[0]);
+        counters.setOwned(POLLABLES, active.length);
     }
 
     /** Told how many notifications an eventfd carried when the reactor drained it. */
@@ -240,7 +259,7 @@ public final class Reactor implements AutoCloseable {
             // The caller gets the exception; a memory fault may also belong to a queue (a stop
             // that flushed into a truncated ring): let the owner of the vanished memory know.
             if (t instanceof InternalError) {
-                errors++;
+                counters.incrementOwned(ERRORS);
                 sweepMemoryFault(t);
             }
             n++;
@@ -314,13 +333,13 @@ public final class Reactor implements AutoCloseable {
             }
             long now = System.nanoTime();
             if (work > 0) {
-                busyLoops++;
-                busyNanos += now - mark;
+                counters.incrementOwned(BUSY_LOOPS);
+                counters.addOwned(BUSY_NANOS, now - mark);
                 mark = now;
                 lastWork = 0;
                 continue;
             }
-            idleLoops++;
+            counters.incrementOwned(IDLE_LOOPS);
             if (lastWork == 0) lastWork = now;
             long idleFor = now - lastWork;
             try {
@@ -340,14 +359,14 @@ public final class Reactor implements AutoCloseable {
                 now = System.nanoTime();
             }
             // The empty poll and the wait after it are idle time (SPDK's busy/idle split).
-            idleNanos += now - mark;
+            counters.addOwned(IDLE_NANOS, now - mark);
             mark = now;
         }
     }
 
     /** A pollable threw from one of its methods. */
     private void pollableFailed(Pollable p, Throwable t) {
-        errors++;
+        counters.incrementOwned(ERRORS);
         if (t instanceof InternalError && sweepMemoryFault(t)) return;
         blame(p, t);
     }
@@ -357,14 +376,14 @@ public final class Reactor implements AutoCloseable {
      * reactor's own code. Blame the pollable that ran last; if none, log it and carry on.
      */
     private void strayError(Throwable t) {
-        errors++;
+        counters.incrementOwned(ERRORS);
         if (t instanceof InternalError && sweepMemoryFault(t)) return;
         Pollable p = current;
         if (p != null && pollables.contains(p)) {
             blame(p, t);
-        } else if (Long.bitCount(errors) == 1) {
+        } else if (Long.bitCount(counters.get(ERRORS)) == 1) {
             // first and then at powers of two: a persistent fault cannot flood the log
-            log.error("reactor-{}: error in the loop (continuing; {} so far)", id, errors, t);
+            log.error("reactor-{}: error in the loop (continuing; {} so far)", id, counters.get(ERRORS), t);
         }
     }
 
@@ -412,7 +431,7 @@ public final class Reactor implements AutoCloseable {
         if (canSleep) {
             sleeping.set(true);
             if (commands.isEmpty()) {
-                sleeps++;
+                counters.incrementOwned(SLEEPS);
                 int n = epoll.await(1000);
                 for (int i = 0; i < n; i++) {
                     long tag = epoll.data(i);
@@ -428,7 +447,7 @@ public final class Reactor implements AutoCloseable {
                         if (l != null) l.onWake(count);
                     }
                 }
-                wakeups++;
+                counters.incrementOwned(WAKEUPS);
             }
             sleeping.set(false);
         }
@@ -443,7 +462,8 @@ public final class Reactor implements AutoCloseable {
     }
 
     /**
-     * Loop statistics, read from any thread without synchronization (may be slightly stale).
+     * Loop statistics, read from any thread from the reactor's counters (opaque loads, no lock;
+     * each value may be a loop stale).
      * {@code busyNanos}/{@code idleNanos}: time spent in iterations that found work / found none
      * (including spinning, yielding and sleeping after them), as SPDK's reactor busy/idle ticks.
      * {@code errors}: throwables caught from pollables and commands; {@code dead}: the loop ended
@@ -454,7 +474,9 @@ public final class Reactor implements AutoCloseable {
 
     public Stats stats() {
         Throwable d = death;
-        return new Stats(id, busyLoops, idleLoops, sleeps, wakeups, active.length, busyNanos, idleNanos, errors, d != null,
+        CounterSet c = counters;
+        return new Stats(id, c.get(BUSY_LOOPS), c.get(IDLE_LOOPS), c.get(SLEEPS), c.get(WAKEUPS), active.length, c.get(BUSY_NANOS), c.get(IDLE_NANOS),
+                c.get(ERRORS), d != null,
                 d == null ? null : d.toString());
     }
 
@@ -466,6 +488,7 @@ public final class Reactor implements AutoCloseable {
         if (closed) return;
         closed = true;
         running = false;
+        CounterRegistry.global().withdraw(published);
         EventFd.signal(commandFd, scratch);
         try {
             thread.join(5000);

@@ -74,7 +74,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     BlkQueueProcessor(BlkDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
-        super(queue, reactor, kickFd, "vhost-blk " + device.name());
+        super(queue, reactor, kickFd, "vhost-blk " + device.name(), device.name());
         this.device = device;
         this.capacitySectors = device.bdev().sizeBytes() / SECTOR_SIZE;
         this.blockSize = device.bdev().blockSize();
@@ -105,7 +105,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
      * Driven directly by a test on another thread: a private channel, polled by this queue only.
      */
     private void openChannel() {
-        if (reactor != null && reactor.onReactorThread()) {
+        if (reactor != null && reactor.onReactorThread()) { // null: a benchmark drives it without a reactor
             channel = ReactorChannels.acquire(reactor, device.bdev());
             sharedChannel = true;
         } else {
@@ -147,7 +147,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         long writable = c.writableBytes();
         if (writable < 1 || readable < HEADER_SIZE) {
             // No room for a status byte or no header: nothing meaningful to answer.
-            q.stats().requestErrors++;
+            q.stats().countRequestError();
             if (writable >= 1 && c.locateWritable(writable - 1)) c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
             q.complete(head, writable >= 1 ? 1 : 0);
             return;
@@ -252,7 +252,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     /** Back-pressure from the block layer is transient: queue the request, never fail the guest. */
     private void waitForRoom(Task t) {
-        queue.stats().busyRetries++;
+        queue.stats().countBusyRetry();
         retry[(retryFirst + retryCount) % retry.length] = t.head;
         retryCount++;
     }
@@ -280,7 +280,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
 
     /** Completes a request that never reached the block device. */
     private void answer(Task t, int status, int usedLen) {
-        if (status != S_OK) queue.stats().requestErrors++;
+        if (status != S_OK) queue.stats().countRequestError();
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) status);
         t.statusSeg = null;
         queue.complete(t.head, usedLen);
@@ -296,6 +296,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             completeAfterFault(t, status);
             return;
         }
+        if (status == 0) countBytes(req);
         if (status == 0 && t.flushAfter) {
             // Write-through mode (WCE = 0) on a device with a volatile cache: flush before answering.
             t.flushAfter = false;
@@ -305,10 +306,16 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             return;
         }
         req.clearBuffers();
-        if (status != 0) queue.stats().requestErrors++;
+        if (status != 0) queue.stats().countRequestError();
         t.statusSeg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         t.statusSeg = null;
         queue.complete(t.head, t.usedLen);
+    }
+
+    /** Data bytes of a successful read or write (a write-through write counts before its flush). */
+    private void countBytes(BlockRequest req) {
+        if (req.op == BlockRequest.Op.READ) queue.stats().addBytesRead(req.length);
+        else if (req.op == BlockRequest.Op.WRITE) queue.stats().addBytesWritten(req.length);
     }
 
     /** A block-layer completion after the queue faulted: answer if the status byte survived. */
@@ -320,7 +327,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             drop(t.head);
             return;
         }
-        if (status != 0) queue.stats().requestErrors++;
+        if (status != 0) queue.stats().countRequestError();
         seg.set(ValueLayout.JAVA_BYTE, t.statusOff, (byte) (status == 0 ? S_OK : S_IOERR));
         queue.complete(t.head, t.usedLen);
     }
@@ -343,7 +350,7 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
         tasks[h].statusSeg = null;
         long w = c.writableBytes();
         if (w >= 1 && c.locateWritable(w - 1) && answerable(c.locatedSegment())) {
-            queue.stats().requestErrors++;
+            queue.stats().countRequestError();
             c.locatedSegment().set(ValueLayout.JAVA_BYTE, c.locatedOffset(), (byte) S_IOERR);
             queue.complete(h, 1);
         } else {

@@ -1,5 +1,9 @@
 package io.jvhost.vhost;
 
+import io.jvhost.runtime.Counter;
+import io.jvhost.runtime.CounterLayout;
+import io.jvhost.runtime.CounterRegistry;
+import io.jvhost.runtime.CounterSet;
 import io.jvhost.sys.SocketAccess;
 import io.jvhost.sys.UnixSocket;
 import io.jvhost.vhostuser.VhostUserConnection;
@@ -8,7 +12,6 @@ import org.slf4j.LoggerFactory;
 
 import java.io.EOFException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A configured vhost-user controller (SPDK: vhost device): a device behind a listening Unix
@@ -28,17 +31,42 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Controller implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Controller.class);
 
-    /** Counters visible through statistics. */
+    /**
+     * Control-path counters (vhost-user messages, connections), in one {@link CounterSet}
+     * published with the controller's name while it listens. Several threads bump them (the
+     * accept thread, each session's thread), so each is an atomic {@link Counter}; none is
+     * touched per I/O request.
+     */
     public static final class Stats {
-        public final AtomicLong connections = new AtomicLong();
-        public final AtomicLong refusedConnections = new AtomicLong();
-        /** Ring starts refused because another session of the controller was processing rings. */
-        public final AtomicLong ringLeaseRefusals = new AtomicLong();
-        public final AtomicLong protocolErrors = new AtomicLong();
-        public final AtomicLong failedRequests = new AtomicLong();
-        public final AtomicLong unsupportedRequests = new AtomicLong();
+        public static final CounterLayout LAYOUT;
+        private static final int CONNECTIONS, REFUSED, PROTOCOL_ERRORS, FAILED, UNSUPPORTED, TOLERATED, LEASE_REFUSALS;
+
+        static {
+            CounterLayout.Builder b = CounterLayout.builder("controller");
+            CONNECTIONS = b.counter("connections", "jvhost_controller_connections", "Front-end connections accepted");
+            REFUSED = b.counter("refused_connections", "jvhost_controller_refused_connections", "Front-end connections refused (too many front-ends at once, or the controller is closing)");
+            String errors = "jvhost_controller_vhost_user_errors";
+            String help = "vhost-user requests that failed, by kind: protocol (malformed, the session ended), failed (answered with an error), unsupported";
+            PROTOCOL_ERRORS = b.counter("protocol_errors", errors, help, "kind", "protocol");
+            FAILED = b.counter("failed_requests", errors, help, "kind", "failed");
+            UNSUPPORTED = b.counter("unsupported_requests", errors, help, "kind", "unsupported");
+            TOLERATED = b.counter("tolerated_deviations", "jvhost_controller_tolerated_deviations",
+                    "Requests deviating from vhost-user.rst in ways the ecosystem's back-ends accept");
+            LEASE_REFUSALS = b.counter("ring_lease_refusals", "jvhost_controller_ring_lease_refusals",
+                    "Ring starts refused because another session of the controller was processing rings");
+            LAYOUT = b.build();
+        }
+
+        final CounterSet set = new CounterSet(LAYOUT);
+        public final Counter connections = set.counter(CONNECTIONS);
+        public final Counter refusedConnections = set.counter(REFUSED);
+        public final Counter protocolErrors = set.counter(PROTOCOL_ERRORS);
+        public final Counter failedRequests = set.counter(FAILED);
+        public final Counter unsupportedRequests = set.counter(UNSUPPORTED);
         /** Requests that deviate from vhost-user.rst in ways the ecosystem's back-ends accept (Session). */
-        public final AtomicLong toleratedDeviations = new AtomicLong();
+        public final Counter toleratedDeviations = set.counter(TOLERATED);
+        /** Ring starts refused because another session of the controller was processing rings. */
+        public final Counter ringLeaseRefusals = set.counter(LEASE_REFUSALS);
     }
 
     private final String name;
@@ -52,6 +80,8 @@ public final class Controller implements AutoCloseable {
     private final java.util.LinkedHashMap<Session, Thread> sessions = new java.util.LinkedHashMap<>();
     /** The session whose rings run, or null (guarded by this). */
     private Session ringOwner;
+
+    private final CounterRegistry.Entry published;
     private volatile boolean closed;
     private volatile int coalescingDelayBaseUs;
     private volatile long coalescingIopsThreshold = DEFAULT_IOPS_THRESHOLD;
@@ -79,6 +109,7 @@ public final class Controller implements AutoCloseable {
         this.socketPath = socketPath;
         this.device = device;
         this.listener = UnixSocket.Listener.bind(socketPath, access);
+        this.published = CounterRegistry.global().publish(stats.set, "ctrlr", name);
         this.acceptThread = Thread.ofPlatform().name("vhost-accept-" + name).daemon(true).start(this::acceptLoop);
         log.info("{}: listening on {}", name, socketPath);
     }
@@ -260,6 +291,7 @@ public final class Controller implements AutoCloseable {
     }
 
     private void stopListening() {
+        CounterRegistry.global().withdraw(published);
         listener.close();
         try {
             acceptThread.join(5_000);

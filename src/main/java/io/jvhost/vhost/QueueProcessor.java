@@ -1,5 +1,6 @@
 package io.jvhost.vhost;
 
+import io.jvhost.runtime.CounterRegistry;
 import io.jvhost.runtime.Pollable;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.memory.GuestMemory;
@@ -61,6 +62,11 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
     protected final Arena arena = Arena.ofShared();
     /** Completed once the chains popped before a memory swap that removed a region have completed. */
     private CompletableFuture<Void> swapGrace;
+
+    /** The controller's name: the {@code ctrlr} label of this queue's published counters. */
+    private final String ctrlr;
+    /** This queue's counters while published in the registry (reactor thread). */
+    private CounterRegistry.Entry published;
     private final int kickFd;
     private int errFd = -1;
     private MemorySegment errScratch;
@@ -70,10 +76,16 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
     private long loggedErrors;
 
     protected QueueProcessor(VirtQueue queue, Reactor reactor, int kickFd, String owner) {
+        this(queue, reactor, kickFd, owner, owner);
+    }
+
+    /** @param ctrlr the controller's name, which labels this queue's counters in the registry */
+    protected QueueProcessor(VirtQueue queue, Reactor reactor, int kickFd, String owner, String ctrlr) {
         this.queue = queue;
         this.reactor = reactor;
         this.kickFd = kickFd;
         this.owner = owner;
+        this.ctrlr = ctrlr;
     }
 
     public VirtQueue queue() {
@@ -143,10 +155,11 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
         onStart(); // first: if it throws, nothing is attached yet
         // Kicks are counted when the sleeping reactor drains them (while polling, kicks are suppressed).
         if (kickFd >= 0) {
-            reactor.addWakeFd(kickFd, n -> queue.stats().kicks += n);
+            reactor.addWakeFd(kickFd, n -> queue.stats().addKicks(n));
             kickFdRegistered = true;
         }
         reactor.add(this);
+        published = CounterRegistry.global().publish(queue.stats().counters(), "ctrlr", ctrlr, "queue", Integer.toString(queue.index()));
         try {
             queue.disableNotifications();
         } catch (Throwable t) {
@@ -187,7 +200,7 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
                         owner, queue.index(), pendingIo(), FAULT_DRAIN_GRACE_NANOS / 1_000_000);
             }
             // Whatever is still in flight was never answered (its answer faulted, or its memory is gone).
-            queue.stats().droppedRequests += queue.inFlight();
+            queue.stats().addDroppedRequests(queue.inFlight());
             try {
                 queue.flush();
                 queue.interrupts().coalescing(0, 100);
@@ -208,6 +221,8 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
             kickFdRegistered = false;
         }
         reactor.remove(this);
+        CounterRegistry.global().withdraw(published);
+        published = null;
         try {
             onStopped();
         } catch (RuntimeException e) {
@@ -276,7 +291,7 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
 
     /** Answers a chain too malformed for the device to say anything: counted, length 0. */
     protected final void reject(int head) {
-        queue.stats().requestErrors++;
+        queue.stats().countRequestError();
         queue.complete(head, 0);
     }
 
@@ -288,6 +303,8 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
             if (n > 0) work += n + pollIo();
             if (queue.isBroken() || queue.lastError() != ChainError.NONE) reportErrors();
         }
+        // Before the flush publishes answers: whoever sees an answer sees the count without it.
+        queue.stats().inFlight(queue.inFlight());
         queue.flush();
         if (queue.interrupts().deferred()) queue.interrupts().flushDeferred();
         if (swapGrace != null) checkSwapGrace();
@@ -297,7 +314,7 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
 
     private void reportErrors() {
         if (queue.isFaulted()) return; // logged by fail()
-        long errs = queue.stats().chainErrors;
+        long errs = queue.stats().chainErrors();
         if (errs != loggedErrors) {
             // Log the first error and then at powers of two, so a hostile guest cannot flood the log.
             if (Long.bitCount(errs) == 1 || loggedErrors == 0) {
@@ -418,7 +435,7 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
 
     /** Forgets a request that cannot be answered (after a fault); counted as dropped. */
     protected final void drop(int head) {
-        queue.stats().droppedRequests++;
+        queue.stats().addDroppedRequests(1);
         queue.complete(head, 0);
     }
 

@@ -119,7 +119,7 @@ final class ScsiControlProcessor extends QueueProcessor {
         switch (type) {
             case T_TMF -> {
                 if (readable < TMF_REQ_SIZE) {
-                    q.stats().requestErrors++;
+                    q.stats().countRequestError();
                     rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                     q.complete(head, TMF_RESP_SIZE);
                     return;
@@ -167,7 +167,7 @@ final class ScsiControlProcessor extends QueueProcessor {
                 q.complete(head, AN_RESP_SIZE);
             }
             default -> {
-                q.stats().requestErrors++;
+                q.stats().countRequestError();
                 rs.set(ValueLayout.JAVA_BYTE, ro, (byte) S_FAILURE);
                 q.complete(head, TMF_RESP_SIZE);
             }

@@ -23,7 +23,7 @@ final class ScsiEventProcessor extends QueueProcessor {
     private int first, count;
 
     ScsiEventProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
-        super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " eventq");
+        super(queue, reactor, kickFd, "vhost-scsi " + device.name() + " eventq", device.name());
         this.device = device;
         heads = new int[queue.size()];
         segs = new MemorySegment[queue.size()];
@@ -67,7 +67,8 @@ final class ScsiEventProcessor extends QueueProcessor {
     @Override
     public void onChain(VirtQueue q, DescriptorChain c) {
         if (c.writableBytes() < EVENT_SIZE || c.readableBytes() != 0 || !c.locateWritable(0) || c.locatedContiguous() < EVENT_SIZE) {
-            reject(c.head());
+            q.stats().countRequestError();
+            q.complete(c.head(), 0);
             return;
         }
         int slot = (first + count) % heads.length;

@@ -111,6 +111,10 @@ final class ScsiRequestProcessor extends QueueProcessor {
                 if (senseLen > 0) MemorySegment.copy(t.senseBuffer(), 0, resp, ValueLayout.JAVA_BYTE, RESP_SENSE, senseLen);
             }
             writeResponse(response, status, senseLen, t.residual());
+            if (response == S_OK && status == 0) {
+                if (dataIn) queue.stats().addBytesRead(t.dataTransferred());
+                else if (t.direction() == ScsiTask.Direction.TO_DEVICE) queue.stats().addBytesWritten(t.dataTransferred());
+            }
             long used = respSize + (dataIn && response == S_OK ? t.dataTransferred() : 0);
             queue.complete(head, (int) Math.min(used, Integer.MAX_VALUE));
         }
@@ -127,7 +131,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
     static final int MAX_DESCRIPTORS = VirtioScsiDevice.SEG_MAX + 2;
 
     ScsiRequestProcessor(VirtioScsiDevice device, VirtQueue queue, Reactor reactor, int kickFd) {
-        super(queue, reactor, kickFd, "vhost-scsi " + device.name());
+        super(queue, reactor, kickFd, "vhost-scsi " + device.name(), device.name());
         this.device = device;
         this.lane = device.laneOf(queue.index());
         this.cdbSize = device.cdbSize();
@@ -171,6 +175,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         if (readable < reqSize || writable < respSize || !c.addWritableRange(s.respSink, 0, respSize)) {
             // Too short for the request or response header (or a response scattered over too
             // many buffers): nothing sensible to answer.
+            q.stats().countRequestError();
             s.respPieces.clear();
             reject(head);
             return;
@@ -189,7 +194,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         long dataIn = writable - respSize;
         if (dataOut > 0 && dataIn > 0) {
             // Bidirectional commands need VIRTIO_SCSI_F_INOUT, which we do not offer.
-            q.stats().requestErrors++;
+            q.stats().countRequestError();
             s.writeResponse(S_FAILURE, 0, 0, 0);
             q.complete(head, respSize);
             return;
@@ -213,7 +218,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
             s.dataIn = false;
         }
         if (!ok) {
-            q.stats().requestErrors++;
+            q.stats().countRequestError();
             s.writeResponse(S_FAILURE, 0, 0, 0);
             q.complete(head, respSize);
             return;
@@ -232,7 +237,7 @@ final class ScsiRequestProcessor extends QueueProcessor {
         if (!queue.isInFlight(h) || slots[h].executing) return;
         Slot s = slots[h];
         if (s.head == h && s.answerable()) {
-            queue.stats().requestErrors++;
+            queue.stats().countRequestError();
             s.writeResponse(S_FAILURE, 0, 0, 0);
             queue.complete(h, respSize);
         } else {

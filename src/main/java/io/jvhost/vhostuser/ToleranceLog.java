@@ -2,7 +2,7 @@ package io.jvhost.vhostuser;
 
 import org.slf4j.Logger;
 
-import java.util.concurrent.atomic.AtomicLong;
+import io.jvhost.runtime.Counter;
 
 /**
  * Counts deviations from vhost-user.rst that the ecosystem's back-ends accept and logs each kind
@@ -17,11 +17,11 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class ToleranceLog {
     private final Logger log;
     private final String name;
-    private final AtomicLong counter;
+    private final Counter counter;
     private int loggedQuirks;
     private long loggedUngated;
 
-    public ToleranceLog(Logger log, String name, AtomicLong counter) {
+    public ToleranceLog(Logger log, String name, Counter counter) {
         this.log = log;
         this.name = name;
         this.counter = counter;

@@ -5,7 +5,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicLong;
+import io.jvhost.runtime.Counter;
 
 import static io.jvhost.vhostuser.VhostUserProtocol.*;
 
@@ -81,8 +81,8 @@ public final class VhostUserBackendDispatcher {
     private final VhostUserConnection conn;
     private final VhostUserMessage out;
     private final ToleranceLog tolerance;
-    private final AtomicLong failedRequests;
-    private final AtomicLong unsupportedRequests;
+    private final Counter failedRequests;
+    private final Counter unsupportedRequests;
     private boolean loggedNeedReplyWithoutAck;
 
     /**
@@ -91,7 +91,7 @@ public final class VhostUserBackendDispatcher {
      * @param unsupported counts requests not implemented or refused for lack of their feature
      */
     public VhostUserBackendDispatcher(String name, VhostUserBackendHandler handler, VhostUserConnection conn, VhostUserMessage out,
-                                      ToleranceLog tolerance, AtomicLong failed, AtomicLong unsupported) {
+                                      ToleranceLog tolerance, Counter failed, Counter unsupported) {
         this.name = name;
         this.handler = handler;
         this.conn = conn;

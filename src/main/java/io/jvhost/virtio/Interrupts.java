@@ -57,8 +57,8 @@ public final class Interrupts {
     public boolean signal() {
         Notifier n = notifier;
         if (n == Notifier.NONE) return false;
-        stats.calls++;
-        if (!n.signal()) stats.callErrors++;
+        stats.countCall();
+        if (!n.signal()) stats.countCallError();
         return true;
     }
 

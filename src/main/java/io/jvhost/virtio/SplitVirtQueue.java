@@ -179,7 +179,7 @@ public final class SplitVirtQueue implements VirtQueue {
     @Override
     public void countRefused(ChainError why) {
         lastError = why;
-        stats.chainErrors++;
+        stats.countChainError();
     }
     /** The most recent chain error (for logging by the owner). */
     @Override public ChainError lastError() { return lastError; }
@@ -230,10 +230,10 @@ public final class SplitVirtQueue implements VirtQueue {
         while (resubmitNext < heads.length && k < budget) {
             int head = heads[resubmitNext++];
             k++;
-            stats.requests++;
+            stats.countRequest();
             if (head < 0 || head >= size || inFlight[head]) {
                 // The tracking area is the front-end's to keep: a bad entry is skipped, not trusted.
-                stats.chainErrors++;
+                stats.countChainError();
                 lastError = head < 0 || head >= size ? ChainError.HEAD_OUT_OF_RANGE : ChainError.DUPLICATE_HEAD;
                 continue;
             }
@@ -242,7 +242,7 @@ public final class SplitVirtQueue implements VirtQueue {
             hooks.popped(this, head);
             ChainError err = walk(head);
             if (err != ChainError.NONE) {
-                stats.chainErrors++;
+                stats.countChainError();
                 lastError = err;
                 complete(head, 0);
                 continue;
@@ -269,7 +269,7 @@ public final class SplitVirtQueue implements VirtQueue {
         for (int k = 0; k < n; k++) {
             int head = Short.toUnsignedInt(avail.get(LE16, AVAIL_RING + 2L * (lastAvail & mask)));
             lastAvail = (lastAvail + 1) & 0xffff;
-            stats.requests++;
+            stats.countRequest();
             if (head >= size) {
                 // No valid head to return: the ring itself is corrupt.
                 markBroken(ChainError.HEAD_OUT_OF_RANGE);
@@ -284,7 +284,7 @@ public final class SplitVirtQueue implements VirtQueue {
             hooks.popped(this, head);
             ChainError err = walk(head);
             if (err != ChainError.NONE) {
-                stats.chainErrors++;
+                stats.countChainError();
                 lastError = err;
                 complete(head, 0);
                 continue;
@@ -469,7 +469,7 @@ public final class SplitVirtQueue implements VirtQueue {
         faulted = true;
         brokenReason = why;
         lastError = why;
-        stats.faults++;
+        stats.countFault();
     }
 
     /**
@@ -518,6 +518,6 @@ public final class SplitVirtQueue implements VirtQueue {
     private void markBroken(ChainError why) {
         brokenReason = why;
         lastError = why;
-        stats.chainErrors++;
+        stats.countChainError();
     }
 }

@@ -102,4 +102,51 @@ class BdevIoStatsTest {
             java.nio.file.Files.deleteIfExists(f);
         }
     }
+
+    /** Latencies land in the first power-of-two bucket (from 2^10 ns) they do not exceed; beyond 2^30 ns in +Inf. */
+    @Test
+    void latencyBucketsArePowersOfTwoAndInclusive() {
+        assertThat(BdevIoStats.bucket(0)).isZero();
+        assertThat(BdevIoStats.bucket(1)).isZero();
+        assertThat(BdevIoStats.bucket(1024)).isZero();
+        assertThat(BdevIoStats.bucket(1025)).isEqualTo(1);
+        assertThat(BdevIoStats.bucket(2048)).isEqualTo(1);
+        assertThat(BdevIoStats.bucket(2049)).isEqualTo(2);
+        assertThat(BdevIoStats.bucket(1L << 30)).isEqualTo(20);
+        assertThat(BdevIoStats.bucket((1L << 30) + 1)).isEqualTo(BdevIoStats.BOUNDED_BUCKETS);
+        assertThat(BdevIoStats.bucket(Long.MAX_VALUE)).isEqualTo(BdevIoStats.BOUNDED_BUCKETS);
+    }
+
+    /**
+     * A reset writes nothing into the owners' counters: ALL rebases the sums, MAXMIN hides the
+     * old maxima until the owner's next request starts them anew; the raw counters keep
+     * growing (what the metrics endpoint reads).
+     */
+    @Test
+    void resetRebasesSumsAndRestartsMaxMinWithoutTouchingTheCounters() {
+        try (Arena arena = Arena.ofConfined(); MallocBlockDevice dev = new MallocBlockDevice("R", 1024, 512, null)) {
+            MemorySegment buf = arena.allocate(4096, 4096);
+            Done done = new Done();
+            BlockChannel ch = dev.openChannel();
+            assertThat(ch.submit(req(done, BlockRequest.Op.READ, 0, buf, 4096))).isZero();
+            ch.poll();
+            BdevIoStats st = dev.ioStats();
+            assertThat(st.snapshot().maxReadLatencyTicks()).isPositive();
+            st.reset(BdevIoStats.ResetMode.MAXMIN);
+            BdevIoStats.Snapshot s = st.snapshot();
+            assertThat(s.numReadOps()).isEqualTo(1);
+            assertThat(s.maxReadLatencyTicks()).isZero();
+            assertThat(s.minReadLatencyTicks()).isZero();
+            st.reset(BdevIoStats.ResetMode.ALL);
+            assertThat(st.snapshot().numReadOps()).isZero();
+            assertThat(st.snapshot().bytesRead()).isZero();
+            assertThat(ch.submit(req(done, BlockRequest.Op.READ, 0, buf, 512))).isZero();
+            ch.poll();
+            s = st.snapshot();
+            assertThat(s.numReadOps()).isEqualTo(1);
+            assertThat(s.bytesRead()).isEqualTo(512);
+            assertThat(s.maxReadLatencyTicks()).isPositive().isEqualTo(s.minReadLatencyTicks()).isEqualTo(s.readLatencyTicks());
+            ch.close();
+        }
+    }
 }

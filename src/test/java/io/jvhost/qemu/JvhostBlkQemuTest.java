@@ -42,6 +42,9 @@ class JvhostBlkQemuTest {
     static Duration runTime;
     static boolean ramSpreadOverTwoReactors;
 
+    /** /metrics scraped when the guest has booted and again after its workloads, while it still runs. */
+    static io.jvhost.metrics.Exposition metricsAtBoot, metricsAfterIo;
+
     @BeforeAll
     static void runGuest() throws Exception {
         assumeTrue(QemuGuest.available(), () -> "QEMU guest tests skipped: " + QemuGuest.unavailableReason().orElse(""));
@@ -96,11 +99,15 @@ class JvhostBlkQemuTest {
                         "-chardev", "socket,id=c1,path=" + cf.socketPath(),
                         "-device", "vhost-user-blk-pci,chardev=c1,num-queues=2");
         long t0 = System.nanoTime();
-        try (QemuGuest g = b.start()) {
+        try (QemuGuest g = b.start();
+             var metrics = io.jvhost.metrics.MetricsServer.start(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0),
+                     io.jvhost.runtime.CounterRegistry.global())) {
             g.awaitLine(QemuGuest.BOOTED, Duration.ofSeconds(90));
+            metricsAtBoot = scrape(metrics);
             g.awaitLine("^JVHOST-SAMPLE-STATS", Duration.ofSeconds(240));
+            metricsAfterIo = scrape(metrics);
             for (Controller c : List.of(cr, cf)) {
-                for (VirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats().requests});
+                for (VirtQueue q : c.session().runningQueues()) queueRequests.add(new long[] {q.index(), q.stats().requests()});
             }
             g.sendLine("go");
             exitCode = g.awaitExit(Duration.ofSeconds(60));
@@ -111,10 +118,39 @@ class JvhostBlkQemuTest {
                 queueRequests.stream().map(a -> a[0] + ":" + a[1]).toList());
     }
 
+    private static io.jvhost.metrics.Exposition scrape(io.jvhost.metrics.MetricsServer m) throws Exception {
+        var http = java.net.http.HttpClient.newHttpClient();
+        var r = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(m.url())).timeout(Duration.ofSeconds(30)).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).isEqualTo(200);
+        return io.jvhost.metrics.Exposition.parse(r.body());
+    }
+
     @AfterAll
     static void stop() throws Exception {
         if (target != null) target.close();
         if (sockDir != null) Files.deleteIfExists(sockDir);
+    }
+
+    /** Issue 13: scraped while a guest runs I/O, the counters move as the I/O does. */
+    @Test
+    void prometheusCountersMovedWhileTheGuestRanIo() {
+        var a = metricsAtBoot;
+        var z = metricsAfterIo;
+        for (String ctrlr : List.of("ram", "file")) {
+            assertThat(z.sum("jvhost_queue_requests_total", "ctrlr", ctrlr)).as(ctrlr + " requests").isGreaterThan(a.sum("jvhost_queue_requests_total", "ctrlr", ctrlr));
+            assertThat(z.sum("jvhost_queue_written_bytes_total", "ctrlr", ctrlr)).as(ctrlr + " bytes written").isGreaterThan(a.sum("jvhost_queue_written_bytes_total", "ctrlr", ctrlr));
+            assertThat(z.sum("jvhost_queue_read_bytes_total", "ctrlr", ctrlr)).as(ctrlr + " bytes read").isGreaterThan(a.sum("jvhost_queue_read_bytes_total", "ctrlr", ctrlr));
+            assertThat(z.sum("jvhost_queue_errors_total", "ctrlr", ctrlr, "kind", "chain")).isZero();
+        }
+        for (String bdev : List.of("Malloc0", "AIO0")) {
+            for (String op : List.of("read", "write")) {
+                assertThat(z.sum("jvhost_bdev_ops_total", "bdev", bdev, "op", op)).as(bdev + " " + op).isGreaterThan(a.sum("jvhost_bdev_ops_total", "bdev", bdev, "op", op));
+                assertThat(z.sum("jvhost_bdev_latency_seconds_count", "bdev", bdev, "op", op)).isGreaterThan(a.sum("jvhost_bdev_latency_seconds_count", "bdev", bdev, "op", op));
+            }
+        }
+        assertThat(z.sum("jvhost_reactor_busy_seconds_total")).isGreaterThan(a.sum("jvhost_reactor_busy_seconds_total"));
+        assertThat(z.value("process_resident_memory_bytes")).isPositive();
     }
 
     @Test

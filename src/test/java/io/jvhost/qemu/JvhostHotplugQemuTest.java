@@ -82,7 +82,7 @@ class JvhostHotplugQemuTest {
             g.awaitLine("^JVHOST-HOTPLUG-READY", Duration.ofSeconds(120));
             Session s = c.session();
             regionsBefore = s.memoryRegions().size();
-            requestsBefore = s.runningQueues().stream().mapToLong(q -> q.stats().requests).sum();
+            requestsBefore = s.runningQueues().stream().mapToLong(q -> q.stats().requests()).sum();
             boolean slotsNegotiated = (s.ackedProtocolFeatures() & (1L << VhostUserProtocol.PF_CONFIGURE_MEM_SLOTS)) != 0;
             assertThat(slotsNegotiated).as("CONFIGURE_MEM_SLOTS negotiated").isEqualTo(memSlots);
             qmp.call("object-add", "qom-type", "memory-backend-memfd", "id", "hp0", "size", 512L << 20, "share", true);

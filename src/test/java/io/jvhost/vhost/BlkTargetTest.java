@@ -71,14 +71,14 @@ class BlkTargetTest {
             assertThat(ini.request(0, T_IN, 0, segMax * 512L, 512, t).status()).isEqualTo(S_OK);
             assertThat(ini.request(0, T_OUT, 0, BlkDevice.SIZE_MAX, BlkDevice.SIZE_MAX, t).status()).isEqualTo(S_OK);
             var stats = target.controller("vhost.0").session().runningQueues().get(0).stats();
-            assertThat(stats.chainErrors).isZero();
+            assertThat(stats.chainErrors()).isZero();
             // one segment more, or one segment longer, fails with an I/O error and is counted
             ram.memory().asSlice(0, 1 << 20).fill((byte) 0x5a);
             ini.data().asSlice(0, 2 << 20).fill((byte) 0x11);
             assertThat(ini.request(0, T_OUT, 0, (segMax + 1) * 512L, 512, t).status()).isEqualTo(S_IOERR);
             assertThat(ini.request(0, T_IN, 0, (segMax + 1) * 512L, 512, t).status()).isEqualTo(S_IOERR);
             assertThat(ini.request(0, T_OUT, 0, 2L * BlkDevice.SIZE_MAX, BlkDevice.SIZE_MAX + 512, t).status()).isEqualTo(S_IOERR);
-            assertThat(stats.chainErrors).isEqualTo(3);
+            assertThat(stats.chainErrors()).isEqualTo(3);
             assertThat(ram.memory().get(ValueLayout.JAVA_BYTE, 0)).as("refused writes were not served").isEqualTo((byte) 0x5a);
             // the queue goes on serving
             assertThat(ini.read(0, 0, 4096)).isEqualTo(S_OK);

@@ -172,7 +172,7 @@ class HostileFrontEndTest {
             // the same queue serves good requests afterwards
             assertThat(ini.write(0, 0, 4096)).isEqualTo(S_OK);
             assertThat(ini.read(0, 0, 4096)).isEqualTo(S_OK);
-            assertThat(victim.session().runningQueues().get(0).stats().chainErrors).isEqualTo(2);
+            assertThat(victim.session().runningQueues().get(0).stats().chainErrors()).isEqualTo(2);
         }
         bystanderStillServes();
     }

@@ -54,7 +54,7 @@ class IdleReactorTest {
                 assertThat(ini.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0)).isEqualTo(written);
                 assertThat(reactor.stats().wakeups()).isGreaterThan(wakeupsBefore);
                 // that kick is counted on the queue
-                assertThat(target.controller("v").session().runningQueues().get(0).stats().kicks).isPositive();
+                assertThat(target.controller("v").session().runningQueues().get(0).stats().kicks()).isPositive();
             }
         }
     }

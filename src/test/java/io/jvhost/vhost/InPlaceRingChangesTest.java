@@ -193,7 +193,7 @@ class InPlaceRingChangesTest {
                 assertThat(extra.segment().get(ValueLayout.JAVA_BYTE, 0)).isEqualTo((byte) 0x5a);
                 assertThat(session.ringStops()).isEqualTo(stops);
                 assertThat(running.isFaulted()).isFalse();
-                assertThat(running.stats().faults).isZero();
+                assertThat(running.stats().faults()).isZero();
                 // Still serving.
                 assertThat(ini.read(0, 8, 4096)).isEqualTo(S_OK);
             }

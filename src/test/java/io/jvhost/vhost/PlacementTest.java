@@ -103,7 +103,7 @@ class PlacementTest {
             assertThat(data.asSlice(0, b.length).toArray(ValueLayout.JAVA_BYTE)).isEqualTo(b);
             // The queues' counters say who served what.
             var qs = c.session().runningQueues();
-            assertThat(qs).hasSize(2).allSatisfy(q -> assertThat(q.stats().requests).isEqualTo(2));
+            assertThat(qs).hasSize(2).allSatisfy(q -> assertThat(q.stats().requests()).isEqualTo(2));
         }
     }
 

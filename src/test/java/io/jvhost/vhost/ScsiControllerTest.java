@@ -221,7 +221,7 @@ class ScsiControllerTest {
             assertThat(readInSegments(ini, VirtioScsiDevice.MAX_SECTORS + 1, 1)).isEqualTo(S_OK);
             assertThat(statusOfLastRead(ini)).isEqualTo(2);
             assertThat(ini.data().get(ValueLayout.JAVA_BYTE, 0)).isZero();
-            assertThat(stats.chainErrors).isZero();
+            assertThat(stats.chainErrors()).isZero();
         }
     }
 

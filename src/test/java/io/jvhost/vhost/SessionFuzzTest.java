@@ -214,7 +214,7 @@ class SessionFuzzTest {
             if (!closed && (!FuzzOracle.HANG_UP_WITH_REPLIES_OWED || d.consumeBoolean())) sync();
             var running = session.runningQueues();
             if (!running.isEmpty()) f.deepInputs++;
-            for (var q : running) f.chains += q.stats().requests + q.stats().chainErrors; // racy read: statistics only
+            for (var q : running) f.chains += q.stats().requests() + q.stats().chainErrors(); // racy read: statistics only
             // Hang up; the session must notice, stop its queues and end.
             fe.shutdown();
             try {

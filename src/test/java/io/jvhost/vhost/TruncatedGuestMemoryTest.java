@@ -81,7 +81,7 @@ class TruncatedGuestMemoryTest {
         await().atMost(Duration.ofSeconds(10)).until(() -> victimQueue().isFaulted());
         VirtQueue q = victimQueue();
         assertThat(q.brokenReason()).isEqualTo(ChainError.GUEST_MEMORY_FAULT);
-        assertThat(q.stats().faults).isEqualTo(1);
+        assertThat(q.stats().faults()).isEqualTo(1);
         assertThat(reactor.stats().dead()).isFalse();
         assertThat(reactor.stats().errors()).isPositive();
     }
@@ -167,8 +167,8 @@ class TruncatedGuestMemoryTest {
             // The ring and the status byte survived: the request is failed, not left hanging.
             await().atMost(Duration.ofSeconds(5)).until(() -> fe.q.usedIndex() == usedBefore + 1);
             assertThat(fe.status()).isEqualTo(S_IOERR);
-            assertThat(q.stats().droppedRequests).isZero();
-            assertThat(q.stats().requestErrors).isEqualTo(1);
+            assertThat(q.stats().droppedRequests()).isZero();
+            assertThat(q.stats().requestErrors()).isEqualTo(1);
             bystanderStillServes();
             // GET_VRING_BASE stops the faulted ring at once (not after the 30 s stop timeout)
             int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));
@@ -218,7 +218,7 @@ class TruncatedGuestMemoryTest {
             fe.publishAndKick();
             awaitVictimFaulted();
             VirtQueue q = victimQueue();
-            await().atMost(Duration.ofSeconds(5)).until(() -> q.stats().droppedRequests == 1);
+            await().atMost(Duration.ofSeconds(5)).until(() -> q.stats().droppedRequests() == 1);
             assertThat(q.ringUsable()).isTrue();
             bystanderStillServes();
             int base = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> fe.fe.getVringBase(0));

@@ -16,7 +16,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
+import io.jvhost.runtime.Counter;
 import java.util.stream.Stream;
 
 import static io.jvhost.vhostuser.VhostUserProtocol.*;
@@ -37,9 +37,9 @@ class VhostUserBackendDispatcherTest {
     final VhostUserMessage in = new VhostUserMessage();    // what the back-end received
     final VhostUserMessage reply = new VhostUserMessage(); // the back-end's reply buffer
     final VhostUserMessage got = new VhostUserMessage();   // what the front-end received
-    final AtomicLong tolerated = new AtomicLong();
-    final AtomicLong failed = new AtomicLong();
-    final AtomicLong unsupported = new AtomicLong();
+    final Counter tolerated = Counter.standalone();
+    final Counter failed = Counter.standalone();
+    final Counter unsupported = Counter.standalone();
     final FakeHandler h = new FakeHandler();
     final VhostUserBackendDispatcher d = new VhostUserBackendDispatcher("test", h, back, reply,
             new ToleranceLog(LoggerFactory.getLogger(VhostUserBackendDispatcherTest.class), "test", tolerated), failed, unsupported);

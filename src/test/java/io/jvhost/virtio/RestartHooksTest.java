@@ -89,7 +89,7 @@ class RestartHooksTest {
         q2.flush();
         assertThat(driver.usedIndex()).isEqualTo(5);
         for (int h : List.of(a, b, c, d, e)) assertThat(iq2.isInFlight(h)).isFalse();
-        assertThat(q2.stats().chainErrors).isZero();
+        assertThat(q2.stats().chainErrors()).isZero();
     }
 
     @Test
@@ -156,7 +156,7 @@ class RestartHooksTest {
         q.resubmit(new int[] {SIZE + 3, 2, 2});
         int[] walked = new int[1];
         q.poll((qq, c) -> walked[0]++, 64);
-        assertThat(q.stats().chainErrors).isEqualTo(2);
+        assertThat(q.stats().chainErrors()).isEqualTo(2);
     }
 
     @Test

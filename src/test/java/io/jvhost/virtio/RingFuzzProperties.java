@@ -55,7 +55,7 @@ class RingFuzzProperties {
                 // every consumed head is back on the used ring
                 assertThat(Short.toUnsignedInt(used.get(ValueLayout.JAVA_SHORT, 2))).isEqualTo(consumed);
                 assertThat(q.inFlight()).isZero();
-                assertThat(handled[0] + q.stats.chainErrors).isEqualTo(consumed);
+                assertThat(handled[0] + q.stats.chainErrors()).isEqualTo(consumed);
             }
         }
     }

@@ -98,7 +98,7 @@ class SplitVirtQueueTest {
         assertThat(s.buffers()).isEqualTo(2);
         assertThat(s.gpas().get(0)).containsExactly(r0.address() + 0x1f000, 0x1000, 0);
         assertThat(s.gpas().get(1)).containsExactly(r1.address(), 0x1000, 0);
-        assertThat(q.stats.chainErrors).isZero();
+        assertThat(q.stats.chainErrors()).isZero();
     }
 
     @Test
@@ -177,7 +177,7 @@ class SplitVirtQueueTest {
         q.flush();
         assertThat(seen).isEmpty();
         assertThat(q.lastError()).isEqualTo(c.expected());
-        assertThat(q.stats.chainErrors).isEqualTo(1);
+        assertThat(q.stats.chainErrors()).isEqualTo(1);
         if (!c.queueStaysUsable()) {
             assertThat(q.isBroken()).isTrue();
             assertThat(q.brokenReason()).isEqualTo(c.expected());

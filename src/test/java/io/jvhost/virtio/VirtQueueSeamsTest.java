@@ -117,7 +117,7 @@ class VirtQueueSeamsTest {
         assertThat(q.flush()).isZero();
         assertThat(n.signals).isEqualTo(1);
         assertThat(driver.usedIndex()).isEqualTo(4);
-        assertThat(q.stats().calls).isEqualTo(1);
+        assertThat(q.stats().calls()).isEqualTo(1);
         // Nothing new to publish: no call either.
         driver.wantInterrupts(true);
         assertThat(q.flush()).isZero();
