@@ -34,6 +34,12 @@ public final class DirtyLog {
     /** Marks every page that {@code [gpa, gpa + length)} touches. */
     public void mark(long gpa, long length) {
         if (length <= 0) return;
+        // The guest-memory stores this mark covers (done before the call) must be visible before
+        // the bitmap is read below: otherwise the plain read may see a bit an earlier mark set,
+        // the front-end then clear that word and copy the page, and our stores land after its
+        // copy, unlogged (a store may pass a later load even on x86). DPDK and the kernel use an
+        // atomic OR for every page, which orders the same way; one fence per range is cheaper.
+        VarHandle.fullFence();
         long first = gpa >>> PAGE_SHIFT;
         long last = (gpa + length - 1) >>> PAGE_SHIFT;
         if (Long.compareUnsigned(last, first) < 0) last = -1L >>> PAGE_SHIFT; // wrapped: up to the top

@@ -132,6 +132,13 @@ final class Vrings {
         return old;
     }
 
+    /**
+     * Debug switch for tests only: when this system property is true (read at each ring start), rings
+     * do not mark the dirty log even while VHOST_F_LOG_ALL is on, so a migration test can show that
+     * it notices the lost pages (JvhostMigrationQemuTest). Never set it in production.
+     */
+    static final String NO_DIRTY_LOG = "jvhost.debug.noDirtyLog";
+
     /** Installs the dirty log rings write while VHOST_F_LOG_ALL is on, from their next start. Rings stopped first. */
     void dirtyLog(io.jvhost.memory.DirtyLog log) {
         dirtyLog = log;
@@ -392,7 +399,9 @@ final class Vrings {
         } else if (inflight != null) {
             log.warn("{}: ring {} (size {}) is not covered by the inflight area ({}); not tracked", name, idx, r.num, inflight);
         }
-        if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL)) {
+        if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL) && Boolean.getBoolean(NO_DIRTY_LOG)) {
+            log.warn("{}: ring {}: {} is set: NOT marking the dirty log (a migration loses the pages this ring writes)", name, idx, NO_DIRTY_LOG);
+        } else if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL)) {
             long usedGpa = (r.addrFlags & VHOST_VRING_F_LOG) != 0 ? r.logGuestAddr : -1;
             hooks = HooksPair.of(hooks, new RingDirtyLogger(dirtyLog, usedGpa, r.num));
         }
