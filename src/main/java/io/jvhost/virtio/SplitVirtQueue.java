@@ -224,6 +224,25 @@ public final class SplitVirtQueue implements VirtQueue {
         lastAvail = (usedIdx + heads.length) & 0xffff;
     }
 
+    /**
+     * Takes valid head {@code head} (from the avail ring or a resubmission): marks it in flight,
+     * tells the hooks, walks it and hands it to {@code handler}, or returns a malformed chain
+     * with length 0 and counts it.
+     */
+    private void take(ChainHandler handler, int head) {
+        inFlight[head] = true;
+        inFlightCount++;
+        hooks.popped(this, head);
+        ChainError err = walk(head);
+        if (err != ChainError.NONE) {
+            stats.countChainError();
+            lastError = err;
+            complete(head, 0);
+            return;
+        }
+        handler.onChain(this, chain);
+    }
+
     private int pollResubmitted(ChainHandler handler, int budget) {
         int k = 0;
         int[] heads = resubmit;
@@ -237,17 +256,7 @@ public final class SplitVirtQueue implements VirtQueue {
                 lastError = head < 0 || head >= size ? ChainError.HEAD_OUT_OF_RANGE : ChainError.DUPLICATE_HEAD;
                 continue;
             }
-            inFlight[head] = true;
-            inFlightCount++;
-            hooks.popped(this, head);
-            ChainError err = walk(head);
-            if (err != ChainError.NONE) {
-                stats.countChainError();
-                lastError = err;
-                complete(head, 0);
-                continue;
-            }
-            handler.onChain(this, chain);
+            take(handler, head);
         }
         if (resubmitNext == heads.length) resubmit = null;
         return k;
@@ -279,17 +288,7 @@ public final class SplitVirtQueue implements VirtQueue {
                 markBroken(ChainError.DUPLICATE_HEAD);
                 return k;
             }
-            inFlight[head] = true;
-            inFlightCount++;
-            hooks.popped(this, head);
-            ChainError err = walk(head);
-            if (err != ChainError.NONE) {
-                stats.countChainError();
-                lastError = err;
-                complete(head, 0);
-                continue;
-            }
-            handler.onChain(this, chain);
+            take(handler, head);
         }
         return n;
     }
