@@ -112,7 +112,7 @@ done
 
 vhost_rate() { # socket workload bs qd -> IOPS
   # shellcheck disable=SC2086
-  "$here/jvhost" bench -s "$1" -w "$2" -o "$3" -q "$4" --time "$secs" --ramp "$ramp" --interrupts ${JVHOST_BENCH_ARGS:-} --json --quiet | jq '.iops'
+  "$here/jvhost" bench -s "$1" -w "$2" -o "$3" -q "$4" --time "$secs" --ramp "$ramp" --interrupts ${JVHOST_BENCH_ARGS:-} --json --quiet | jq '.iops | floor'
 }
 rbd_rate() { # io-type pattern bs qd -> IOPS after the ramp
   local out
