@@ -456,6 +456,8 @@ public final class PackedVirtQueue implements VirtQueue {
             }
         }
         releaseRecords(head);
+        recorded[head] = false;
+        indirectLen[head] = 0;
         freeTokens[freeTop++] = head;
     }
 
@@ -555,11 +557,12 @@ public final class PackedVirtQueue implements VirtQueue {
      * Reports the device-writable buffers of in-flight chain {@code head} as guest-physical
      * ranges: the direct descriptors kept when it was walked, then its indirect table walked
      * again (the driver keeps a table until the chain is used). -1 when the chain is not in
-     * flight or was popped before hooks were attached. Cold path.
+     * flight (or completing) or was popped before hooks were attached. Cold path.
      */
     @Override
     public int writableRanges(int head, GuestRangeSink sink) {
-        if (head < 0 || head >= size || !inFlight[head] || !recorded[head]) return -1;
+        // Called from QueueHooks#completed: the head is no longer marked in flight, but its records stay until then.
+        if (head < 0 || head >= size || !recorded[head]) return -1;
         int n = 0;
         for (int rec = recordHead[head]; rec >= 0; rec = recordNext[rec]) {
             sink.range(recordGpa[rec], recordLen[rec]);
