@@ -33,7 +33,7 @@ class PackedRingFuzzProperties {
             MemorySegment region = arena.allocate(0x10000, 4096);
             GuestMemory mem = new GuestMemory(List.of(MemoryRegion.ofSegment(0, region.address(), region)));
             MemorySegment ring = region.asSlice(0, PackedRing.ringBytes(size));
-            MemorySegment.copy(ringBytes, 0, ring, ValueLayout.JAVA_BYTE, 0, ring.byteSize());
+            MemorySegment.copy(ringBytes, 0, ring, ValueLayout.JAVA_BYTE, 0, (int) ring.byteSize());
             MemorySegment table = region.asSlice(0x4000, tableBytes.length);
             MemorySegment.copy(tableBytes, 0, table, ValueLayout.JAVA_BYTE, 0, tableBytes.length);
             Random rnd = new Random(seed);

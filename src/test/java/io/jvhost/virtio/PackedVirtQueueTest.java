@@ -304,6 +304,29 @@ class PackedVirtQueueTest {
         assertThat(calls).isEqualTo(3);
     }
 
+    /** An event named in the next lap (other wrap counter) is not reached by using the same slot number in this lap. */
+    @Test
+    void driverEventInTheNextLapIsNotMistakenForThisOne() {
+        TestPackedDriver d = driver(4);
+        PackedVirtQueue q = device(d, true, true, 0x8000, 64);
+        d.add(1, w(RAM, 1)); // slot 0
+        q.poll(echo, 64);
+        assertThat(q.flush()).isEqualTo(1);
+        d.poll();
+        d.driverEvent(EVENT_FLAGS_DESC, PackedRing.state(1, false)); // slot 1 of the next lap
+        d.add(2, w(RAM, 1)); // slot 1, this lap
+        q.poll(echo, 64);
+        assertThat(q.flush()).isZero();
+        d.poll();
+        d.add(3, w(RAM, 1), w(RAM, 1), w(RAM, 1)); // slots 2, 3, 0 (next lap): not yet slot 1
+        q.poll(echo, 64);
+        assertThat(q.flush()).isZero();
+        d.poll();
+        d.add(4, w(RAM, 1)); // slot 1, next lap
+        q.poll(echo, 64);
+        assertThat(q.flush()).isEqualTo(1);
+    }
+
     @Test
     void deviceEventSuppressionAsksForKicksOrNot() {
         TestPackedDriver d = driver(8);
