@@ -246,6 +246,31 @@ class PackedVirtQueueTest {
         assertThat(d.poll().id()).isEqualTo(3);
     }
 
+    /**
+     * Dirty logging of a packed ring (RingDirtyLogger.packed): the written buffers (direct and in
+     * an indirect table), the descriptor ring page the used descriptor went to and the device
+     * area; not the readable buffers.
+     */
+    @Test
+    void theDirtyLogHasTheWrittenPagesAndTheDescriptorRing() {
+        MemorySegment bitmap = arena.allocate(64, 8); // 512 pages: gpa up to 2 MiB
+        io.jvhost.memory.DirtyLog log = new io.jvhost.memory.DirtyLog(bitmap);
+        TestPackedDriver d = driver(8);
+        PackedVirtQueue q = device(d);
+        q.hooks(RingDirtyLogger.packed(log, 0x10000, 0x18100)); // ring at gpa 0x10000, device area at 0x18100
+        d.add(1, r(0x2e000, 16), w(0x21800, 8192), w(0x2d010, 1));
+        TestPackedDriver.tableEntry(r2, 0, r(0x2f000, 16));
+        TestPackedDriver.tableEntry(r2, 1, w(0x26000, 4096));
+        d.addIndirect(2, TABLE_GPA, 2);
+        q.poll(keep, 64);
+        assertThat(bitmap.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0)).as("nothing before completion").isZero();
+        q.complete(heads.get(0), 8193);
+        q.complete(heads.get(1), 4096);
+        q.flush();
+        for (long page : new long[] {0x21, 0x22, 0x23, 0x2d, 0x26, 0x10, 0x18}) assertThat(log.isMarked(page)).as("page 0x%x", page).isTrue();
+        for (long page : new long[] {0x2e, 0x2f, 0x20, 0x24, 0x11}) assertThat(log.isMarked(page)).as("page 0x%x", page).isFalse();
+    }
+
     @Test
     void driverEventSuppressionEnableDisable() {
         TestPackedDriver d = driver(8);
