@@ -403,6 +403,38 @@ class PackedVirtQueueTest {
         assertThatThrownBy(() -> device(d, false, true, 5, 64)).isInstanceOf(IllegalArgumentException.class);
     }
 
+    /**
+     * Principle 2 for the packed ring: poll, complete and flush allocate nothing per request
+     * (batches of 8 three-descriptor chains over a 64-slot ring, with dirty-logging records on).
+     */
+    @Test
+    void theRingAllocatesNothingPerRequest() {
+        var mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        TestPackedDriver d = driver(64);
+        PackedVirtQueue q = device(d, true, true, 0x8000, 64);
+        q.hooks(new QueueHooks() {
+        });
+        long[] g = {RAM, RAM + 0x1000, RAM + 0x2000};
+        int[] l = {16, 4096, 1};
+        int[] f = {F_NEXT, F_NEXT | F_WRITE, F_WRITE};
+        VirtQueue.ChainHandler done = (qq, c) -> qq.complete(c.head(), (int) c.writableBytes());
+        Runnable round = () -> {
+            for (int i = 0; i < 8; i++) d.addRaw(i, g, l, f);
+            q.poll(done, 64);
+            q.flush();
+            while (d.reclaim() >= 0) {
+                // reclaimed
+            }
+        };
+        for (int i = 0; i < 20_000; i++) round.run();
+        long before = mx.getCurrentThreadAllocatedBytes();
+        int rounds = 20_000;
+        for (int i = 0; i < rounds; i++) round.run();
+        long bytes = mx.getCurrentThreadAllocatedBytes() - before;
+        assertThat(bytes / (rounds * 8.0)).as("bytes allocated per request").isLessThan(1.0);
+        assertThat(q.stats.requests()).isEqualTo(40_000L * 8);
+    }
+
     @Test
     void completingAHeadNotInFlightThrows() {
         PackedVirtQueue q = device(driver(4));

@@ -130,6 +130,22 @@ final class TestPackedDriver {
         return u;
     }
 
+    /** Reclaims the next used descriptor without allocating: its buffer id, or -1 when there is none. */
+    int reclaim() {
+        long at = (long) usedPos * DESC_SIZE;
+        int flags = Short.toUnsignedInt((short) U16.getAcquire(ring, at + DESC_FLAGS));
+        if (((flags & F_AVAIL) != 0) != usedWrap || ((flags & F_USED) != 0) != usedWrap) return -1;
+        int id = Short.toUnsignedInt(ring.get(LittleEndian.U16, at + DESC_ID));
+        int n = descsOfId[id];
+        free += n;
+        usedPos += n;
+        if (usedPos >= size) {
+            usedPos -= size;
+            usedWrap = !usedWrap;
+        }
+        return id;
+    }
+
     /** Sets the driver event suppression structure (what the device reads before notifying). */
     void driverEvent(int flags, int offWrap) {
         driverArea.set(LittleEndian.U16, EVENT_OFF_WRAP, (short) offWrap);
