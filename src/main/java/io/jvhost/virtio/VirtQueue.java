@@ -62,6 +62,8 @@ public interface VirtQueue {
      * The ring state as VHOST_USER_GET_VRING_BASE reports it. Split: the next available index
      * (16 bits). Packed (vhost-user.rst): bits 0–14 the next available index, bit 15 its wrap
      * counter (and bits 16–30 / 31 the used index and wrap counter where the front-end keeps them).
+     * jvhost reports and takes only the low 16 bits, as QEMU 7.2 and DPDK do: a ring is stopped
+     * with nothing in flight, so its used position restarts at the available one.
      */
     int state();
 
