@@ -260,6 +260,12 @@ public final class PackedVirtQueue implements VirtQueue {
             if (!isAvailable(headFlags, availWrap)) break;
             k++;
             stats.countRequest();
+            if (ringDescsInFlight == size) {
+                // Every slot belongs to a chain in flight, yet the next one looks available: the
+                // driver made more available than the ring holds (a split ring's index jump).
+                markBroken(ChainError.AVAIL_INDEX_JUMP);
+                return k;
+            }
             int token = freeTokens[--freeTop];
             ChainError err = walk(token);
             if (walkDescs < 0) {

@@ -435,6 +435,28 @@ class PackedVirtQueueTest {
         assertThat(q.stats.requests()).isEqualTo(40_000L * 8);
     }
 
+    /** A descriptor made "available" again while every slot is in flight breaks the ring; nothing is overrun. */
+    @Test
+    void moreAvailableThanTheRingHoldsBreaksTheQueue() {
+        TestPackedDriver d = driver(2);
+        PackedVirtQueue q = device(d);
+        d.add(1, w(RAM, 1));
+        d.add(2, w(RAM, 1));
+        assertThat(q.poll(keep, 64)).isEqualTo(2);
+        // A hostile driver flips slot 0 to "available" for the next lap while both chains are in flight.
+        d.ring.set(LittleEndian.U16, DESC_FLAGS, (short) F_USED);
+        assertThat(q.poll(keep, 64)).isEqualTo(1);
+        assertThat(q.isBroken()).isTrue();
+        assertThat(q.brokenReason()).isEqualTo(ChainError.AVAIL_INDEX_JUMP);
+        assertThat(q.inFlight()).isEqualTo(2);
+        assertThat(q.poll(keep, 64)).isZero();
+        // the chains in flight can still be answered
+        q.complete(heads.get(0), 1);
+        q.complete(heads.get(1), 1);
+        q.flush();
+        assertThat(q.inFlight()).isZero();
+    }
+
     @Test
     void completingAHeadNotInFlightThrows() {
         PackedVirtQueue q = device(driver(4));
