@@ -18,24 +18,26 @@ import static io.jvhost.virtio.PackedRing.*;
  * <p><b>Heads.</b> A packed ring has no descriptor table to index: the driver names a buffer by
  * the 16-bit buffer id in its chain's last descriptor, which need not be below the queue size,
  * and a conforming driver reuses the ring slots of a chain still in flight once later chains
- * completed ahead of it (VIRTIO 1.2, 2.8: the driver counts free slots, not positions). So the "head" this queue hands out ({@link
- * DescriptorChain#head()}, {@link #complete}, {@link #isInFlight}) is a token of its own, below
- * the queue size and unique among chains in flight; the buffer id and the number of ring
- * descriptors the chain took are kept per token. Processors index their per-slot state by it as
- * they do by a split ring's head.
+ * completed ahead of it (it counts free slots, not positions). So the "head" this queue hands
+ * out ({@link DescriptorChain#head()}, {@link #complete}, {@link #isInFlight}) is a token of its
+ * own, below the queue size and unique among chains in flight; the buffer id and the number of
+ * ring descriptors the chain took are kept per token. Processors index their per-slot state by
+ * it as they do by a split ring's head.
  *
- * <p><b>Used descriptors</b> ("Used Descriptors", "Next Flag: Descriptor Chaining"): written in completion order at the device's used
- * position, which then advances by the ring descriptors of the completed chain, flipping the used
- * wrap counter at the end of the ring. Each carries the buffer id, the written length (WRITE set
- * when it is not 0) and AVAIL/USED both equal to the used wrap counter. A batch is published by
- * storing the flags of its first descriptor last, so the driver, which reads used descriptors in ring order, sees
- * the batch at once ("Multiple Buffers": the flags of the first used descriptor of a batch are written last).
+ * <p><b>Used descriptors</b> (2.8, "Used Descriptors", "Next Flag: Descriptor Chaining"):
+ * written in completion order at the device's used position, which then advances by the ring
+ * descriptors of the completed chain, flipping the used wrap counter at the end of the ring.
+ * Each carries the buffer id, the written length (WRITE set when it is not 0) and AVAIL/USED both
+ * equal to the used wrap counter. A batch is published by storing the flags of its first
+ * descriptor last (as QEMU's virtqueue_packed_flush does): the driver reads used descriptors in
+ * ring order, so it sees the whole batch at once.
  *
  * <p><b>Memory ordering</b> lives here and only here: an acquire load of a head descriptor's
  * flags before reading its other fields and the rest of the chain (the driver writes the head's
- * flags last, after a write barrier: "Supplying Buffers to The Device"), a release store of the flags of a batch's first used
+ * flags last, after a write barrier), a release store of the flags of a batch's first used
  * descriptor after every other store of the batch, and a full fence between publishing (or
- * re-enabling kicks) and reading the driver's event suppression structure ("Event Suppression Structure Format").
+ * re-enabling kicks) and reading the driver's event suppression structure (2.8, "Event
+ * Suppression Structure Format").
  *
  * <p><b>Bounds</b> (the guest is hostile): a chain spans at most the ring descriptors not in
  * flight (more means the driver made available more than the ring holds: the ring is broken), and
@@ -51,7 +53,7 @@ import static io.jvhost.virtio.PackedRing.*;
  * stays the driver's until the chain is used, is walked again.
  *
  * <p>Not supported: inflight I/O tracking (vhost-user.rst's packed layout), so
- * {@link #resubmit}-style recovery does not exist here; the vhost layer attaches none.
+ * {@link SplitVirtQueue#resubmit}-style recovery does not exist here; the vhost layer attaches none.
  */
 public final class PackedVirtQueue implements VirtQueue {
 
