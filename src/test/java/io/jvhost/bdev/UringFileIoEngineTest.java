@@ -328,7 +328,7 @@ class UringFileIoEngineTest {
             }
             long bytes = mx.getCurrentThreadAllocatedBytes() - before;
             if (phase == 1) {
-                System.out.printf("uring engine: %d B over %d requests%n", bytes, n);
+                System.out.printf("uring engine: %d B over %d requests (fixed %d, registrations %d, refused %d)%n", bytes, n, engine.lastOpened.fixedIos, engine.lastOpened.fixedBuffers().registrations, engine.lastOpened.fixedBuffers().refusals);
                 assertThat((double) bytes / n).as("bytes allocated per request (%d in total)", bytes).isLessThan(1.0);
             }
         }
