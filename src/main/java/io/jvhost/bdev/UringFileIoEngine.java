@@ -466,6 +466,11 @@ public final class UringFileIoEngine implements FileIoEngine {
         public void close() {
             if (closed) return;
             closed = true;
+            if (log.isInfoEnabled()) { // once per (bdev, reactor) when its last queue stops
+                log.info("bdev {}: channel closes after {} direct and {} buffered reads/writes, {} of them on fixed buffers ({} chunks registered, {} refused, {} redone unregistered), {} short transfers resubmitted, io_uring setup flags 0x{}",
+                        bdevName, directIos, bufferedIos, fixedIos, fixed == null ? 0 : fixed.registrations, fixed == null ? 0 : fixed.refusals,
+                        fixedFallbacks, resubmits, Integer.toHexString(ring.setupFlags()));
+            }
             // In-flight requests are abandoned (the contract); the kernel cancels or finishes
             // them while tearing the ring down, and pins the guest pages it still uses.
             ring.close();
