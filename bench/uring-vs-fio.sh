@@ -6,6 +6,7 @@
 #   uring-sleep  the same, the reactor sleeping on its eventfds as soon as a loop finds nothing to
 #                do (-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0) instead of spinning
 #                100 us and yielding 1 ms first
+#   uring-nofixed, uring-sleep-nofixed   the same without fixed buffers (-Djvhost.uring.fixedBuffers=false)
 #   threads      the same with the thread-pool engine (-Djvhost.fileEngine=threads)
 #   qsd          qemu-storage-daemon, aio=io_uring cache.direct=on (driver file, or host_device
 #                for a block device) + jvhost bench
@@ -124,6 +125,8 @@ for r in $(seq 1 "$ROUNDS"); do
       fio) run_fio ;;
       uring) run_jvhost uring "" ;;
       uring-sleep) run_jvhost uring-sleep "-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
+      uring-nofixed) run_jvhost uring-nofixed "-Djvhost.uring.fixedBuffers=false" ;;
+      uring-sleep-nofixed) run_jvhost uring-sleep-nofixed "-Djvhost.uring.fixedBuffers=false -Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
       threads) run_jvhost threads "-Djvhost.fileEngine=threads" ;;
       qsd) run_qsd ;;
       *) echo "unknown target $t" >&2; exit 2 ;;
