@@ -60,6 +60,11 @@ public final class UringFileIoEngine implements FileIoEngine {
     static final int IOV_MAX = 1024;
     private static final int FIXED_BUFFERED = 0, FIXED_DIRECT = 1;
     private static final int MAX_RETRIES = 1000;
+    /**
+     * Register guest memory with each ring as fixed buffers ({@link UringFixedBuffers});
+     * {@code -Djvhost.uring.fixedBuffers=false} turns it off (measurements).
+     */
+    static final boolean FIXED_BUFFERS = !"false".equals(System.getProperty("jvhost.uring.fixedBuffers"));
 
     private final String bdevName;
     private final FileHandles file;
@@ -132,6 +137,10 @@ public final class UringFileIoEngine implements FileIoEngine {
         private final int[] iovFirst, iovCount;
         private final long[] pos, end;
         private final byte[] kind, opcode, fixedFd;
+        /** Fixed buffer slot of a READ_FIXED/WRITE_FIXED (slot's request). */
+        private final int[] bufIndex;
+        /** Guest memory registered with the ring, or null (not wanted, or not possible here). */
+        private final UringFixedBuffers fixed;
         private final int[] forced, retries;
         private final int[] freeSlots;
         private int freeTop;
@@ -140,6 +149,8 @@ public final class UringFileIoEngine implements FileIoEngine {
         private long enterErrors;
         /** Reads/writes started on the O_DIRECT fd, on the buffered fd, and short transfers resubmitted (owner thread; tests and diagnostics). */
         long directIos, bufferedIos, resubmits;
+        /** Reads/writes started as READ_FIXED/WRITE_FIXED, and fixed ones redone unregistered after EFAULT (owner thread). */
+        long fixedIos, fixedFallbacks;
 
         Channel(long sizeBytes) {
             this.sizeBytes = sizeBytes;
@@ -158,6 +169,8 @@ public final class UringFileIoEngine implements FileIoEngine {
             }
             ring = r;
             eventFd = efd;
+            fixed = FIXED_BUFFERS ? UringFixedBuffers.create(r, bdevName, arena) : null;
+            bufIndex = new int[entries];
             requests = new BlockRequest[entries];
             iovs = new MemorySegment[entries];
             iovCapacity = new int[entries];
@@ -236,6 +249,15 @@ public final class UringFileIoEngine implements FileIoEngine {
             opcode[slot] = n == 1 && r.length <= Integer.MAX_VALUE
                     ? (read ? IoUring.OP_READ : IoUring.OP_WRITE)
                     : (read ? IoUring.OP_READV : IoUring.OP_WRITEV);
+            if (n == 1 && fixed != null) {
+                // One buffer inside one registered chunk: the kernel skips pinning its pages.
+                int b = fixed.slotFor(r.bufferSegment(0), iov.get(ValueLayout.JAVA_LONG, 0), r.length);
+                if (b >= 0) {
+                    bufIndex[slot] = b;
+                    opcode[slot] = read ? IoUring.OP_READ_FIXED : IoUring.OP_WRITE_FIXED;
+                    fixedIos++;
+                }
+            }
             prepareRw(slot);
         }
 
@@ -253,10 +275,12 @@ public final class UringFileIoEngine implements FileIoEngine {
             MemorySegment iov = iovs[slot];
             long first = 16L * iovFirst[slot];
             byte op = opcode[slot];
-            if (op == IoUring.OP_READ || op == IoUring.OP_WRITE) {
+            if (op == IoUring.OP_READ || op == IoUring.OP_WRITE || op == IoUring.OP_READ_FIXED || op == IoUring.OP_WRITE_FIXED) {
                 long addr = iov.get(ValueLayout.JAVA_LONG, first);
                 long len = iov.get(ValueLayout.JAVA_LONG, first + 8);
-                prepare(slot, op, fixedFd[slot], pos[slot], addr, (int) len, 0);
+                if (!ring.prepare(op, IoUring.IOSQE_FIXED_FILE, fixedFd[slot], pos[slot], addr, (int) len, 0, slot, bufIndex[slot])) {
+                    throw new IllegalStateException("io_uring SQ full with " + inFlight + " in flight");
+                }
             } else {
                 prepare(slot, op, fixedFd[slot], pos[slot], iov.address() + first, iovCount[slot] - iovFirst[slot], 0);
             }
@@ -291,8 +315,12 @@ public final class UringFileIoEngine implements FileIoEngine {
 
         @Override
         public int poll() {
-            if (ring.unsubmitted() > 0) {
-                int s = ring.submit(); // one io_uring_enter for the whole batch
+            // With COOP_TASKRUN the kernel does not interrupt this (spinning) thread with an IPI
+            // per completion: it flags the SQ ring instead, and the completions appear once we
+            // enter the kernel, which we do only when it says so (or to submit).
+            boolean flush = ring.taskRunPending();
+            if (flush || ring.unsubmitted() > 0) {
+                int s = flush ? ring.submitAndFlush() : ring.submit(); // one io_uring_enter for the whole batch
                 if (s < 0 && s != -Errno.EAGAIN && s != -Errno.EINTR && s != -Errno.EBUSY && Long.bitCount(++enterErrors) == 1) {
                     log.error("bdev {}: io_uring_enter failed: errno {} ({} times so far); retrying on the next poll", bdevName, -s, enterErrors);
                 }
@@ -349,6 +377,14 @@ public final class UringFileIoEngine implements FileIoEngine {
         }
 
         private void rwDone(int slot, int res) {
+            if (res == -Errno.EFAULT && (opcode[slot] == IoUring.OP_READ_FIXED || opcode[slot] == IoUring.OP_WRITE_FIXED)) {
+                // The registered buffer did not cover it after all (its slot was replaced
+                // before the kernel got to the request): redo it the ordinary way.
+                fixedFallbacks++;
+                opcode[slot] = opcode[slot] == IoUring.OP_READ_FIXED ? IoUring.OP_READ : IoUring.OP_WRITE;
+                prepareRw(slot);
+                return;
+            }
             if (res < 0) {
                 if (res == -Errno.EINTR || res == -Errno.EAGAIN) retry(slot, res);
                 else finish(slot, res);
@@ -416,6 +452,11 @@ public final class UringFileIoEngine implements FileIoEngine {
             return eventFd;
         }
 
+        /** The fixed buffers, or null (tests). */
+        UringFixedBuffers fixedBuffers() {
+            return fixed;
+        }
+
         /** The ring (tests). */
         IoUring ring() {
             return ring;
@@ -425,6 +466,11 @@ public final class UringFileIoEngine implements FileIoEngine {
         public void close() {
             if (closed) return;
             closed = true;
+            if (log.isInfoEnabled()) { // once per (bdev, reactor) when its last queue stops
+                log.info("bdev {}: channel closes after {} direct and {} buffered reads/writes, {} of them on fixed buffers ({} chunks registered, {} refused, {} redone unregistered), {} short transfers resubmitted, io_uring setup flags 0x{}",
+                        bdevName, directIos, bufferedIos, fixedIos, fixed == null ? 0 : fixed.registrations, fixed == null ? 0 : fixed.refusals,
+                        fixedFallbacks, resubmits, Integer.toHexString(ring.setupFlags()));
+            }
             // In-flight requests are abandoned (the contract); the kernel cancels or finishes
             // them while tearing the ring down, and pins the guest pages it still uses.
             ring.close();

@@ -36,6 +36,16 @@ public final class IoUring implements AutoCloseable {
     // io_uring_setup flags and features
     private static final int IORING_SETUP_CQSIZE = 1 << 3;
     private static final int IORING_SETUP_SUBMIT_ALL = 1 << 7;
+    /** 5.19+: completions are not pushed to the task with an IPI; they wait until it enters the kernel. */
+    public static final int IORING_SETUP_COOP_TASKRUN = 1 << 8;
+    /** 5.19+, with COOP_TASKRUN: the kernel sets {@link #IORING_SQ_TASKRUN} in the SQ flags when completions wait for us. */
+    public static final int IORING_SETUP_TASKRUN_FLAG = 1 << 9;
+    /** 6.0+: only the creating thread submits. */
+    public static final int IORING_SETUP_SINGLE_ISSUER = 1 << 12;
+    /** 6.1+, with SINGLE_ISSUER: completion work runs only in io_uring_enter(GETEVENTS) of the issuer. */
+    public static final int IORING_SETUP_DEFER_TASKRUN = 1 << 13;
+    /** SQ ring flags word: completion work is pending, enter the kernel to have it posted. */
+    private static final int IORING_SQ_TASKRUN = 1 << 2;
     private static final int IORING_FEAT_SINGLE_MMAP = 1;
     private static final int IORING_FEAT_NODROP = 1 << 1;
     // mmap offsets
@@ -48,9 +58,15 @@ public final class IoUring implements AutoCloseable {
     private static final int IORING_REGISTER_FILES = 2;
     private static final int IORING_UNREGISTER_FILES = 3;
     private static final int IORING_REGISTER_EVENTFD = 4;
+    private static final int IORING_REGISTER_BUFFERS = 0;
+    private static final int IORING_UNREGISTER_BUFFERS = 1;
+    private static final int IORING_REGISTER_BUFFERS2 = 15;
+    private static final int IORING_REGISTER_BUFFERS_UPDATE = 16;
+    private static final int IORING_RSRC_REGISTER_SPARSE = 1;
 
     /** Opcodes (enum io_uring_op). */
-    public static final byte OP_NOP = 0, OP_READV = 1, OP_WRITEV = 2, OP_FSYNC = 3, OP_FALLOCATE = 17, OP_READ = 22, OP_WRITE = 23;
+    public static final byte OP_NOP = 0, OP_READV = 1, OP_WRITEV = 2, OP_FSYNC = 3, OP_READ_FIXED = 4, OP_WRITE_FIXED = 5, OP_FALLOCATE = 17,
+            OP_READ = 22, OP_WRITE = 23;
     /** SQE flag: {@code fd} is an index into the registered files. */
     public static final byte IOSQE_FIXED_FILE = 1;
     /** fsync_flags: fdatasync instead of fsync. */
@@ -92,7 +108,9 @@ public final class IoUring implements AutoCloseable {
     private final Mmap cqMap; // == sqMap with IORING_FEAT_SINGLE_MMAP
     private final Mmap sqeMap;
     private final MemorySegment sqRing, cqRing, sqes;
-    private final long sqHeadOff, sqTailOff, cqHeadOff, cqTailOff, cqesOff;
+    private final long sqHeadOff, sqTailOff, sqFlagsOff, cqHeadOff, cqTailOff, cqesOff;
+    /** The setup flags the kernel accepted. */
+    private final int setupFlags;
     private final int sqEntries, sqMask, cqEntries, cqMask;
     private final boolean singleMmap;
     /** Our copy of the SQ tail (only we write it). */
@@ -101,9 +119,11 @@ public final class IoUring implements AutoCloseable {
     private int cqHead;
     private boolean closed;
     private boolean filesRegistered;
+    private int buffersRegistered;
 
-    private IoUring(int fd, MemorySegment p) {
+    private IoUring(int fd, MemorySegment p, int setupFlags) {
         this.fd = fd;
+        this.setupFlags = setupFlags;
         sqEntries = p.get(ValueLayout.JAVA_INT, P_SQ_ENTRIES);
         cqEntries = p.get(ValueLayout.JAVA_INT, P_CQ_ENTRIES);
         int features = p.get(ValueLayout.JAVA_INT, P_FEATURES);
@@ -137,6 +157,7 @@ public final class IoUring implements AutoCloseable {
         sqes = se.segment();
         sqHeadOff = u32(p, so);
         sqTailOff = u32(p, so + 4);
+        sqFlagsOff = u32(p, so + 16);
         sqMask = sqRing.get(ValueLayout.JAVA_INT, u32(p, so + 8));
         cqHeadOff = u32(p, co);
         cqTailOff = u32(p, co + 4);
@@ -159,16 +180,45 @@ public final class IoUring implements AutoCloseable {
      * memory limit), EINVAL (bad sizes).
      */
     public static IoUring create(int sqEntries, int cqEntries) {
+        return create(sqEntries, cqEntries, DEFAULT_TASKRUN);
+    }
+
+    /**
+     * How completions reach a polling owner by default: {@link #IORING_SETUP_COOP_TASKRUN} with
+     * {@link #IORING_SETUP_TASKRUN_FLAG} (the owner enters the kernel when {@link #taskRunPending}
+     * says so, instead of the kernel interrupting it with an IPI for every completion); the
+     * property {@code jvhost.uring.taskrun} = {@code ipi} (no flag), {@code coop} (the default) or
+     * {@code defer} (+ SINGLE_ISSUER and DEFER_TASKRUN: the ring may then be entered only by the
+     * thread that created it) picks another, for measurements.
+     */
+    public static final int DEFAULT_TASKRUN = switch (System.getProperty("jvhost.uring.taskrun", "coop")) {
+        case "ipi" -> 0;
+        case "defer" -> IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+        default -> IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    };
+
+    /**
+     * As {@link #create(int, int)}, asking for the optional setup flags {@code taskRunFlags}
+     * (COOP_TASKRUN, TASKRUN_FLAG, SINGLE_ISSUER, DEFER_TASKRUN): a kernel that refuses them
+     * (EINVAL: older than 5.19 / 6.1) gets a ring without them, which works the same, only with
+     * the kernel's default completion delivery. {@link #setupFlags()} says what was accepted.
+     */
+    public static IoUring create(int sqEntries, int cqEntries, int taskRunFlags) {
         if (sqEntries < 1 || cqEntries < sqEntries) throw new IllegalArgumentException("sq " + sqEntries + ", cq " + cqEntries);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment capture = Native.newCapture(a);
             MemorySegment p = a.allocate(PARAMS_SIZE, 8);
-            int flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-            long r = setup(capture, sqEntries, cqEntries, flags, p);
-            if (r < 0 && Native.errno(capture) == Errno.EINVAL) {
-                // SUBMIT_ALL is 5.18+: without it a failing SQE stops the batch, which we handle too
+            // From the most to the least we want; SUBMIT_ALL is 5.18+ (without it a failing SQE
+            // stops the batch, which we handle too).
+            int[] tries = {IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | taskRunFlags, IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+                    IORING_SETUP_CQSIZE};
+            long r = -1;
+            int flags = 0;
+            for (int t : tries) {
                 p.fill((byte) 0);
-                r = setup(capture, sqEntries, cqEntries, IORING_SETUP_CQSIZE, p);
+                flags = t;
+                r = setup(capture, sqEntries, cqEntries, flags, p);
+                if (r >= 0 || Native.errno(capture) != Errno.EINVAL) break;
             }
             if (r < 0) {
                 int e = Native.errno(capture);
@@ -181,7 +231,7 @@ public final class IoUring implements AutoCloseable {
                     // overflowing, so this is only worth knowing.
                     org.slf4j.LoggerFactory.getLogger(IoUring.class).debug("io_uring: kernel lacks IORING_FEAT_NODROP");
                 }
-                return new IoUring(fd, p);
+                return new IoUring(fd, p, flags);
             } catch (RuntimeException e) {
                 Fd.closeQuietly(fd);
                 throw e;
@@ -221,6 +271,8 @@ public final class IoUring implements AutoCloseable {
     }
 
     public int fd() { return fd; }
+    /** The setup flags this kernel accepted (IORING_SETUP_*). */
+    public int setupFlags() { return setupFlags; }
     public int sqEntries() { return sqEntries; }
     public int cqEntries() { return cqEntries; }
 
@@ -243,6 +295,15 @@ public final class IoUring implements AutoCloseable {
      * opFlags = fsync flags; FALLOCATE: off = offset, addr = length, len = mode.
      */
     public boolean prepare(byte opcode, byte flags, int fd, long off, long addr, int len, int opFlags, long userData) {
+        return prepare(opcode, flags, fd, off, addr, len, opFlags, userData, 0);
+    }
+
+    /**
+     * As above with {@code bufIndex}, the registered buffer a READ_FIXED/WRITE_FIXED reads into
+     * or writes from ({@code addr..addr+len} must lie inside it, else the kernel fails it with
+     * EFAULT).
+     */
+    public boolean prepare(byte opcode, byte flags, int fd, long off, long addr, int len, int opFlags, long userData, int bufIndex) {
         int head = (int) INT.getAcquire(sqRing, sqHeadOff); // acquire: pairs with the kernel's release of the SQ head
         if (sqTail - head >= sqEntries) return false;
         long e = SQE_SIZE * (sqTail & sqMask);
@@ -256,7 +317,7 @@ public final class IoUring implements AutoCloseable {
         s.set(ValueLayout.JAVA_INT, e + SQE_LEN, len);
         s.set(ValueLayout.JAVA_INT, e + SQE_OP_FLAGS, opFlags);
         s.set(ValueLayout.JAVA_LONG, e + SQE_USER_DATA, userData);
-        s.set(ValueLayout.JAVA_SHORT, e + SQE_BUF_INDEX, (short) 0);
+        s.set(ValueLayout.JAVA_SHORT, e + SQE_BUF_INDEX, (short) bufIndex);
         s.set(ValueLayout.JAVA_SHORT, e + SQE_PERSONALITY, (short) 0);
         s.set(ValueLayout.JAVA_INT, e + SQE_FILE_INDEX, 0);
         s.set(ValueLayout.JAVA_LONG, e + SQE_ADDR3, 0L);
@@ -274,7 +335,24 @@ public final class IoUring implements AutoCloseable {
     public int submit() {
         int pending = unsubmitted();
         if (pending == 0) return 0;
-        return enter(pending, 0, 0);
+        return enter(pending, 0, (setupFlags & IORING_SETUP_DEFER_TASKRUN) != 0 ? IORING_ENTER_GETEVENTS : 0);
+    }
+
+    /**
+     * True when the kernel holds completions that appear in the CQ only once we enter it (rings
+     * set up with {@link #IORING_SETUP_TASKRUN_FLAG}; a plain memory read, no system call).
+     */
+    public boolean taskRunPending() {
+        return (setupFlags & IORING_SETUP_TASKRUN_FLAG) != 0 && ((int) INT.getAcquire(sqRing, sqFlagsOff) & IORING_SQ_TASKRUN) != 0;
+    }
+
+    /**
+     * Submits what is pending and has the kernel post the completions it holds back
+     * ({@code io_uring_enter(pending, 0, GETEVENTS)}: returns without waiting). Returns as
+     * {@link #submit}.
+     */
+    public int submitAndFlush() {
+        return enter(unsubmitted(), 0, IORING_ENTER_GETEVENTS);
     }
 
     /** Submits what is pending and waits for at least {@code minComplete} completions (tests, teardown). */
@@ -327,6 +405,69 @@ public final class IoUring implements AutoCloseable {
             register(IORING_REGISTER_FILES, arr, fds.length, "IORING_REGISTER_FILES");
             filesRegistered = true;
         }
+    }
+
+    /**
+     * Registers {@code n} buffers (fixed buffers 0..n-1 for READ_FIXED/WRITE_FIXED) from
+     * {@code iovecs}, an array of {@code struct iovec} (control path). The kernel pins the pages
+     * (and charges them to RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK): ENOMEM or EFAULT
+     * when it cannot, EOPNOTSUPP for memory it cannot pin (e.g. some shared mappings), EBUSY when
+     * buffers are registered already. Throws {@link NativeException} with that errno.
+     */
+    public void registerBuffers(MemorySegment iovecs, int n) {
+        register(IORING_REGISTER_BUFFERS, iovecs, n, "IORING_REGISTER_BUFFERS");
+        buffersRegistered = n;
+    }
+
+    /**
+     * Registers an empty (sparse) table of {@code n} fixed buffers, filled slot by slot with
+     * {@link #updateBuffer} (5.19+: IORING_REGISTER_BUFFERS2 with IORING_RSRC_REGISTER_SPARSE;
+     * EINVAL on older kernels). Control path.
+     */
+    public void registerSparseBuffers(int n) {
+        try (Arena a = Arena.ofConfined()) {
+            // struct io_uring_rsrc_register { u32 nr; u32 flags; u64 resv2; u64 data; u64 tags; }
+            MemorySegment rr = a.allocate(32, 8);
+            rr.set(ValueLayout.JAVA_INT, 0, n);
+            rr.set(ValueLayout.JAVA_INT, 4, IORING_RSRC_REGISTER_SPARSE);
+            register(IORING_REGISTER_BUFFERS2, rr, 32, "IORING_REGISTER_BUFFERS2");
+            buffersRegistered = n;
+        }
+    }
+
+    /**
+     * Puts {@code addr..addr+len} into fixed buffer slot {@code index} of a table from
+     * {@link #registerSparseBuffers} ({@code addr} 0 and {@code len} 0 empty the slot), dropping
+     * what the slot held: requests the kernel has already taken keep their old buffer until they
+     * complete, SQEs not yet submitted see the new one. The kernel pins the pages now (a system
+     * call that grows with {@code len}). {@code scratch}: 48 bytes, 8-aligned, for the argument
+     * (so the caller allocates nothing). Throws {@link NativeException}: ENOMEM (RLIMIT_MEMLOCK),
+     * EFAULT or EOPNOTSUPP (memory that cannot be pinned for long, e.g. a file mapping on a disk
+     * file system).
+     */
+    public void updateBuffer(int index, long addr, long len, MemorySegment scratch) {
+        // struct iovec at 32; struct io_uring_rsrc_update2 { u32 offset; u32 resv; u64 data; u64 tags; u32 nr; u32 resv2; } at 0
+        scratch.set(ValueLayout.JAVA_LONG, 32, addr);
+        scratch.set(ValueLayout.JAVA_LONG, 40, len);
+        scratch.set(ValueLayout.JAVA_INT, 0, index);
+        scratch.set(ValueLayout.JAVA_INT, 4, 0);
+        scratch.set(ValueLayout.JAVA_LONG, 8, scratch.address() + 32);
+        scratch.set(ValueLayout.JAVA_LONG, 16, 0L);
+        scratch.set(ValueLayout.JAVA_INT, 24, 1);
+        scratch.set(ValueLayout.JAVA_INT, 28, 0);
+        register(IORING_REGISTER_BUFFERS_UPDATE, scratch, 32, "IORING_REGISTER_BUFFERS_UPDATE");
+    }
+
+    /** Drops the fixed buffers (control path; requests using them must have completed). No-op when none. */
+    public void unregisterBuffers() {
+        if (buffersRegistered == 0) return;
+        buffersRegistered = 0;
+        register(IORING_UNREGISTER_BUFFERS, MemorySegment.NULL, 0, "IORING_UNREGISTER_BUFFERS");
+    }
+
+    /** How many fixed buffers are registered. */
+    public int registeredBuffers() {
+        return buffersRegistered;
     }
 
     /** Has the kernel signal {@code eventFd} for every completion posted (control path). */

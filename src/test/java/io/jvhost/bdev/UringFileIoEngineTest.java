@@ -328,9 +328,91 @@ class UringFileIoEngineTest {
             }
             long bytes = mx.getCurrentThreadAllocatedBytes() - before;
             if (phase == 1) {
-                System.out.printf("uring engine: %d B over %d requests%n", bytes, n);
+                System.out.printf("uring engine: %d B over %d requests (fixed %d, registrations %d, refused %d)%n", bytes, n, engine.lastOpened.fixedIos, engine.lastOpened.fixedBuffers().registrations, engine.lastOpened.fixedBuffers().refusals);
                 assertThat((double) bytes / n).as("bytes allocated per request (%d in total)", bytes).isLessThan(1.0);
             }
         }
+    }
+
+    /**
+     * Writes {@code seed}'s pattern from {@code mem} at {@code wOff} to the device at
+     * {@code offset}, reads it back into {@code mem} at {@code rOff} (cleared first); both must
+     * succeed and the bytes match. One segment object, as guest memory regions are.
+     */
+    private void writeThenReadBack(MemorySegment mem, long wOff, long rOff, long len, long offset, int seed) {
+        pattern(mem.asSlice(wOff, len), seed);
+        mem.asSlice(rOff, len).fill((byte) 0);
+        BlockRequest w = request(), r = request();
+        w.reset(BlockRequest.Op.WRITE, offset);
+        w.addBuffer(mem, wOff, len);
+        assertThat(ch.submit(w)).isZero();
+        pollUntil(completions + 1);
+        assertThat(status(w)).as("write status").isZero();
+        r.reset(BlockRequest.Op.READ, offset);
+        r.addBuffer(mem, rOff, len);
+        assertThat(ch.submit(r)).isZero();
+        pollUntil(completions + 1);
+        assertThat(status(r)).as("read status").isZero();
+        assertThat(mem.asSlice(rOff, len).mismatch(mem.asSlice(wOff, len))).as("read back what was written").isEqualTo(-1);
+    }
+
+    @Test
+    void singleBufferRequestsGoOnFixedBuffersRegisteringEachChunkOnce() throws Exception {
+        open(8, null);
+        UringFileIoEngine.Channel c = engine.lastOpened;
+        assertThat(c.fixedBuffers()).as("fixed buffers on this kernel").isNotNull();
+        MemorySegment mem = arena.allocate(64 << 10, 4096);
+        for (int i = 0; i < 4; i++) writeThenReadBack(mem, 0, 32 << 10, 16 << 10, 4096L * i, i);
+        assertThat(c.fixedIos).as("all 8 on fixed buffers").isEqualTo(8);
+        assertThat(c.fixedBuffers().registrations).as("64 KiB: one chunk, or two if it straddles a 4 MiB boundary").isBetween(1L, 2L);
+        // another segment object over the same chunk (a slice) does not take the slot over: unregistered
+        MemorySegment other = mem.asSlice(0, 48 << 10);
+        long regs = c.fixedBuffers().registrations;
+        writeThenReadBack(other, 0, 16 << 10, 8192, 0, 9);
+        assertThat(c.fixedBuffers().registrations).isEqualTo(regs);
+        assertThat(c.fixedFallbacks).isZero();
+    }
+
+    @Test
+    void aBufferAcrossTwoChunksAndMemoryThatCannotBeRegisteredGoUnregisteredAndStillWork() throws Exception {
+        open(8, null);
+        UringFileIoEngine.Channel c = engine.lastOpened;
+        // 8 KiB straddling a 4 MiB boundary
+        MemorySegment big = arena.allocate(3 * UringFixedBuffers.CHUNK, UringFixedBuffers.CHUNK);
+        writeThenReadBack(big, UringFixedBuffers.CHUNK - 4096, 2 * UringFixedBuffers.CHUNK, 8192, 0, 1);
+        assertThat(c.fixedIos).as("only the read inside one chunk is fixed").isEqualTo(1);
+        // a file mapping on the disk file system: the kernel will not pin it for long
+        Path mf = dir.resolve("mapped");
+        Files.write(mf, new byte[64 << 10]);
+        Assumptions.assumeFalse("tmpfs".equals(Files.getFileStore(mf).type()), "shmem mappings can be pinned");
+        try (FileChannel fc = FileChannel.open(mf, StandardOpenOption.READ, StandardOpenOption.WRITE); Arena ma = Arena.ofConfined()) {
+            MemorySegment m = fc.map(FileChannel.MapMode.READ_WRITE, 0, 64 << 10, ma);
+            writeThenReadBack(m, 0, 8192, 4096, 8192, 2);
+            assertThat(c.fixedBuffers().refusals).isEqualTo(1);
+            assertThat(c.fixedIos).as("nothing more on fixed buffers").isEqualTo(1);
+            assertThat(c.fixedBuffers().on()).as("one refused chunk does not turn registration off").isTrue();
+        }
+    }
+
+    @Test
+    void withRegistrationOffRequestsGoUnregistered() throws Exception {
+        open(8, null);
+        UringFileIoEngine.Channel c = engine.lastOpened;
+        c.fixedBuffers().turnOffForTest();
+        MemorySegment mem = arena.allocate(16 << 10, 4096);
+        writeThenReadBack(mem, 0, 8192, 8192, 4096, 3);
+        assertThat(c.fixedIos).isZero();
+        assertThat(c.fixedBuffers().registrations).isZero();
+    }
+
+    @Test
+    void aFixedTransferTheKernelFaultsIsRedoneUnregistered() throws Exception {
+        int[] faults = {0};
+        open(8, (r, res) -> r.op == BlockRequest.Op.READ && faults[0]++ == 0 ? -Errno.EFAULT : res);
+        UringFileIoEngine.Channel c = engine.lastOpened;
+        MemorySegment mem = arena.allocate(16 << 10, 4096);
+        writeThenReadBack(mem, 0, 8192, 8192, 0, 4);
+        assertThat(c.fixedFallbacks).isEqualTo(1);
+        assertThat(c.fixedIos).isEqualTo(2);
     }
 }

@@ -146,4 +146,87 @@ class IoUringTest {
             Fd.closeQuietly(efd);
         }
     }
+
+    @Test
+    void aKernelRefusingTheTaskRunFlagsStillGivesAWorkingRing() {
+        // DEFER_TASKRUN without SINGLE_ISSUER is invalid on every kernel (EINVAL): set-up retries without them.
+        try (IoUring ring = IoUring.create(4, 8, IoUring.IORING_SETUP_DEFER_TASKRUN)) {
+            assertThat(ring.setupFlags() & IoUring.IORING_SETUP_DEFER_TASKRUN).isZero();
+            assertThat(ring.taskRunPending()).as("no TASKRUN_FLAG: never pending").isFalse();
+            assertThat(ring.prepare(IoUring.OP_NOP, (byte) 0, -1, 0, 0, 0, 0, 7)).isTrue();
+            assertThat(ring.submitAndFlush()).isEqualTo(1);
+            assertThat(ring.reap(record, 4)).isEqualTo(1);
+            assertThat(completions.get(0)).containsExactly(7, 0);
+        }
+        try (IoUring ring = IoUring.create(4, 8)) {
+            assertThat(ring.setupFlags() & IoUring.DEFAULT_TASKRUN).as("this kernel (5.19+) takes the default COOP_TASKRUN|TASKRUN_FLAG")
+                    .isEqualTo(IoUring.DEFAULT_TASKRUN);
+        }
+    }
+
+    @Test
+    void fixedReadsAndWritesGoThroughASparseBufferTableSlotBySlot() throws Exception {
+        Path f = dir.resolve("fixed");
+        Files.write(f, new byte[64 << 10]);
+        int fd = Fd.open(f.toString(), Fd.O_RDWR, 0);
+        MemorySegment scratch = arena.allocate(48, 8);
+        try (IoUring ring = IoUring.create(8, 16)) {
+            ring.registerFiles(fd);
+            ring.registerSparseBuffers(4);
+            assertThat(ring.registeredBuffers()).isEqualTo(4);
+            MemorySegment buf = arena.allocate(16384, 4096);
+            for (int i = 0; i < 8192; i++) buf.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 13));
+            ring.updateBuffer(2, buf.address(), buf.byteSize(), scratch);
+            // WRITE_FIXED from the first 8 KiB of slot 2, READ_FIXED back into its second 8 KiB
+            assertThat(ring.prepare(IoUring.OP_WRITE_FIXED, IoUring.IOSQE_FIXED_FILE, 0, 4096, buf.address(), 8192, 0, 1, 2)).isTrue();
+            ring.submitAndWait(1);
+            ring.reap(record, 4);
+            assertThat(ring.prepare(IoUring.OP_READ_FIXED, IoUring.IOSQE_FIXED_FILE, 0, 4096, buf.address() + 8192, 8192, 0, 2, 2)).isTrue();
+            ring.submitAndWait(1);
+            ring.reap(record, 4);
+            assertThat(completions).containsExactly(new long[] {1, 8192}, new long[] {2, 8192});
+            assertThat(buf.asSlice(8192, 8192).mismatch(buf.asSlice(0, 8192))).isEqualTo(-1);
+            byte[] file = Files.readAllBytes(f);
+            assertThat(file[4096 + 5]).isEqualTo((byte) (5 * 13));
+
+            // beyond the registered buffer, or in an empty slot: EFAULT from the kernel, not a stray access
+            assertThat(ring.prepare(IoUring.OP_READ_FIXED, IoUring.IOSQE_FIXED_FILE, 0, 0, buf.address() + 12288, 8192, 0, 3, 2)).isTrue();
+            assertThat(ring.prepare(IoUring.OP_READ_FIXED, IoUring.IOSQE_FIXED_FILE, 0, 0, buf.address(), 4096, 0, 4, 1)).isTrue();
+            ring.submit();
+            while (completions.size() < 4) {
+                if (ring.ready() == 0) ring.submitAndWait(1);
+                ring.reap(record, 4);
+            }
+            assertThat(completions.get(2)).containsExactly(3, -Errno.EFAULT);
+            assertThat(completions.get(3)[1]).as("an empty slot").isNegative();
+
+            // emptying slot 2: the same read that worked now fails
+            ring.updateBuffer(2, 0, 0, scratch);
+            assertThat(ring.prepare(IoUring.OP_READ_FIXED, IoUring.IOSQE_FIXED_FILE, 0, 4096, buf.address() + 8192, 8192, 0, 5, 2)).isTrue();
+            ring.submitAndWait(1);
+            ring.reap(record, 4);
+            assertThat(completions.get(4)[0]).isEqualTo(5);
+            assertThat(completions.get(4)[1]).isNegative();
+            ring.unregisterBuffers();
+            assertThat(ring.registeredBuffers()).isZero();
+        } finally {
+            Fd.closeQuietly(fd);
+        }
+    }
+
+    @Test
+    void aFileMappingOnADiskFileSystemCannotBeRegistered() throws Exception {
+        Path f = dir.resolve("mapped");
+        Files.write(f, new byte[1 << 20]);
+        Assumptions.assumeFalse("tmpfs".equals(Files.getFileStore(f).type()), "shmem mappings can be pinned");
+        MemorySegment scratch = arena.allocate(48, 8);
+        try (var fc = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE);
+             Arena mapArena = Arena.ofConfined();
+             IoUring ring = IoUring.create(4, 8)) {
+            MemorySegment m = fc.map(java.nio.channels.FileChannel.MapMode.READ_WRITE, 0, 1 << 20, mapArena);
+            ring.registerSparseBuffers(2);
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> ring.updateBuffer(0, m.address(), m.byteSize(), scratch))
+                    .isInstanceOf(NativeException.class);
+        }
+    }
 }
