@@ -180,9 +180,15 @@ public final class DriverPackedQueue implements DriverQueue {
         stIndirect = true;
     }
 
-    /** Writes entry {@code i} of an indirect table (2.8.7: only WRITE is meaningful there). */
+    /** Writes entry {@code i} of the indirect table at {@code table} (2.8.7: only WRITE is meaningful there). */
     public static void writeTableEntry(MemorySegment table, int i, long gpa, int len, boolean writable) {
-        long at = (long) i * DESC_SIZE;
+        writeTableEntry(table, 0, i, gpa, len, writable);
+    }
+
+    /** Writes entry {@code i} of the indirect table at offset {@code tableOff} of {@code mem}. */
+    public static void writeTableEntry(MemorySegment mem, long tableOff, int i, long gpa, int len, boolean writable) {
+        MemorySegment table = mem;
+        long at = tableOff + (long) i * DESC_SIZE;
         table.set(LE64, at + DESC_ADDR, gpa);
         table.set(LE32, at + DESC_LEN, len);
         table.set(LE32, at + DESC_ID, writable ? F_WRITE << 16 : 0); // id 0, flags
@@ -190,7 +196,12 @@ public final class DriverPackedQueue implements DriverQueue {
 
     /** Sets or clears WRITE on entry {@code i} of an indirect table that is not in flight. */
     public static void setTableEntryWritable(MemorySegment table, int i, boolean writable) {
-        table.set(LE16, (long) i * DESC_SIZE + DESC_FLAGS, (short) (writable ? F_WRITE : 0));
+        setTableEntryWritable(table, 0, i, writable);
+    }
+
+    /** As {@link #setTableEntryWritable(MemorySegment, int, boolean)} for the table at offset {@code tableOff} of {@code mem}. */
+    public static void setTableEntryWritable(MemorySegment mem, long tableOff, int i, boolean writable) {
+        mem.set(LE16, tableOff + (long) i * DESC_SIZE + DESC_FLAGS, (short) (writable ? F_WRITE : 0));
     }
 
     @Override
