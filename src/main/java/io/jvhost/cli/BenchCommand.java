@@ -59,7 +59,7 @@ final class BenchCommand implements Callable<Integer> {
     boolean hugepages;
 
     @Option(names = "--ring", paramLabel = "LAYOUT", description = {"Virtqueue layout: split (default) or packed (VIRTIO_F_RING_PACKED;",
-            "the target must offer it, e.g. SPDK's vhost_create_blk_controller --packed-ring)."})
+            "the target must offer it: SPDK's rpc.py vhost_create_blk_controller -p)."})
     String ring = "split";
 
     @Option(names = "--packed", description = "Same as --ring packed.")
