@@ -94,7 +94,7 @@ public final class DriverPackedQueue implements DriverQueue {
     /**
      * @param ring        the descriptor ring, {@code size * 16} bytes, 16-byte aligned
      * @param driverEvent our event suppression structure (the "driver area"; the device reads it)
-     * @param deviceEvent the device's (the "device area"; we read it to decide on kicks)
+     * @param deviceEvent the device's (the "device area"; we read it to decide on kicks; zero in fresh memory, never written here)
      * @param eventIdx    VIRTIO_F_RING_EVENT_IDX negotiated (the device may ask for DESC-mode kicks)
      */
     public DriverPackedQueue(int size, MemorySegment ring, MemorySegment driverEvent, MemorySegment deviceEvent, boolean eventIdx) {
@@ -107,9 +107,11 @@ public final class DriverPackedQueue implements DriverQueue {
         this.driverEvent = driverEvent.asSlice(0, EVENT_BYTES);
         this.deviceEvent = deviceEvent.asSlice(0, EVENT_BYTES);
         this.eventIdx = eventIdx;
+        // The ring and our event area start zeroed (nothing available; ENABLE). The device's
+        // event area is left alone: a front-end builds this object after the device may have
+        // started and written its flags there (SPDK's target writes DISABLE as it starts polling).
         this.ring.fill((byte) 0);
         this.driverEvent.fill((byte) 0);
-        this.deviceEvent.fill((byte) 0);
         numFree = size;
         freeIds = new int[size];
         for (int i = 0; i < size; i++) freeIds[i] = size - 1 - i; // id 0 handed out first

@@ -298,6 +298,16 @@ class DriverPackedQueueTest {
     }
 
     @Test
+    void whatTheDeviceWroteBeforeTheDriverWasBuiltIsKept() {
+        // a device that starts polling as soon as the ring is set up writes DISABLE first (SPDK)
+        PackedTestDevice dev = device(8);
+        dev.kickMode(EVENT_DISABLE, 0, false);
+        DriverPackedQueue d = driver(8, true);
+        offer(d, 3);
+        assertThat(d.needsKick()).isFalse();
+    }
+
+    @Test
     void ourEventSuppressionSaysWhetherWeWantCalls() {
         DriverPackedQueue d = driver(8, true);
         PackedTestDevice dev = device(8);
