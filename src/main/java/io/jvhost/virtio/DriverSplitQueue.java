@@ -56,7 +56,10 @@ public final class DriverSplitQueue implements DriverQueue {
         numFree = size;
         desc.asSlice(0, descTableBytes(size)).fill((byte) 0);
         avail.asSlice(0, availBytes(size)).fill((byte) 0);
-        used.asSlice(0, usedBytes(size)).fill((byte) 0);
+        // The used ring is the device's: not cleared here. A front-end builds this object once
+        // the handshake is done, when the device may already have written used->flags
+        // (SPDK's target sets NO_NOTIFY as it starts polling); clearing it made every batch kick.
+        // Fresh shared memory is zero anyway.
     }
 
     public int size() { return size; }
