@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
 """Usage: SPDK=/work/spdk OUT=/tmp/sbs bench/spdk-side-by-side.py [ROUNDS]   (then bench/spdk-side-by-side-table.py OUT/results.jsonl)
 Side-by-side: jvhost bench --hugepages vs SPDK bdevperf, on jvhost and on SPDK's vhost target.
-Null bdev (1 GiB, 4 KiB blocks), 4K randread QD1/32/128, 3 s runs, targets on core 0, clients on core 1.
-Both targets run the whole time; the one not being measured is frozen (SIGSTOP) so that only one
-spins on core 0. Per round and QD: target A with both clients, then target B (order alternates)."""
+The rows of the issue "Reach SPDK's speed": null bdev (1 GiB, 4 KiB blocks) 4K randread QD1/32/128,
+malloc bdev (512 MiB, 4 KiB blocks, written once before the first round) 4K randread QD32 and
+128K read QD32; 3 s runs, one queue of 512, targets on core 0, clients on core 1.
+Both targets run the whole time, each with a null and a malloc controller; the one not being
+measured is frozen (SIGSTOP) so that only one spins on core 0. Per round and workload: target A
+with both clients, then target B (order alternates by round). WORKLOADS=null (env) keeps only
+the null rows."""
 import json, os, subprocess, sys, time, signal
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-SPDK = os.environ.get("SPDK", "/work/spdk"); JV = os.path.dirname(os.path.dirname(os.path.abspath(__file__))); D = os.environ.get("OUT", "/tmp/jvhost-spdk-side-by-side"); T = 3
+SPDK = os.environ.get("SPDK", "/work/spdk"); JV = os.path.dirname(os.path.dirname(os.path.abspath(__file__))); D = os.environ.get("OUT", "/tmp/jvhost-spdk-side-by-side"); T = int(os.environ.get("T", "3"))
 os.makedirs(D, exist_ok=True)
-QDS = [1, 32, 128]
+# (name, bdev, rw, block size, qd)
+WORKLOADS = [("null-4k-randread-qd1", "null", "randread", 4096, 1), ("null-4k-randread-qd32", "null", "randread", 4096, 32),
+             ("null-4k-randread-qd128", "null", "randread", 4096, 128), ("malloc-4k-randread-qd32", "malloc", "randread", 4096, 32),
+             ("malloc-128k-read-qd32", "malloc", "read", 131072, 32)]
+if os.environ.get("WORKLOADS") == "null":
+    WORKLOADS = [w for w in WORKLOADS if w[1] == "null"]
 env = dict(os.environ, LD_LIBRARY_PATH=f"{SPDK}/build/lib")
 out = open(f"{D}/results.jsonl", "a")
 
@@ -19,37 +28,46 @@ def wait_sock(p, proc, t=60):
         if time.time() > end: raise SystemExit(f"no socket {p}")
         time.sleep(0.2)
 
-def bdevperf(sock, qd, t=T):
+def bdevperf(sock, qd, t=T, rw="randread", bs=4096):
     cfg = f"{D}/bp.json"
     json.dump({"subsystems": [{"subsystem": "bdev", "config": [
         {"method": "bdev_virtio_attach_controller", "params": {"name": "V0", "trtype": "user", "traddr": sock,
          "dev_type": "blk", "vq_count": 1, "vq_size": 512}}, {"method": "bdev_wait_for_examine"}]}]}, open(cfg, "w"))
     r = subprocess.run([f"{SPDK}/build/examples/bdevperf", "-u", "-m", "0x2", "-s", "1024", "-g", "-r", f"{D}/bp.sock",
-                        "--json", cfg, "-q", str(qd), "-o", "4096", "-w", "randread", "-t", str(t)],
+                        "--json", cfg, "-q", str(qd), "-o", str(bs), "-w", rw, "-t", str(t)],
                        env=env, capture_output=True, text=True, timeout=60)
     for line in r.stdout.replace("\r", "\n").splitlines():
         if line.strip().startswith("Total"):
             return float(line.split(":")[1].split()[0])
     raise SystemExit("bdevperf: no Total line:\n" + r.stdout[-2000:] + r.stderr[-2000:])
 
-def jvbench(sock, qd):
-    r = subprocess.run([f"{JV}/jvhost", "bench", "--socket", sock, "--hugepages", "-w", "randread", "--bs", "4k", "--qd", str(qd),
+def jvbench(sock, qd, rw="randread", bs=4096):
+    r = subprocess.run([f"{JV}/jvhost", "bench", "--socket", sock, "--hugepages", "-w", rw, "--bs", str(bs), "--qd", str(qd),
                         "--time", str(T), "--ramp", "1", "--cpu", "1", "--json", "--quiet"], capture_output=True, text=True, timeout=60)
     if r.returncode != 0: raise SystemExit("jvhost bench failed:\n" + r.stdout + r.stderr)
     return json.loads(r.stdout)["iops"]
 
 def start_jvhost():
-    for f in ("jv.null",):
+    for f in ("jv.null", "jv.malloc"):
         try: os.unlink(f"{D}/{f}")
         except FileNotFoundError: pass
-    p = subprocess.Popen([f"{JV}/jvhost", "serve", "-S", D, "--null", "1G", "--block-size", "4096", "--ctrlr", "jv.null",
-                          "--num-queues", "1", "--cpumask", "0x1", "--busy-poll", "--no-rpc", "-L", "warn"],
+    cfg = f"{D}/jvhost.json"
+    json.dump({"subsystems": [
+        {"subsystem": "bdev", "config": [
+            {"method": "bdev_null_create", "params": {"name": "Null0", "num_blocks": 262144, "block_size": 4096}},
+            {"method": "bdev_malloc_create", "params": {"name": "Malloc0", "num_blocks": 131072, "block_size": 4096}}]},
+        {"subsystem": "vhost_blk", "config": [
+            {"method": "vhost_create_blk_controller", "params": {"ctrlr": "jv.null", "dev_name": "Null0", "cpumask": "0x1"}},
+            {"method": "vhost_create_blk_controller", "params": {"ctrlr": "jv.malloc", "dev_name": "Malloc0", "cpumask": "0x1"}}]}]},
+        open(cfg, "w"))
+    p = subprocess.Popen([f"{JV}/jvhost", "serve", "-S", D, "--json", cfg, "--cpumask", "0x1", "--busy-poll", "--no-rpc", "-L", "warn"],
                          stdout=open(f"{D}/jvhost.log", "a"), stderr=subprocess.STDOUT)
     wait_sock(f"{D}/jv.null", p)
-    return p, f"{D}/jv.null"
+    wait_sock(f"{D}/jv.malloc", p)
+    return p, {"null": f"{D}/jv.null", "malloc": f"{D}/jv.malloc"}
 
 def start_spdk():
-    for f in ("spdk.sock", "sp.null"):
+    for f in ("spdk.sock", "sp.null", "sp.malloc"):
         try: os.unlink(f"{D}/{f}")
         except FileNotFoundError: pass
     p = subprocess.Popen([f"{SPDK}/build/bin/vhost", "-u", "-m", "0x1", "-s", "1024", "-S", D, "-r", f"{D}/spdk.sock"],
@@ -57,9 +75,12 @@ def start_spdk():
     wait_sock(f"{D}/spdk.sock", p)
     rpc = [f"{SPDK}/scripts/rpc.py", "-s", f"{D}/spdk.sock"]
     subprocess.run(rpc + ["bdev_null_create", "Null0", "1024", "4096"], check=True, capture_output=True)
+    subprocess.run(rpc + ["bdev_malloc_create", "-b", "Malloc0", "512", "4096"], check=True, capture_output=True)
     subprocess.run(rpc + ["vhost_create_blk_controller", "--cpumask", "0x1", "sp.null", "Null0"], check=True, capture_output=True)
+    subprocess.run(rpc + ["vhost_create_blk_controller", "--cpumask", "0x1", "sp.malloc", "Malloc0"], check=True, capture_output=True)
     wait_sock(f"{D}/sp.null", p)
-    return p, f"{D}/sp.null"
+    wait_sock(f"{D}/sp.malloc", p)
+    return p, {"null": f"{D}/sp.null", "malloc": f"{D}/sp.malloc"}
 
 def stop(p):
     p.send_signal(signal.SIGTERM)
@@ -79,16 +100,19 @@ def only(name):
 try:
     for name in ("jvhost", "spdk"):
         only(name)
-        bdevperf(targets[name][1], 32, 3)  # warm-up (JIT for jvhost), discarded
+        bdevperf(targets[name][1]["null"], 32, 3)  # warm-up (JIT for jvhost), discarded
+        # Every block of the malloc disks written once, so no run reads never-touched pages.
+        bdevperf(targets[name][1]["malloc"], 32, 3, "write", 131072)
     for rnd in range(ROUNDS):
-        for qd in QDS:
+        for wl, bdev, rw, bs, qd in WORKLOADS:
             order = ("jvhost", "spdk") if rnd % 2 == 0 else ("spdk", "jvhost")
             for tname in order:
                 only(tname)
                 for cname, fn in (("jvbench", jvbench), ("bdevperf", bdevperf)):
-                    iops = fn(targets[tname][1], qd)
-                    rec = {"round": rnd + 1, "target": tname, "client": cname, "qd": qd, "iops": iops, "t": time.strftime("%H:%M:%S"),
-                           "load1": os.getloadavg()[0]}
+                    sock = targets[tname][1][bdev]
+                    iops = fn(sock, qd, rw=rw, bs=bs)
+                    rec = {"round": rnd + 1, "wl": wl, "target": tname, "client": cname, "qd": qd, "bs": bs, "iops": iops,
+                           "t": time.strftime("%H:%M:%S"), "load1": os.getloadavg()[0]}
                     print(json.dumps(rec), flush=True); out.write(json.dumps(rec) + "\n"); out.flush()
 finally:
     for p, _ in targets.values():

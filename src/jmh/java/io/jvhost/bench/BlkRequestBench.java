@@ -23,6 +23,8 @@ import static io.jvhost.virtio.BlkLayout.*;
  * request fill), channel submit, channel poll, completion (status byte, used element) and one
  * flush per batch. The driver builds the chains and reaps the used ring in the same thread
  * (its cost is included). EVENT_IDX on, no call fd: flush decides on a signal but sends none.
+ * The thread's {@code LoopClock} is ticked once per batch, as a reactor ticks it once per loop
+ * iteration (the bdev statistics read it instead of the system clock).
  *
  * <p>{@code null}: the null bdev (no data copied). {@code malloc}: the RAM bdev, one 4 KiB memcpy
  * per request into the guest buffer.
@@ -48,8 +50,12 @@ public class BlkRequestBench {
     QueueProcessor processor;
     static final DriverSplitQueue.UsedHandler REAP = (head, len) -> { };
 
+    /** This thread's loop clock, ticked once per round as a reactor ticks it once per loop iteration. */
+    final io.jvhost.runtime.LoopClock clock = io.jvhost.runtime.LoopClock.ticking();
+
     @Setup(Level.Trial)
     public void setUp() {
+        io.jvhost.runtime.LoopClock.bind(clock); // before the processor opens its channel on this thread
         ram = new GuestRam(QUEUE_SIZE);
         dev = switch (bdev) {
             case "null" -> new NullBlockDevice("Null0", DISK_BYTES / 512, 512, UUID.randomUUID());
@@ -96,6 +102,7 @@ public class BlkRequestBench {
         driver.publish();
         int work = processor.poll();
         driver.pollUsed(reap);
+        clock.tick();
         return work;
     }
 

@@ -100,7 +100,7 @@ public final class BlockRequest {
         if (c != null) {
             // Counted before the callback: it may reuse this request for a new submit.
             ioCounters = null;
-            c.record(op, length, status, System.nanoTime() - submitNanos);
+            c.record(op, length, status, c.clock.now() - submitNanos);
         }
         completion.onComplete(this, status);
     }

@@ -54,7 +54,7 @@ public final class RpcDocs {
             new Doc("bdev_rbd_resize", "name new_size(MiB, not smaller)", "true (resizes the image; refused while a controller uses the bdev)"),
             new Doc("bdev_get_iostat", "[name]", "{tick_rate, ticks, bdevs: [{name, bytes_read, num_read_ops, ..., read_latency_ticks, ...}]}"),
             new Doc("vhost_create_blk_controller", "ctrlr dev_name [readonly] [cpumask] [packed_ring] [transport] [num_queues*] [queue_placement*]", "true"),
-            new Doc("vhost_create_scsi_controller", "ctrlr [cpumask] [num_queues*] [queue_placement*]", "true"),
+            new Doc("vhost_create_scsi_controller", "ctrlr [cpumask] [num_queues*] [queue_placement*] [packed_ring*]", "true"),
             new Doc("vhost_scsi_controller_add_target", "ctrlr scsi_target_num(-1: first free) bdev_name", "the target number"),
             new Doc("vhost_scsi_controller_remove_target", "ctrlr scsi_target_num", "true"),
             new Doc("vhost_delete_controller", "ctrlr", "true; refused (-32602 Device or resource busy) while a front-end is connected"),

@@ -50,17 +50,18 @@ public final class VhostRpc {
         String devName = p.string("dev_name");
         boolean readonly = p.bool("readonly", false);
         boolean packed = p.bool("packed_ring", false);
+        // SPDK's packed_ring_recovery (inflight recovery of packed rings) is accepted and ignored:
+        // jvhost tracks inflight I/O for split rings only.
         p.bool("packed_ring_recovery", false);
         String cpumask = p.string("cpumask", null);
         String transport = p.string("transport", BLK_TRANSPORT);
         int numQueues = p.intInRange("num_queues", DEFAULT_NUM_QUEUES, 1, 64);
         QueuePlacement.Mode placement = queuePlacement(p, "vhost_create_blk_controller");
         p.done();
-        if (packed) throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'packed_ring': packed rings are not supported yet");
         if (!transport.equals(BLK_TRANSPORT)) {
             throw RpcException.invalidParams("vhost_create_blk_controller: parameter 'transport' must be " + BLK_TRANSPORT + ", got " + transport);
         }
-        t.createBlkController(ctrlr, devName, readonly, numQueues, cpumask, placement);
+        t.createBlkController(ctrlr, devName, readonly, numQueues, cpumask, placement, packed);
         return BooleanNode.TRUE;
     }
 
@@ -172,6 +173,8 @@ public final class VhostRpc {
             // jvhost's one extra, only when not the default: SPDK decodes this method's params
             // leniently (spdk_json_decode_object_relaxed) and ignores it.
             if (b.maxQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", b.maxQueues());
+            // SPDK's own packed_ring, written when on (its decoder knows it).
+            if (b.packedRing()) params.put("packed_ring", true);
             putPlacement(params, c);
             ObjectNode co = coalescingEntry(c);
             if (co != null) a.add(co);

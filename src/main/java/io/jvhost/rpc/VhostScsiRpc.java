@@ -39,8 +39,10 @@ final class VhostScsiRpc {
         p.bool("delay", false);
         int numQueues = p.intInRange("num_queues", DEFAULT_NUM_QUEUES, 1, 62);
         var placement = VhostRpc.queuePlacement(p, "vhost_create_scsi_controller");
+        // jvhost's extension: SPDK's vhost-scsi has no packed ring (and its strict decoder refuses this).
+        boolean packed = p.bool("packed_ring", false);
         p.done();
-        t.createScsiController(ctrlr, numQueues, cpumask, placement);
+        t.createScsiController(ctrlr, numQueues, cpumask, placement, packed);
         return BooleanNode.TRUE;
     }
 
@@ -116,6 +118,7 @@ final class VhostScsiRpc {
             // right, as SPDK could not honour it.
             params.put("ctrlr", c.name()).put("cpumask", VhostRpc.cpumask(c));
             if (d.requestQueues() != DEFAULT_NUM_QUEUES) params.put("num_queues", d.requestQueues());
+            if (d.packedRing()) params.put("packed_ring", true);
             VhostRpc.putPlacement(params, c);
             for (ScsiTarget st : d.scsi().targets()) {
                 if (st.state() != ScsiTarget.State.ACTIVE) continue;

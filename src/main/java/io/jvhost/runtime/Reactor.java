@@ -310,8 +310,17 @@ public final class Reactor implements AutoCloseable {
         });
     }
 
+    /** Ticked once per loop iteration; the pollables' per-request timing reads it ({@link LoopClock}). */
+    private final LoopClock clock = LoopClock.ticking();
+
+    /** This reactor's loop clock (reactor thread only). */
+    public LoopClock clock() {
+        return clock;
+    }
+
     private void loop() {
-        long lastWork = System.nanoTime();
+        LoopClock.bind(clock);
+        long lastWork = clock.tick();
         long mark = lastWork; // start of the current busy/idle accounting interval
         while (running) {
             if (fatalForTest != null) throw fatalForTest;
@@ -337,6 +346,7 @@ public final class Reactor implements AutoCloseable {
                 counters.addOwned(BUSY_NANOS, now - mark);
                 mark = now;
                 lastWork = 0;
+                clock.tick(now);
                 continue;
             }
             counters.incrementOwned(IDLE_LOOPS);
@@ -361,6 +371,7 @@ public final class Reactor implements AutoCloseable {
             // The empty poll and the wait after it are idle time (SPDK's busy/idle split).
             counters.addOwned(IDLE_NANOS, now - mark);
             mark = now;
+            clock.tick(now);
         }
     }
 

@@ -30,6 +30,8 @@ public final class BlkDevice implements VhostUserDevice {
     private final int numQueues;
     private final QueuePlacement placement;
     private volatile boolean writeback;
+    /** VIRTIO_F_RING_PACKED is offered (SPDK's packed_ring); set before the controller listens. */
+    private volatile boolean packedRing;
 
     public BlkDevice(String name, BlockDevice bdev, boolean readOnly, int numQueues, Reactor reactor) {
         this(name, bdev, readOnly, numQueues, QueuePlacement.oneReactor(reactor));
@@ -49,6 +51,10 @@ public final class BlkDevice implements VhostUserDevice {
     public BlockDevice bdev() { return bdev; }
     public boolean readOnly() { return readOnly; }
     public boolean writeback() { return writeback; }
+    /** Is VIRTIO_F_RING_PACKED offered? */
+    public boolean packedRing() { return packedRing; }
+    /** Offers VIRTIO_F_RING_PACKED (or not) to front-ends that connect from now on. */
+    public void offerPackedRing(boolean on) { packedRing = on; }
     public String name() { return name; }
 
     @Override public int virtioDeviceId() { return 2; }
@@ -64,6 +70,7 @@ public final class BlkDevice implements VhostUserDevice {
                 | VirtioFeatures.bit(F_SIZE_MAX) | VirtioFeatures.bit(F_SEG_MAX) | VirtioFeatures.bit(F_BLK_SIZE)
                 | VirtioFeatures.bit(F_TOPOLOGY) | VirtioFeatures.bit(F_FLUSH) | VirtioFeatures.bit(F_MQ)
                 | VirtioFeatures.bit(F_CONFIG_WCE);
+        if (packedRing) f |= VirtioFeatures.bit(VirtioFeatures.RING_PACKED);
         if (readOnly) {
             f |= VirtioFeatures.bit(F_RO);
         } else {

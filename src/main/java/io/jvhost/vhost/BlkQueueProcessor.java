@@ -152,9 +152,22 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
             q.complete(head, writable >= 1 ? 1 : 0);
             return;
         }
-        c.copyFromReadable(0, header, 0, HEADER_SIZE);
-        int type = header.get(LittleEndian.U32, HDR_TYPE);
-        long sector = header.get(LittleEndian.U64, HDR_SECTOR);
+        int type;
+        long sector;
+        if (c.length(0) >= HEADER_SIZE) {
+            // The header in one descriptor (every front-end seen does this): two loads in place.
+            // Buffer 0 is readable (readable >= HEADER_SIZE puts at least one readable buffer
+            // first). Each field is read once, so a guest rewriting it meanwhile cannot make us
+            // see two values.
+            MemorySegment s = c.segment(0);
+            long o = c.offset(0);
+            type = s.get(LittleEndian.U32, o + HDR_TYPE);
+            sector = s.get(LittleEndian.U64, o + HDR_SECTOR);
+        } else {
+            c.copyFromReadable(0, header, 0, HEADER_SIZE);
+            type = header.get(LittleEndian.U32, HDR_TYPE);
+            sector = header.get(LittleEndian.U64, HDR_SECTOR);
+        }
         c.locateWritable(writable - 1);
         Task t = tasks[head];
         t.head = head;

@@ -1,6 +1,7 @@
 package io.jvhost.vhost;
 
 import io.jvhost.runtime.CounterRegistry;
+import io.jvhost.runtime.LoopClock;
 import io.jvhost.runtime.Pollable;
 import io.jvhost.runtime.Reactor;
 import io.jvhost.memory.GuestMemory;
@@ -62,6 +63,8 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
     protected final Arena arena = Arena.ofShared();
     /** Completed once the chains popped before a memory swap that removed a region have completed. */
     private CompletableFuture<Void> swapGrace;
+    /** The polling thread's loop clock (the one its channels' statistics read), found at the first poll that took requests. */
+    private LoopClock clock;
 
     /** The controller's name: the {@code ctrlr} label of this queue's published counters. */
     private final String ctrlr;
@@ -300,7 +303,14 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
         int work = pollIo();
         if (stopFuture == null) {
             int n = queue.poll(this, BATCH);
-            if (n > 0) work += n + pollIo();
+            if (n > 0) {
+                // One clock read per batch: the bdev statistics time the batch's requests from
+                // the loop's last tick (before this poll) to their completions from here on.
+                LoopClock c = clock;
+                if (c == null) clock = c = LoopClock.current();
+                c.tick();
+                work += n + pollIo();
+            }
             if (queue.isBroken() || queue.lastError() != ChainError.NONE) reportErrors();
         }
         // Before the flush publishes answers: whoever sees an answer sees the count without it.

@@ -137,14 +137,21 @@ public final class VhostTarget implements AutoCloseable {
         return createBlkController(ctrlr, devName, readOnly, numQueues, cpumask, QueuePlacement.Mode.ONE_REACTOR);
     }
 
-    /** SPDK vhost_create_blk_controller with jvhost's queue_placement. */
+    /** SPDK vhost_create_blk_controller with jvhost's queue_placement (split rings only). */
+    public Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask,
+                                          QueuePlacement.Mode placement) {
+        return createBlkController(ctrlr, devName, readOnly, numQueues, cpumask, placement, false);
+    }
+
+    /** SPDK vhost_create_blk_controller; {@code packedRing}: VIRTIO_F_RING_PACKED is offered (SPDK's packed_ring). */
     public synchronized Controller createBlkController(String ctrlr, String devName, boolean readOnly, int numQueues, String cpumask,
-                                                       QueuePlacement.Mode placement) {
+                                                       QueuePlacement.Mode placement, boolean packedRing) {
         checkNewControllerName(ctrlr);
         QueuePlacement p = place(cpumask, placement, 0);
         BlockDevice bdev = bdevs.claim(devName, "vhost controller " + ctrlr);
         try {
             BlkDevice dev = new BlkDevice(ctrlr, bdev, readOnly, numQueues, p);
+            dev.offerPackedRing(packedRing);
             Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
             controllers.put(ctrlr, c);
             log.info("{}: queues placed {}", ctrlr, p);
@@ -164,10 +171,17 @@ public final class VhostTarget implements AutoCloseable {
      * SPDK vhost_create_scsi_controller with jvhost's queue_placement: spread deals the request
      * queues over the cpumask's reactors; the control and event queues stay on the first.
      */
-    public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask, QueuePlacement.Mode placement) {
+    public Controller createScsiController(String ctrlr, int requestQueues, String cpumask, QueuePlacement.Mode placement) {
+        return createScsiController(ctrlr, requestQueues, cpumask, placement, false);
+    }
+
+    /** As above; {@code packedRing}: VIRTIO_F_RING_PACKED is offered (jvhost's extension: SPDK's vhost-scsi has none). */
+    public synchronized Controller createScsiController(String ctrlr, int requestQueues, String cpumask, QueuePlacement.Mode placement,
+                                                        boolean packedRing) {
         checkNewControllerName(ctrlr);
         QueuePlacement p = place(cpumask, placement, io.jvhost.virtio.ScsiLayout.FIRST_REQUEST_QUEUE);
         VirtioScsiDevice dev = new VirtioScsiDevice(ctrlr, requestQueues, p);
+        dev.offerPackedRing(packedRing);
         Controller c = new Controller(ctrlr, socketDir.resolve(ctrlr).toString(), dev, socketAccess);
         controllers.put(ctrlr, c);
         log.info("{}: queues placed {}", ctrlr, p);

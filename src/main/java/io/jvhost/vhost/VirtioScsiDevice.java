@@ -43,6 +43,8 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     private final QueuePlacement placement;
     private volatile int senseSize = DEFAULT_SENSE_SIZE;
     private volatile int cdbSize = DEFAULT_CDB_SIZE;
+    /** VIRTIO_F_RING_PACKED is offered (jvhost's packed_ring); set before the controller listens. */
+    private volatile boolean packedRing;
 
     // Reactor-thread state: channels per lane, each array touched by its lane's reactor only.
     private final BlockChannel[][] channels;
@@ -71,6 +73,10 @@ public final class VirtioScsiDevice implements VhostUserDevice {
     public String name() { return name; }
     public ScsiDevice scsi() { return scsi; }
     public int requestQueues() { return requestQueues; }
+    /** Is VIRTIO_F_RING_PACKED offered? */
+    public boolean packedRing() { return packedRing; }
+    /** Offers VIRTIO_F_RING_PACKED (or not) to front-ends that connect from now on. */
+    public void offerPackedRing(boolean on) { packedRing = on; }
     int senseSize() { return senseSize; }
     int cdbSize() { return cdbSize; }
 
@@ -98,7 +104,8 @@ public final class VirtioScsiDevice implements VhostUserDevice {
 
     @Override
     public long features() {
-        return VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+        return (packedRing ? VirtioFeatures.bit(VirtioFeatures.RING_PACKED) : 0)
+                | VirtioFeatures.bit(VirtioFeatures.VERSION_1)
                 | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC)
                 | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
                 | VirtioFeatures.bit(F_HOTPLUG)

@@ -7,6 +7,7 @@ import io.jvhost.sys.Fd;
 import io.jvhost.virtio.HooksPair;
 import io.jvhost.virtio.InflightSplitQueue;
 import io.jvhost.virtio.Notifier;
+import io.jvhost.virtio.PackedVirtQueue;
 import io.jvhost.virtio.QueueHooks;
 import io.jvhost.virtio.RingDirtyLogger;
 import io.jvhost.virtio.SplitVirtQueue;
@@ -67,6 +68,8 @@ final class Vrings {
         boolean enabled;
         QueueProcessor running;
         String lastStartError;
+        /** The "packed rings are not tracked" warning was logged for this ring. */
+        boolean inflightPackedWarned;
 
         Vring(int index) {
             this.index = index;
@@ -363,13 +366,21 @@ final class Vrings {
             return false;
         }
         Notifier call = Notifier.eventFd(r.callFd);
-        SplitVirtQueue q;
+        boolean packed = VirtioFeatures.has(features, VirtioFeatures.RING_PACKED);
+        VirtQueue q;
         try {
-            // The one place that knows the ring layout; a packed ring would be built here.
-            q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
-                    VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX),
-                    VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC),
-                    r.base, call, QueueProcessor.maxBuffers(r.num));
+            // The one place that knows the ring layout.
+            boolean eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
+            boolean indirectDesc = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+            if (packed) {
+                // SET_VRING_ADDR's avail/used fields carry the driver and device areas; the base is
+                // the next available index with its wrap counter in bit 15 (vhost-user.rst).
+                q = PackedVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
+                        eventIdx, indirectDesc, r.base, call, QueueProcessor.maxBuffers(r.num));
+            } else {
+                q = SplitVirtQueue.fromUserAddresses(idx, r.num, memory, r.descUva, r.availUva, r.usedUva,
+                        eventIdx, indirectDesc, r.base, call, QueueProcessor.maxBuffers(r.num));
+            }
         } catch (IllegalArgumentException e) {
             if (!e.getMessage().equals(r.lastStartError)) log.warn("{}: cannot start ring: {}", name, e.getMessage());
             r.lastStartError = e.getMessage();
@@ -381,29 +392,44 @@ final class Vrings {
         }
         r.lastStartError = null;
         QueueHooks hooks = QueueHooks.NONE;
-        InflightSplitQueue tracking = inflight == null ? null : inflight.queue(idx, r.num);
+        if (packed && inflight != null) {
+            // vhost-user.rst defines a packed layout for the inflight area; jvhost implements only
+            // the split one, so a packed ring runs untracked (a back-end crash loses its requests).
+            if (!r.inflightPackedWarned) log.warn("{}: ring {} is packed: inflight I/O tracking is not supported for packed rings; not tracked", name, idx);
+            r.inflightPackedWarned = true;
+        }
+        InflightSplitQueue tracking = inflight == null || packed ? null : inflight.queue(idx, r.num);
         if (tracking != null) {
+            SplitVirtQueue split = (SplitVirtQueue) q;
             int[] heads;
             try {
-                heads = tracking.recover(q.usedIndex());
+                heads = tracking.recover(split.usedIndex());
             } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
                 log.warn("{}: cannot start ring {}: inflight area: {}", name, idx, e.getMessage());
                 return false;
             }
-            q.resubmit(heads);
+            split.resubmit(heads);
             if (heads.length > 0) {
                 log.info("{}: ring {}: resubmitting {} request(s) a previous back-end left in flight (heads {}); next avail index {}, front-end said {}",
-                        name, idx, heads.length, java.util.Arrays.toString(heads), q.lastAvail(), r.base);
+                        name, idx, heads.length, java.util.Arrays.toString(heads), split.lastAvail(), r.base);
             }
             hooks = tracking;
-        } else if (inflight != null) {
+        } else if (inflight != null && !packed) {
             log.warn("{}: ring {} (size {}) is not covered by the inflight area ({}); not tracked", name, idx, r.num, inflight);
         }
         if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL) && Boolean.getBoolean(NO_DIRTY_LOG)) {
             log.warn("{}: ring {}: {} is set: NOT marking the dirty log (a migration loses the pages this ring writes)", name, idx, NO_DIRTY_LOG);
         } else if (dirtyLog != null && VirtioFeatures.has(features, VirtioFeatures.LOG_ALL)) {
-            long usedGpa = (r.addrFlags & VHOST_VRING_F_LOG) != 0 ? r.logGuestAddr : -1;
-            hooks = HooksPair.of(hooks, new RingDirtyLogger(dirtyLog, usedGpa, r.num));
+            boolean logRing = (r.addrFlags & VHOST_VRING_F_LOG) != 0;
+            if (packed) {
+                // Used descriptors land in the descriptor ring: log it (and the device area) at
+                // their guest-physical addresses.
+                hooks = HooksPair.of(hooks, RingDirtyLogger.packed(dirtyLog, logRing ? memory.uvaToGpa(r.descUva) : -1,
+                        logRing ? memory.uvaToGpa(r.usedUva) : -1));
+            } else {
+                long usedGpa = logRing ? r.logGuestAddr : -1;
+                hooks = HooksPair.of(hooks, new RingDirtyLogger(dirtyLog, usedGpa, r.num));
+            }
         }
         q.hooks(hooks);
         if (!controller.claimRings(session)) return false; // another front-end's rings run (Controller: the ring lease)
@@ -426,7 +452,7 @@ final class Vrings {
         }
         running(r, p);
         starts++;
-        log.debug("{}: ring {} started (size {}, avail index {}, kick fd {}, call fd {})", name, idx, r.num, r.base, r.kickFd, r.callFd);
+        log.debug("{}: ring {} started ({} ring, size {}, avail index 0x{}, kick fd {}, call fd {})", name, idx, packed ? "packed" : "split", r.num, Integer.toHexString(r.base), r.kickFd, r.callFd);
         return true;
     }
 

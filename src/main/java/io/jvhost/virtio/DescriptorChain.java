@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
  * A walked descriptor chain as a reusable flyweight: the guest buffers it names, already
  * translated to (region segment, offset, length) and split at region boundaries, the
  * device-readable ones first, then the device-writable ones (VIRTIO 1.2, 2.7.4.2). Filled by
- * {@link SplitVirtQueue}; the device consumes it before the next chain is walked. No allocation.
+ * {@link SplitVirtQueue} or {@link PackedVirtQueue}; the device consumes it before the next chain is walked. No allocation.
  *
  * <p>The readable buffers form one byte stream and the writable buffers another; helpers below
  * copy from / map ranges of those streams so devices never assume a particular framing.

@@ -29,7 +29,9 @@ public interface QueueHooks {
 
     /**
      * The used index {@code usedIdx} was published (release store) at byte {@code ringOffset}
-     * ({@code bytes} long): every entry {@link #completed} before is now the driver's.
+     * ({@code bytes} long): every entry {@link #completed} before is now the driver's. Packed
+     * rings: {@code usedIdx} is the used position with its wrap counter in bit 15, and the store
+     * is the flags of the batch's first used descriptor.
      */
     default void published(VirtQueue queue, int usedIdx, long ringOffset, int bytes) {
     }

@@ -7,7 +7,8 @@ import io.jvhost.memory.DirtyLog;
  * {@link QueueHooks}, every completion marks the chain's device-writable buffers (walked again
  * with {@link VirtQueue#writableRanges} while the device still owns them) and every publish
  * marks the used ring, at SET_VRING_ADDR's {@code log_guest_addr} when the front-end asked for
- * it (VHOST_VRING_F_LOG). The whole used ring is marked, so the notification fields the ring
+ * it (VHOST_VRING_F_LOG). A packed ring's used descriptors go to its descriptor ring, which is
+ * marked entry by entry ({@link #packed}). The whole used ring is marked, so the notification fields the ring
  * writes beside the entries (flags, avail_event) are covered too; it is a few pages.
  *
  * <p>Marked at completion, before the used entry is published: the front-end's final sync
@@ -17,13 +18,29 @@ import io.jvhost.memory.DirtyLog;
 public final class RingDirtyLogger implements QueueHooks, VirtQueue.GuestRangeSink {
     private final DirtyLog log;
     private final long usedGpa;
-    private final long usedBytes;
+        private final long publishGpa;
+    private final long publishBytes;
 
     /** {@code usedGpa}: the used ring's guest-physical address, or -1 when it is not to be logged. */
     public RingDirtyLogger(DirtyLog log, long usedGpa, int ringSize) {
+        this(log, usedGpa, usedGpa, SplitRing.usedBytes(ringSize));
+    }
+
+    private RingDirtyLogger(DirtyLog log, long usedGpa, long publishGpa, long publishBytes) {
         this.log = log;
         this.usedGpa = usedGpa;
-        this.usedBytes = SplitRing.usedBytes(ringSize);
+        this.publishGpa = publishGpa;
+        this.publishBytes = publishBytes;
+    }
+
+    /**
+     * For a packed ring: used descriptors are written into the descriptor ring at
+     * {@code descGpa} (the offsets {@link QueueHooks#completed} gives are into it), and the
+     * device event suppression area at {@code deviceAreaGpa} (4 bytes) is marked at every
+     * publish. Either address -1: that part is not logged.
+     */
+    public static RingDirtyLogger packed(DirtyLog log, long descGpa, long deviceAreaGpa) {
+        return new RingDirtyLogger(log, descGpa, deviceAreaGpa, PackedRing.EVENT_BYTES);
     }
 
     @Override
@@ -34,7 +51,7 @@ public final class RingDirtyLogger implements QueueHooks, VirtQueue.GuestRangeSi
 
     @Override
     public void published(VirtQueue queue, int usedIdx, long ringOffset, int bytes) {
-        if (usedGpa >= 0) log.mark(usedGpa, usedBytes);
+        if (publishGpa >= 0) log.mark(publishGpa, publishBytes);
     }
 
     @Override

@@ -5,8 +5,13 @@ import io.jvhost.memory.GuestMemory;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The device side of one virtqueue, whatever its ring layout (VIRTIO 1.2, 2.7 split; 2.8 packed
- * later): what the vhost layer codes against. Implementations: {@link SplitVirtQueue}.
+ * The device side of one virtqueue, whatever its ring layout (VIRTIO 1.2, 2.7 split; 2.8 packed):
+ * what the vhost layer codes against. Implementations: {@link SplitVirtQueue},
+ * {@link PackedVirtQueue}.
+ *
+ * <p>A "head" is the queue's handle of a chain in flight, below {@link #size()} and unique among
+ * chains in flight: a split ring's head descriptor index, a packed ring's own token (its buffer
+ * ids need not be below the queue size, and its ring slots are reused while chains are in flight).
  *
  * <p>Owned by one reactor thread: every method except construction is called from it only. The
  * other threads (the session's control thread) act on a running queue by reactor commands:
@@ -57,6 +62,8 @@ public interface VirtQueue {
      * The ring state as VHOST_USER_GET_VRING_BASE reports it. Split: the next available index
      * (16 bits). Packed (vhost-user.rst): bits 0–14 the next available index, bit 15 its wrap
      * counter (and bits 16–30 / 31 the used index and wrap counter where the front-end keeps them).
+     * jvhost reports and takes only the low 16 bits, as QEMU 7.2 and DPDK do: a ring is stopped
+     * with nothing in flight, so its used position restarts at the available one.
      */
     int state();
 

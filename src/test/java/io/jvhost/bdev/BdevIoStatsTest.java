@@ -149,4 +149,34 @@ class BdevIoStatsTest {
             ch.close();
         }
     }
+
+    @Test
+    void latencyIsTakenFromTheOwnerThreadsLoopClockNotTheSystemClock() throws Exception {
+        // On its own thread: the binding is per thread and must not leak into other tests.
+        java.util.concurrent.FutureTask<BdevIoStats.Snapshot> task = new java.util.concurrent.FutureTask<>(() -> {
+            io.jvhost.runtime.LoopClock clock = io.jvhost.runtime.LoopClock.ticking();
+            io.jvhost.runtime.LoopClock.bind(clock);
+            try (Arena arena = Arena.ofConfined(); MallocBlockDevice dev = new MallocBlockDevice("M", 1024, 512, null)) {
+                MemorySegment buf = arena.allocate(4096, 4096);
+                Done done = new Done();
+                BlockChannel ch = dev.openChannel();
+                clock.tick(1_000);
+                assertThat(ch.submit(req(done, BlockRequest.Op.READ, 0, buf, 4096))).isZero();
+                assertThat(ch.submit(req(done, BlockRequest.Op.WRITE, 0, buf, 4096))).isZero();
+                clock.tick(1_750);
+                ch.poll();
+                assertThat(done.statuses).containsExactly(0, 0);
+                ch.close();
+                return dev.ioStats().snapshot();
+            }
+        });
+        Thread t = new Thread(task);
+        t.start();
+        BdevIoStats.Snapshot s = task.get(30, java.util.concurrent.TimeUnit.SECONDS);
+        // Exactly the ticked difference: a system-clock reading could not produce these numbers.
+        assertThat(s.readLatencyTicks()).isEqualTo(750);
+        assertThat(s.minReadLatencyTicks()).isEqualTo(750);
+        assertThat(s.maxReadLatencyTicks()).isEqualTo(750);
+        assertThat(s.writeLatencyTicks()).isEqualTo(750);
+    }
 }

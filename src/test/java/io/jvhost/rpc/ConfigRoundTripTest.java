@@ -47,9 +47,9 @@ class ConfigRoundTripTest {
             c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.0\",\"dev_name\":\"Malloc0\"}"));
             c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.1\",\"dev_name\":\"AIO1\",\"cpumask\":\"0x2\",\"num_queues\":4}"));
             c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.2\",\"dev_name\":\"Null0\",\"readonly\":true}"));
-            c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.3\",\"dev_name\":\"AIO0\"}"));
+            c.call("vhost_create_blk_controller", json("{\"ctrlr\":\"vhost.3\",\"dev_name\":\"AIO0\",\"packed_ring\":true}"));
             c.call("vhost_controller_set_coalescing", json("{\"ctrlr\":\"vhost.1\",\"delay_base_us\":30,\"iops_threshold\":50000}"));
-            c.call("vhost_create_scsi_controller", json("{\"ctrlr\":\"scsi0\",\"num_queues\":2}"));
+            c.call("vhost_create_scsi_controller", json("{\"ctrlr\":\"scsi0\",\"num_queues\":2,\"packed_ring\":true}"));
             c.call("vhost_scsi_controller_add_target", json("{\"ctrlr\":\"scsi0\",\"scsi_target_num\":3,\"bdev_name\":\"Spare\"}"));
             before = state(c);
             saved = ConfigClient.save(c);
@@ -60,6 +60,9 @@ class ConfigRoundTripTest {
         assertThat(saved.at("/subsystems/3/config")).hasSize(2); // create + add_target
         assertThat(saved.at("/subsystems/0/config")).hasSize(5);
         assertThat(saved.at("/subsystems/1/config")).hasSize(5); // 4 controllers + 1 coalescing entry
+        // packed_ring is saved where it is on (and only there), for blk and scsi alike.
+        assertThat(saved.at("/subsystems/1/config").findValues("packed_ring")).hasSize(1);
+        assertThat(saved.at("/subsystems/3/config/0/params/packed_ring").asBoolean()).isTrue();
 
         // Through RPC, as rpc.py load_config does it.
         try (RpcFixture f = new RpcFixture(dir)) {

@@ -241,7 +241,7 @@ class RpcMethodsTest {
         assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"vhost.2\",\"dev_name\":\"Nope\"}", ENODEV)).hasMessageContaining("'Nope'");
         call("bdev_null_create", "{\"name\":\"N\",\"num_blocks\":8}");
         assertThat(fails(c, "vhost_create_blk_controller", "{\"dev_name\":\"N\"}", INVALID_PARAMS)).hasMessageContaining("'ctrlr'");
-        assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"x\",\"dev_name\":\"N\",\"packed_ring\":true}", INVALID_PARAMS)).hasMessageContaining("packed_ring");
+        assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"x\",\"dev_name\":\"N\",\"packed_ring\":\"yes\"}", INVALID_PARAMS)).hasMessageContaining("packed_ring");
         assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"x\",\"dev_name\":\"N\",\"cpumask\":\"0x4\"}", INVALID_PARAMS)).hasMessageContaining("cpumask");
         assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"x\",\"dev_name\":\"N\",\"cpumask\":\"zz\"}", INVALID_PARAMS)).hasMessageContaining("cpumask");
         assertThat(fails(c, "vhost_create_blk_controller", "{\"ctrlr\":\"x\",\"dev_name\":\"N\",\"transport\":\"vfio_user_blk\"}", INVALID_PARAMS)).hasMessageContaining("transport");

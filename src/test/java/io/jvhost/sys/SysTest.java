@@ -195,4 +195,29 @@ class SysTest {
                 .hasMessageContaining("errno " + Errno.EBADF)
                 .satisfies(e -> assertThat(((NativeException) e).errno()).isEqualTo(Errno.EBADF));
     }
+
+    @Test
+    void largeAnonymousMappingsStartOnAHugePageAndAreAdvisedHuge() throws Exception {
+        try (Mmap m = Mmap.anonymous(8L << 20 | 4096)) { // not a multiple of 2 MiB
+            long a = m.segment().address();
+            assertThat(a % Mmap.HUGE_PAGE).isZero();
+            assertThat(m.segment().byteSize()).isEqualTo(8L << 20 | 4096);
+            m.segment().set(ValueLayout.JAVA_LONG, m.segment().byteSize() - 8, 42L);
+            assertThat(m.segment().get(ValueLayout.JAVA_LONG, m.segment().byteSize() - 8)).isEqualTo(42L);
+            // The kernel lists the advice as VmFlags "hg" on the mapping that starts at a.
+            String start = Long.toHexString(a) + "-";
+            List<String> smaps = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/smaps"));
+            int at = -1;
+            for (int i = 0; i < smaps.size(); i++) if (smaps.get(i).startsWith(start)) at = i;
+            assertThat(at).as("mapping listed in smaps").isNotNegative();
+            String flags = null;
+            for (int i = at + 1; i < smaps.size() && flags == null; i++) if (smaps.get(i).startsWith("VmFlags:")) flags = smaps.get(i);
+            boolean thp = !java.nio.file.Files.readString(java.nio.file.Path.of("/sys/kernel/mm/transparent_hugepage/enabled")).contains("[never]");
+            if (thp) assertThat(flags).as("VmFlags").contains(" hg");
+        }
+        try (Mmap small = Mmap.anonymous(12288)) { // below a huge page: a plain mapping
+            assertThat(small.segment().byteSize()).isEqualTo(12288);
+            small.segment().fill((byte) 1);
+        }
+    }
 }

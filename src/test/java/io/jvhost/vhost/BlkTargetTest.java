@@ -291,4 +291,48 @@ class BlkTargetTest {
             assertThat(ini.write(0, 0, 512)).isEqualTo(S_OK);
         }
     }
+
+    @Test
+    void aHeaderSplitOverDescriptorsIsReadLikeAWholeOne() throws Exception {
+        try (BlkInitiator ini = BlkInitiator.connect(sock(), 1, 128, 1 << 20)) {
+            var q = ini.queue(0);
+            MemorySegment d = ini.data();
+            // Header at 0 (16 bytes), data at 4096, status at 100.
+            d.set(ValueLayout.JAVA_INT_UNALIGNED, 0, T_OUT);
+            d.set(ValueLayout.JAVA_INT_UNALIGNED, 4, 0);
+            d.set(ValueLayout.JAVA_LONG_UNALIGNED, 8, 40);
+            fill(d.asSlice(4096), 4096, 7);
+            q.begin(4);
+            q.add(ini.dataGpa(), 5, false);        // type and one byte of ioprio
+            q.add(ini.dataGpa() + 5, 11, false);   // the rest of ioprio and the sector
+            q.add(ini.dataGpa() + 4096, 4096, false);
+            q.add(ini.dataGpa() + 100, 1, true);
+            int head = q.end();
+            q.publish();
+            io.jvhost.sys.EventFd.signal(ini.kickFd(0), java.lang.foreign.Arena.ofAuto().allocate(8));
+            ini.waitFor(0, head, Duration.ofSeconds(5));
+            assertThat(d.get(ValueLayout.JAVA_BYTE, 100)).isEqualTo((byte) S_OK);
+            MemorySegment expect = MemorySegment.ofArray(new byte[4096]);
+            fill(expect, 4096, 7);
+            assertThat(ram.memory().asSlice(40 * 512, 4096).mismatch(expect)).isEqualTo(-1);
+
+            // The same sector read back with the header split 12 + 4 (type and ioprio, then half the sector).
+            d.asSlice(4096, 4096).fill((byte) 0);
+            d.set(ValueLayout.JAVA_INT_UNALIGNED, 0, T_IN);
+            q.begin(4);
+            q.add(ini.dataGpa(), 12, false);
+            q.add(ini.dataGpa() + 12, 4, false);
+            q.add(ini.dataGpa() + 4096, 4096, true);
+            q.add(ini.dataGpa() + 100, 1, true);
+            head = q.end();
+            q.publish();
+            io.jvhost.sys.EventFd.signal(ini.kickFd(0), java.lang.foreign.Arena.ofAuto().allocate(8));
+            ini.waitFor(0, head, Duration.ofSeconds(5));
+            assertThat(d.get(ValueLayout.JAVA_BYTE, 100)).isEqualTo((byte) S_OK);
+            assertThat(d.asSlice(4096, 4096).mismatch(expect)).isEqualTo(-1);
+            // And whole (one 16-byte descriptor), through the in-place header path.
+            assertThat(ini.read(0, 40, 4096)).isEqualTo(S_OK);
+            assertThat(d.asSlice(0, 4096).mismatch(expect)).isEqualTo(-1);
+        }
+    }
 }
