@@ -30,10 +30,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Our initiator on packed rings against jvhost's own target, end to end: data written and read
  * back through chains that lap the ring, {@code jvhost bench}'s engine with verify on direct and
- * indirect chains, and interrupt mode. The target side of packed rings is built separately: until
- * jvhost offers VIRTIO_F_RING_PACKED, creating a controller with {@code packed_ring: true} is
- * refused and these tests are skipped with that reason (SPDK's target was used meanwhile, see
- * BENCHMARKS.md "Packed rings in our initiator"). The refusal itself is tested below.
+ * indirect chains, and interrupt mode, on a controller created with {@code packed_ring: true}
+ * (skipped, with the target's reason, on a tree whose target refuses that parameter: the two
+ * sides of packed rings were built on separate branches). A controller without it does not offer
+ * VIRTIO_F_RING_PACKED, and asking for packed rings there fails with the reason.
  */
 class PackedRingInitiatorTest {
     @TempDir
