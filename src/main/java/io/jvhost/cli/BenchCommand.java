@@ -58,6 +58,17 @@ final class BenchCommand implements Callable<Integer> {
             "vhost target needs; reserve them first: echo N > /proc/sys/vm/nr_hugepages."})
     boolean hugepages;
 
+    @Option(names = "--ring", paramLabel = "LAYOUT", description = {"Virtqueue layout: split (default) or packed (VIRTIO_F_RING_PACKED;",
+            "the target must offer it: SPDK's rpc.py vhost_create_blk_controller -p)."})
+    String ring = "split";
+
+    @Option(names = "--packed", description = "Same as --ring packed.")
+    boolean packed;
+
+    @Option(names = "--indirect", description = {"With packed rings and blk: each request is one ring descriptor pointing at a",
+            "pinned indirect table (VIRTIO_F_RING_INDIRECT_DESC) instead of a 3-descriptor chain."})
+    boolean indirect;
+
     @Option(names = "--json", description = "Print the result as JSON (for scripts) instead of text.")
     boolean json;
 
@@ -88,8 +99,21 @@ final class BenchCommand implements Callable<Integer> {
             System.err.println("jvhost bench: --qd, --queues and --time must be >= 1, --ramp >= 0, --mix 0..100");
             return 2;
         }
+        io.jvhost.initiator.VhostUserDriver.Ring r0 = switch (packed ? "packed" : ring) {
+            case "split" -> io.jvhost.initiator.VhostUserDriver.Ring.SPLIT;
+            case "packed" -> io.jvhost.initiator.VhostUserDriver.Ring.PACKED;
+            default -> null;
+        };
+        if (r0 == null) {
+            System.err.println("jvhost bench: --ring must be split or packed");
+            return 2;
+        }
+        if (indirect && (r0 != io.jvhost.initiator.VhostUserDriver.Ring.PACKED || t != BenchEngine.Type.BLK)) {
+            System.err.println("jvhost bench: --indirect needs --ring packed and --type blk");
+            return 2;
+        }
         BenchEngine.Config cfg = new BenchEngine.Config(socket, t, w, mix, (int) bsBytes, qd, queues, Duration.ofSeconds(time),
-                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts, hugepages);
+                Duration.ofSeconds(ramp), verify, cpu, queueSize, !quiet && !json, interrupts, hugepages).withRing(r0, indirect);
         BenchEngine engine;
         if (!java.nio.file.Files.exists(java.nio.file.Path.of(socket))) {
             System.err.println("jvhost bench: no vhost-user socket at " + socket + " (start the target first, e.g. jvhost serve; -s is a controller's socket such as ./vhost.0)");
@@ -98,11 +122,12 @@ final class BenchCommand implements Callable<Integer> {
         try {
             engine = new BenchEngine(cfg, System.err);
         } catch (Exception e) {
-            System.err.println("jvhost bench: cannot set up " + socket + (hugepages ? " with --hugepages" : "") + ": " + e.getMessage());
+            System.err.println("jvhost bench: cannot set up " + socket + (hugepages ? " with --hugepages" : "")
+                    + (r0 == io.jvhost.initiator.VhostUserDriver.Ring.PACKED ? " with packed rings" : "") + ": " + e.getMessage());
             return 1;
         }
-        if (!json) System.err.printf("jvhost bench: %s %s bs=%s qd=%d queues=%d, %ds (+%ds ramp) on %s%s%n", type, workload, bs, qd, queues, time, ramp, socket,
-                hugepages ? ", memory on 2 MiB hugepages" : "");
+        if (!json) System.err.printf("jvhost bench: %s %s bs=%s qd=%d queues=%d, %ds (+%ds ramp) on %s, %s rings%s%n", type, workload, bs, qd, queues, time, ramp,
+                socket, cfg.ringLabel(), hugepages ? ", memory on 2 MiB hugepages" : "");
         BenchEngine.Result r;
         try {
             r = engine.run();
@@ -112,8 +137,8 @@ final class BenchCommand implements Callable<Integer> {
         if (json) {
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(r));
         } else {
-            System.out.printf("%s bs=%d qd=%d queues=%d: %,.0f IOPS, %.1f MiB/s, latency us avg %.2f p50 %.2f p99 %.2f p99.9 %.2f max %.2f%s%n",
-                    r.workload(), r.blockSize(), r.queueDepth(), r.queues(), r.iops(), r.mibPerSec(), r.avgUs(), r.p50Us(), r.p99Us(),
+            System.out.printf("%s bs=%d qd=%d queues=%d ring=%s: %,.0f IOPS, %.1f MiB/s, latency us avg %.2f p50 %.2f p99 %.2f p99.9 %.2f max %.2f%s%n",
+                    r.workload(), r.blockSize(), r.queueDepth(), r.queues(), r.ring(), r.iops(), r.mibPerSec(), r.avgUs(), r.p50Us(), r.p99Us(),
                     r.p999Us(), r.maxUs(), (r.errors() + r.verifyErrors()) == 0 ? "" : ", ERRORS " + r.errors() + " I/O, " + r.verifyErrors() + " verify");
         }
         return r.errors() + r.verifyErrors() == 0 ? 0 : 1;

@@ -55,6 +55,7 @@ final class ManPages {
                     "  jvhost bench -s ./vhost.0 -w randrw --mix 70 --bs 16k --queues 2 --qd 16",
                     "  jvhost bench -s /var/tmp/vhost.1 -t scsi --verify -w randwrite --time 30",
                     "  jvhost bench -s /var/tmp/spdk.0 --hugepages --json   # SPDK's target maps only hugepages",
+                    "  jvhost bench -s /var/tmp/spdk.pk --hugepages --ring packed --indirect --verify",
                     "",
                     "Exit status: 0 done, 1 the target failed a request or the run, 2 bad usage."),
             "bench-suite", List.of("Examples:",

@@ -2,6 +2,8 @@ package io.jvhost.initiator;
 
 import io.jvhost.virtio.LittleEndian;
 import io.jvhost.sys.Affinity;
+import io.jvhost.virtio.DriverPackedQueue;
+import io.jvhost.virtio.DriverQueue;
 import io.jvhost.virtio.DriverSplitQueue;
 import org.HdrHistogram.Histogram;
 
@@ -29,6 +31,13 @@ import static io.jvhost.virtio.BlkLayout.*;
  * per request: a completion is stamped with the time of the poll that found it, a submission
  * with the time right after the publish that made it visible (a clock read costs ~80–100 ns
  * on these VMs, as much as the rest of a request).
+ *
+ * <p>Rings: split by default; {@link VhostUserDriver.Ring#PACKED} drives packed rings
+ * ({@link DriverPackedQueue}): a pinned chain is rewritten into the ring from its template on
+ * each offer (a packed ring has no table to leave it in), and the batch becomes visible with one
+ * release store of its first head's flags; with {@code indirect} each request is a single ring
+ * descriptor pointing at the slot's pinned table. The queues are used through
+ * {@link DriverQueue}: one implementation per run, so every call site stays monomorphic.
  */
 public final class BenchEngine {
     public enum Type { BLK, SCSI }
@@ -40,10 +49,34 @@ public final class BenchEngine {
         boolean mixed() { return this == RANDRW || this == RW; }
     }
 
-    /** @param hugepages the initiator's shared memory from 2 MiB hugepages (SPDK's target needs it) */
+    /**
+     * @param hugepages the initiator's shared memory from 2 MiB hugepages (SPDK's target needs it)
+     * @param ring      split or packed virtqueues (packed: VIRTIO_F_RING_PACKED, required of the target)
+     * @param indirect  packed only: each blk request is one ring descriptor pointing at the slot's
+     *                  pinned indirect table (VIRTIO_F_RING_INDIRECT_DESC), instead of a 3-descriptor chain
+     */
     public record Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
                          Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts,
-                         boolean hugepages) {
+                         boolean hugepages, VhostUserDriver.Ring ring, boolean indirect) {
+        /** Split rings. */
+        public Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
+                      Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts,
+                      boolean hugepages) {
+            this(socket, type, workload, readPercent, blockSize, queueDepth, queues, time, ramp, verify, cpu, queueSize, progress, interrupts,
+                    hugepages, VhostUserDriver.Ring.SPLIT, false);
+        }
+
+        /** This configuration with another ring layout. */
+        public Config withRing(VhostUserDriver.Ring r, boolean indirectTables) {
+            return new Config(socket, type, workload, readPercent, blockSize, queueDepth, queues, time, ramp, verify, cpu, queueSize, progress,
+                    interrupts, hugepages, r, indirectTables);
+        }
+
+        /** "split", "packed" or "packed-indirect". */
+        public String ringLabel() {
+            return ring.label() + (indirect ? "-indirect" : "");
+        }
+
         /** Ordinary (non-hugepage) memory. */
         public Config(String socket, Type type, Workload workload, int readPercent, int blockSize, int queueDepth, int queues,
                       Duration time, Duration ramp, boolean verify, int cpu, int queueSize, boolean progress, boolean interrupts) {
@@ -59,7 +92,7 @@ public final class BenchEngine {
 
     public record Result(String workload, int blockSize, int queueDepth, int queues, double seconds, long ios, long bytes,
                          double iops, double mibPerSec, double avgUs, double p50Us, double p99Us, double p999Us, double maxUs,
-                         long errors, long verifyErrors, long kicks) {}
+                         long errors, long verifyErrors, long kicks, String ring) {}
 
     private final Config cfg;
     private final VhostUserDriver driver;
@@ -77,7 +110,7 @@ public final class BenchEngine {
     private long ios, bytes, errors, verifyErrors, kicks;
     private boolean recording;
     private int currentQueue;
-    private final DriverSplitQueue.UsedHandler onUsed = this::completed;
+    private final DriverQueue.UsedHandler onUsed = this::completed;
     private long pollNs;              // clock of the current poll, read at its first completion (0: not yet)
     private final Slot[] submitted;   // slots submitted since the last publish, stamped after it
     private int submittedCount;
@@ -86,6 +119,7 @@ public final class BenchEngine {
     private static final class Slot {
         int queue;
         long hdrOff, dataOff, statusOff;
+        long tableOff = -1;   // blk on packed-indirect: the slot's pinned indirect table
         long startNs;
         long unit;
         boolean write;
@@ -110,13 +144,16 @@ public final class BenchEngine {
         long dataStride = (cfg.blockSize() + 4095L) & -4096L;
         long headerBytes = (slotsTotal * perSlotHdr + 4095L) & -4096L;
         long dataBytes = headerBytes + slotsTotal * dataStride + 4096;
+        if (cfg.indirect() && (cfg.ring() != VhostUserDriver.Ring.PACKED || cfg.type() != Type.BLK)) {
+            throw new IllegalArgumentException("indirect tables are for blk on packed rings only");
+        }
         if (cfg.type() == Type.BLK) {
-            BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages());
+            BlkInitiator b = BlkInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages(), cfg.ring());
             driver = b;
             firstQueue = 0;
             units = b.capacitySectors() * SECTOR_SIZE / cfg.blockSize();
         } else {
-            ScsiInitiator s = ScsiInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages());
+            ScsiInitiator s = ScsiInitiator.connect(cfg.socket(), cfg.queues(), cfg.queueSize(), dataBytes, cfg.hugepages(), cfg.ring());
             driver = s;
             firstQueue = io.jvhost.virtio.ScsiLayout.FIRST_REQUEST_QUEUE;
             ScsiInitiator.Response r = s.command(0, 0, 0, new byte[] {(byte) 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, 0, 32);
@@ -136,7 +173,12 @@ public final class BenchEngine {
         slots = new Slot[cfg.queues()][cfg.queueDepth()];
         byHead = new Slot[cfg.queues()][cfg.queueSize()];
         submitted = new Slot[cfg.queues() * cfg.queueDepth()];
-        int hdrStride = cfg.type() == Type.BLK ? 64 : perSlotHdr;
+        // blk: header and status in one line; packed-indirect adds the slot's table in the next
+        int hdrStride = cfg.type() == Type.BLK ? (cfg.indirect() ? 128 : 64) : perSlotHdr;
+        if (cfg.indirect() && !io.jvhost.virtio.VirtioFeatures.has(driver.negotiatedFeatures(), io.jvhost.virtio.VirtioFeatures.RING_INDIRECT_DESC)) {
+            driver.close();
+            throw new IOException("the target does not offer VIRTIO_F_RING_INDIRECT_DESC (needed for indirect tables)");
+        }
         long hdr = driver.dataOff;
         long data = (driver.dataOff + slotsTotal * hdrStride + 4095) & ~4095L;
         MemorySegment m = driver.mem.segment();
@@ -152,11 +194,23 @@ public final class BenchEngine {
                 slots[q][i] = s;
                 if (cfg.type() == Type.BLK) {
                     // built once: header (R), data (W for reads), status (W); re-offered per request
-                    DriverSplitQueue dq = driver.queues[firstQueue + q];
-                    dq.begin(3);
-                    dq.add(driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
-                    dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), true);
-                    dq.add(driver.mem.gpa(s.statusOff), 1, true);
+                    // (split: the descriptors stay in the table; packed: rewritten into the ring
+                    // from the chain's template, or one descriptor pointing at the slot's table)
+                    DriverQueue dq = driver.queues[firstQueue + q];
+                    if (cfg.indirect()) {
+                        s.tableOff = s.hdrOff + 64;
+                        DriverPackedQueue.writeTableEntry(m, s.tableOff, 0, driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
+                        DriverPackedQueue.writeTableEntry(m, s.tableOff, 1, driver.mem.gpa(s.dataOff), cfg.blockSize(), true);
+                        DriverPackedQueue.writeTableEntry(m, s.tableOff, 2, driver.mem.gpa(s.statusOff), 1, true);
+                        DriverPackedQueue pq = (DriverPackedQueue) dq;
+                        pq.begin(1);
+                        pq.addIndirect(driver.mem.gpa(s.tableOff), 3);
+                    } else {
+                        dq.begin(3);
+                        dq.add(driver.mem.gpa(s.hdrOff), HEADER_SIZE, false);
+                        dq.add(driver.mem.gpa(s.dataOff), cfg.blockSize(), true);
+                        dq.add(driver.mem.gpa(s.statusOff), 1, true);
+                    }
                     s.head = dq.endPinned();
                     s.chainWrite = false;
                     m.set(LittleEndian.U32, s.hdrOff, T_IN);
@@ -199,11 +253,12 @@ public final class BenchEngine {
         } else if (writtenGen != null) {
             s.gen = writtenGen[(int) unit];
         }
-        DriverSplitQueue dq = driver.queues[firstQueue + s.queue];
+        DriverQueue dq = driver.queues[firstQueue + s.queue];
         if (cfg.type() == Type.BLK) {
             if (write != s.chainWrite) {
                 // the chain is not in flight: flip its data descriptor and the request type
-                dq.setWritable(s.head, 1, !write);
+                if (s.tableOff >= 0) DriverPackedQueue.setTableEntryWritable(m, s.tableOff, 1, !write);
+                else dq.setWritable(s.head, 1, !write);
                 m.set(LittleEndian.U32, s.hdrOff, write ? T_OUT : T_IN);
                 s.chainWrite = write;
             }
@@ -322,7 +377,7 @@ public final class BenchEngine {
             int reaped = 0;
             for (int q = 0; q < cfg.queues(); q++) {
                 currentQueue = q;
-                DriverSplitQueue dq = driver.queues[firstQueue + q];
+                DriverQueue dq = driver.queues[firstQueue + q];
                 int n = dq.pollUsed(onUsed);
                 reaped += n;
                 if (n > 0) {
@@ -364,9 +419,14 @@ public final class BenchEngine {
                 return new Result(cfg.workload().name().toLowerCase(), cfg.blockSize(), cfg.queueDepth(), cfg.queues(), secs, ios, bytes,
                         ios / secs, bytes / secs / (1 << 20), hist.getMean() / 1000.0, hist.getValueAtPercentile(50) / 1000.0,
                         hist.getValueAtPercentile(99) / 1000.0, hist.getValueAtPercentile(99.9) / 1000.0, hist.getMaxValue() / 1000.0,
-                        errors, verifyErrors, kicks);
+                        errors, verifyErrors, kicks, cfg.ringLabel());
             }
         }
+    }
+
+    /** The ring layout in use: "split", "packed" or "packed-indirect". */
+    public String ring() {
+        return cfg.ringLabel();
     }
 
     /** Whether the initiator's memory is backed by hugepages. */

@@ -18,6 +18,18 @@ public final class BlkInitiator extends VhostUserDriver {
         super(socket, Kind.BLK, numQueues, queueSize, dataBytes, want, CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
+    private BlkInitiator(String socket, int numQueues, int queueSize, long dataBytes, long want, boolean hugepages, Ring ring) throws IOException {
+        super(socket, Kind.BLK, numQueues, queueSize, dataBytes, want, CONFIG_SIZE, FrontendProfile.JVHOST, hugepages, ring);
+    }
+
+    /**
+     * As {@link #connect(String, int, int, long, boolean)} with the ring layout given: {@link Ring#PACKED}
+     * negotiates VIRTIO_F_RING_PACKED and fails with an {@link IOException} if the target does not offer it.
+     */
+    public static BlkInitiator connect(String socket, int numQueues, int queueSize, long dataBytes, boolean hugepages, Ring ring) throws IOException {
+        return new BlkInitiator(socket, numQueues, queueSize, dataBytes, defaultFeatures(), hugepages, ring);
+    }
+
     private BlkInitiator(String socket, FrontendProfile profile, int numQueues, int queueSize, long dataBytes) throws IOException {
         super(socket, Kind.BLK, numQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, profile, false);
     }

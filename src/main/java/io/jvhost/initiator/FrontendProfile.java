@@ -114,7 +114,7 @@ public interface FrontendProfile {
             d.config((pf & (1L << PF_CONFIG)) != 0 ? fe.getConfig(d.wantedConfigSize()) : new byte[0]);
             for (int q = 0; q < d.queueCount(); q++) {
                 fe.setVringNum(q, d.queueSize());
-                fe.setVringBase(q, 0);
+                fe.setVringBase(q, d.initialVringBase(q));
                 fe.setVringAddr(q, d.descUva(q), d.usedUva(q), d.availUva(q));
                 fe.setVringKick(q, d.kickFd(q));
                 fe.setVringCall(q, d.callFd(q));
@@ -200,7 +200,7 @@ public interface FrontendProfile {
                 }
                 for (int q = 0; q < n; q++) {
                     fe.setVringNum(q, d.queueSize());
-                    fe.setVringBase(q, 0);
+                    fe.setVringBase(q, d.initialVringBase(q));
                     fe.setVringAddr(q, d.descUva(q), d.usedUva(q), d.availUva(q));
                     fe.setVringKick(q, d.kickFd(q));
                 }
@@ -284,7 +284,7 @@ public interface FrontendProfile {
             fe.getFeatures();
             for (int q = 0; q < n; q++) {
                 fe.setVringNum(q, d.queueSize());
-                fe.setVringBase(q, 0);
+                fe.setVringBase(q, d.initialVringBase(q));
                 fe.setVringAddr(q, d.descUva(q), d.usedUva(q), d.availUva(q));
                 fe.setVringKick(q, d.kickFd(q));
             }
@@ -341,7 +341,7 @@ public interface FrontendProfile {
             for (int q = 0; q < n; q++) {
                 fe.setVringNum(q, d.queueSize());
                 fe.setVringAddr(q, d.descUva(q), d.usedUva(q), d.availUva(q));
-                fe.setVringBase(q, 0);
+                fe.setVringBase(q, d.initialVringBase(q));
                 fe.setVringCall(q, d.callFd(q));
                 fe.setVringKick(q, d.kickFd(q));
                 fe.setVringEnable(q, true);
@@ -398,7 +398,7 @@ public interface FrontendProfile {
             for (int q = 0; q < n; q++) fe.setVringNum(q, d.queueSize());
             for (int q = 0; q < n; q++) {
                 fe.setVringAddr(q, d.descUva(q), d.usedUva(q), d.availUva(q));
-                fe.setVringBase(q, 0);
+                fe.setVringBase(q, d.initialVringBase(q));
                 fe.setVringCall(q, d.callFd(q));
                 fe.setVringKick(q, d.kickFd(q));
             }

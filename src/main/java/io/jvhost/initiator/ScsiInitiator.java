@@ -21,6 +21,15 @@ public final class ScsiInitiator extends VhostUserDriver {
         super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST, hugepages);
     }
 
+    private ScsiInitiator(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages, Ring ring) throws IOException {
+        super(socket, Kind.SCSI, FIRST_REQUEST_QUEUE + requestQueues, queueSize, dataBytes, defaultFeatures(), CONFIG_SIZE, FrontendProfile.JVHOST, hugepages, ring);
+    }
+
+    /** With the ring layout given ({@link Ring#PACKED} fails with an {@link IOException} if the target does not offer it). */
+    public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes, boolean hugepages, Ring ring) throws IOException {
+        return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, hugepages, ring);
+    }
+
     public static ScsiInitiator connect(String socket, int requestQueues, int queueSize, long dataBytes) throws IOException {
         return new ScsiInitiator(socket, requestQueues, queueSize, dataBytes, false);
     }

@@ -2,6 +2,8 @@ package io.jvhost.initiator;
 
 import io.jvhost.sys.EventFd;
 import io.jvhost.sys.Fd;
+import io.jvhost.virtio.DriverPackedQueue;
+import io.jvhost.virtio.DriverQueue;
 import io.jvhost.virtio.DriverSplitQueue;
 import io.jvhost.virtio.SplitRing;
 import io.jvhost.virtio.VirtioFeatures;
@@ -29,6 +31,17 @@ public class VhostUserDriver implements AutoCloseable {
     public enum Kind { BLK, SCSI }
 
     /**
+     * The ring layout: split (VIRTIO 1.2, 2.7) or packed (2.8, VIRTIO_F_RING_PACKED, asked for
+     * and required: a target that does not offer it fails the connection).
+     */
+    public enum Ring {
+        SPLIT, PACKED;
+
+        /** "split" or "packed". */
+        public String label() { return name().toLowerCase(); }
+    }
+
+    /**
      * One region of the shared memory as the back-end sees it: {@code size} bytes at mapping
      * offset {@code offset}, at guest-physical address {@code gpa}.
      */
@@ -41,7 +54,9 @@ public class VhostUserDriver implements AutoCloseable {
     protected final VhostUserFrontend fe;
     protected final SharedMemory mem;
     protected final Kind kind;
-    protected final DriverSplitQueue[] queues;
+    /** One per ring: {@link DriverSplitQueue} or {@link DriverPackedQueue}, as {@link #ring} says. */
+    protected final DriverQueue[] queues;
+    protected final Ring ring;
     protected final int[] kickFds;
     protected final int[] callFds;
     protected final int queueSize;
@@ -67,9 +82,21 @@ public class VhostUserDriver implements AutoCloseable {
         this(socket, Kind.BLK, numQueues, queueSize, dataBytes, wantFeatures, configSize, FrontendProfile.JVHOST, false);
     }
 
-    /** @param hugepages shared memory from 2 MiB hugepages ({@link SharedMemory}), as SPDK's target needs */
+    /** Split rings. */
     protected VhostUserDriver(String socket, Kind kind, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize,
                               FrontendProfile profile, boolean hugepages) throws IOException {
+        this(socket, kind, numQueues, queueSize, dataBytes, wantFeatures, configSize, profile, hugepages, Ring.SPLIT);
+    }
+
+    /**
+     * @param hugepages shared memory from 2 MiB hugepages ({@link SharedMemory}), as SPDK's target needs
+     * @param ring      split or packed rings; packed adds VIRTIO_F_RING_PACKED to {@code wantFeatures}
+     */
+    protected VhostUserDriver(String socket, Kind kind, int numQueues, int queueSize, long dataBytes, long wantFeatures, int configSize,
+                              FrontendProfile profile, boolean hugepages, Ring ring) throws IOException {
+        if (ring == Ring.PACKED && (queueSize < 1 || queueSize > DriverPackedQueue.MAX_SIZE)) {
+            throw new IllegalArgumentException("packed queue size " + queueSize + " (1.." + DriverPackedQueue.MAX_SIZE + ")");
+        }
         long ringBytes = (long) numQueues * (SplitRing.descTableBytes(queueSize) + SplitRing.availBytes(queueSize) + SplitRing.usedBytes(queueSize) + 3 * 4096);
         long low = (ringBytes + SCRATCH_BYTES + 0x1fffff) & ~0x1fffffL;
         long high = (dataBytes + 0x1fffff) & ~0x1fffffL;
@@ -87,9 +114,11 @@ public class VhostUserDriver implements AutoCloseable {
         this.kind = kind;
         this.profile = profile;
         this.queueSize = queueSize;
-        this.wantFeatures = wantFeatures;
+        this.ring = ring;
+        this.wantFeatures = ring == Ring.PACKED ? wantFeatures | VirtioFeatures.bit(VirtioFeatures.RING_PACKED)
+                : wantFeatures & ~VirtioFeatures.bit(VirtioFeatures.RING_PACKED);
         this.configSize = configSize;
-        this.queues = new DriverSplitQueue[numQueues];
+        this.queues = new DriverQueue[numQueues];
         this.kickFds = new int[numQueues];
         this.callFds = new int[numQueues];
         this.descOff = new long[numQueues];
@@ -99,9 +128,17 @@ public class VhostUserDriver implements AutoCloseable {
         java.util.Arrays.fill(callFds, -1);
         try {
             for (int q = 0; q < numQueues; q++) {
-                descOff[q] = mem.allocate(SplitRing.descTableBytes(queueSize), 4096);
-                availOff[q] = mem.allocate(SplitRing.availBytes(queueSize), 4096);
-                usedOff[q] = mem.allocate(SplitRing.usedBytes(queueSize), 4096);
+                if (ring == Ring.PACKED) {
+                    // descriptor ring; the driver and device event suppression areas (what
+                    // SET_VRING_ADDR carries as "avail" and "used") each on a cache line of its own
+                    descOff[q] = mem.allocate(DriverPackedQueue.ringBytes(queueSize), 4096);
+                    availOff[q] = mem.allocate(DriverPackedQueue.EVENT_BYTES, 64);
+                    usedOff[q] = mem.allocate(DriverPackedQueue.EVENT_BYTES, 64);
+                } else {
+                    descOff[q] = mem.allocate(SplitRing.descTableBytes(queueSize), 4096);
+                    availOff[q] = mem.allocate(SplitRing.availBytes(queueSize), 4096);
+                    usedOff[q] = mem.allocate(SplitRing.usedBytes(queueSize), 4096);
+                }
                 kickFds[q] = EventFd.create(true);
                 callFds[q] = EventFd.create(true);
             }
@@ -114,7 +151,9 @@ public class VhostUserDriver implements AutoCloseable {
             boolean eventIdx = VirtioFeatures.has(negotiated, VirtioFeatures.RING_EVENT_IDX);
             MemorySegment s = mem.segment();
             for (int q = 0; q < numQueues; q++) {
-                queues[q] = new DriverSplitQueue(queueSize, s.asSlice(descOff[q]), s.asSlice(availOff[q]), s.asSlice(usedOff[q]), eventIdx);
+                queues[q] = ring == Ring.PACKED
+                        ? new DriverPackedQueue(queueSize, s.asSlice(descOff[q]), s.asSlice(availOff[q]), s.asSlice(usedOff[q]), eventIdx)
+                        : new DriverSplitQueue(queueSize, s.asSlice(descOff[q]), s.asSlice(availOff[q]), s.asSlice(usedOff[q]), eventIdx);
             }
         } catch (IOException | RuntimeException e) {
             close();
@@ -133,7 +172,20 @@ public class VhostUserDriver implements AutoCloseable {
     public byte[] config() { return config.clone(); }
     public VhostUserFrontend frontend() { return fe; }
     public SharedMemory memory() { return mem; }
-    public DriverSplitQueue queue(int q) { return queues[q]; }
+    /** Queue {@code q} of a split-ring driver (tests that write raw split rings); see {@link #ring(int)}. */
+    public DriverSplitQueue queue(int q) {
+        if (queues[q] instanceof DriverSplitQueue sq) return sq;
+        throw new IllegalStateException("queue " + q + " is a packed ring: use ring(q) or packedQueue(q)");
+    }
+    /** Queue {@code q}, whatever its layout. */
+    public DriverQueue ring(int q) { return queues[q]; }
+    /** Queue {@code q} of a packed-ring driver. */
+    public DriverPackedQueue packedQueue(int q) {
+        if (queues[q] instanceof DriverPackedQueue pq) return pq;
+        throw new IllegalStateException("queue " + q + " is a split ring");
+    }
+    /** The ring layout negotiated and in use. */
+    public Ring ringLayout() { return ring; }
     public int queueCount() { return queues.length; }
     public int queueSize() { return queueSize; }
     public int kickFd(int q) { return kickFds[q]; }
@@ -148,7 +200,22 @@ public class VhostUserDriver implements AutoCloseable {
     /** Features this driver would ack: the caller's wish, narrowed by the profile. */
     long wantedFeatures() { return wantFeatures; }
     int wantedConfigSize() { return configSize; }
-    void negotiated(long features) { negotiated = features; }
+    /** Records the features the profile acks; fails when packed rings were asked for and not offered. */
+    void negotiated(long features) throws IOException {
+        if (ring == Ring.PACKED && !VirtioFeatures.has(features, VirtioFeatures.RING_PACKED)) {
+            throw new IOException("the target does not offer VIRTIO_F_RING_PACKED (feature bit 34), or the " + profile.name()
+                    + " front-end profile does not ack it: use split rings");
+        }
+        negotiated = features;
+    }
+
+    /**
+     * The SET_VRING_BASE value for a fresh ring: 0 for split; for packed (vhost-user.rst, as QEMU
+     * and DPDK encode it) bits 0-14 the next avail position, bit 15 the avail wrap counter: 0x8000.
+     */
+    int initialVringBase(int q) {
+        return queues[q] instanceof DriverPackedQueue pq ? pq.vringBase() : ring == Ring.PACKED ? 0x8000 : 0;
+    }
     void protocolFeatures(long pf) { protocolFeatures = pf; }
     void config(byte[] c) { config = c; }
     long descUva(int q) { return mem.uva(descOff[q]); }

@@ -17,11 +17,9 @@ import static io.jvhost.virtio.SplitRing.*;
  * <p>The rings are given as segments plus the guest-physical address of the descriptor table
  * base (descriptors hold guest-physical buffer addresses the caller supplies).
  */
-public final class DriverSplitQueue {
-    /** Receives used elements. */
-    public interface UsedHandler {
-        void onUsed(int head, int len);
-    }
+public final class DriverSplitQueue implements DriverQueue {
+    /** Receives used elements (the ring-neutral {@link DriverQueue.UsedHandler}, kept under this name for callers). */
+    public interface UsedHandler extends DriverQueue.UsedHandler {}
 
     private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
     private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
@@ -58,7 +56,10 @@ public final class DriverSplitQueue {
         numFree = size;
         desc.asSlice(0, descTableBytes(size)).fill((byte) 0);
         avail.asSlice(0, availBytes(size)).fill((byte) 0);
-        used.asSlice(0, usedBytes(size)).fill((byte) 0);
+        // The used ring is the device's: not cleared here. A front-end builds this object once
+        // the handshake is done, when the device may already have written used->flags
+        // (SPDK's target sets NO_NOTIFY as it starts polling); clearing it made every batch kick.
+        // Fresh shared memory is zero anyway.
     }
 
     public int size() { return size; }
@@ -158,7 +159,7 @@ public final class DriverSplitQueue {
     private int usedEventSet; // the used_event value last stored while interrupts are off
 
     /** Reaps used elements, freeing their descriptors; returns how many. */
-    public int pollUsed(UsedHandler h) {
+    public int pollUsed(DriverQueue.UsedHandler h) {
         int usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
         int n = 0;
         while (lastUsed != usedIdx) {
