@@ -38,15 +38,18 @@ import java.util.Arrays;
  * publishing from reading the device's event suppression (2.8.10).
  */
 public final class DriverPackedQueue implements DriverQueue {
-    public static final int DESC_SIZE = 16;
-    public static final int DESC_ADDR = 0, DESC_LEN = 8, DESC_ID = 12, DESC_FLAGS = 14;
-    public static final int F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4;
-    public static final int F_AVAIL = 1 << 7, F_USED = 1 << 15;
+    // The layout is the device side's (PackedRing); the names stay here for the driver's users.
+    public static final int DESC_SIZE = PackedRing.DESC_SIZE;
+    public static final int DESC_ADDR = PackedRing.DESC_ADDR, DESC_LEN = PackedRing.DESC_LEN, DESC_ID = PackedRing.DESC_ID,
+            DESC_FLAGS = PackedRing.DESC_FLAGS;
+    public static final int F_NEXT = PackedRing.F_NEXT, F_WRITE = PackedRing.F_WRITE, F_INDIRECT = PackedRing.F_INDIRECT;
+    public static final int F_AVAIL = PackedRing.F_AVAIL, F_USED = PackedRing.F_USED;
     /** Event suppression structure: size and fields (2.8.14). */
-    public static final int EVENT_BYTES = 4, EVENT_OFF_WRAP = 0, EVENT_FLAGS = 2;
-    public static final int EVENT_ENABLE = 0, EVENT_DISABLE = 1, EVENT_DESC = 2;
+    public static final int EVENT_BYTES = PackedRing.EVENT_BYTES, EVENT_OFF_WRAP = PackedRing.EVENT_OFF_WRAP, EVENT_FLAGS = PackedRing.EVENT_FLAGS;
+    public static final int EVENT_ENABLE = PackedRing.EVENT_FLAGS_ENABLE, EVENT_DISABLE = PackedRing.EVENT_FLAGS_DISABLE,
+            EVENT_DESC = PackedRing.EVENT_FLAGS_DESC;
     /** Largest packed queue (2.8: 15 bits of position). */
-    public static final int MAX_SIZE = 32768;
+    public static final int MAX_SIZE = PackedRing.MAX_QUEUE_SIZE;
     private static final int WRAP_BITS = F_AVAIL | F_USED;
 
     private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
