@@ -2,6 +2,7 @@
 """A/B of jvhost targets built from different trees, driven by one client, interleaved.
 
 Usage: bench/ab-targets.py TREE_A TREE_B [TREE_C ...]     (each TREE has target/jvhost.jar: mvn package)
+       a TREE may be TREE@-Dprop=value[,-Dprop2=value]: that tree's target with those JVM options
 Env:   ROUNDS (3), T (5 s per run), QDS ("1,32,128"), OUT (/tmp/jvhost-ab), CLIENT (this tree's ./jvhost)
 
 Each round starts every tree's target in turn (order rotating by round) with a 1 GiB null bdev
@@ -20,10 +21,12 @@ CLIENT = os.environ.get("CLIENT", f"{HERE}/jvhost")
 JAVA = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if "JAVA_HOME" in os.environ else "java"
 out = open(f"{D}/results.jsonl", "a")
 
-def start(tree):
+def start(spec):
+    # TREE or TREE@-Dprop=value,-Dother=value: the same tree with JVM options (knob A/B)
+    tree, _, opts = spec.partition("@")
     sock = f"{D}/jv.null"
     if os.path.exists(sock): os.unlink(sock)
-    p = subprocess.Popen([JAVA, "--enable-native-access=ALL-UNNAMED", "-jar", f"{tree}/target/jvhost.jar", "serve", "-S", D,
+    p = subprocess.Popen([JAVA, "--enable-native-access=ALL-UNNAMED", *[o for o in opts.split(",") if o], "-jar", f"{tree}/target/jvhost.jar", "serve", "-S", D,
                           "--null", "1G", "--block-size", "4096", "--ctrlr", "jv.null", "--num-queues", "1", "--cpumask", "0x1",
                           "--busy-poll", "--no-rpc", "-L", "warn"], stdout=open(f"{D}/target.log", "a"), stderr=subprocess.STDOUT)
     end = time.time() + 60

@@ -47,8 +47,8 @@ import java.util.concurrent.CompletableFuture;
  */
 public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler {
     private static final Logger log = LoggerFactory.getLogger(QueueProcessor.class);
-    /** Chains fetched per poll before completions are published. */
-    protected static final int BATCH = 64;
+    /** Chains fetched per poll before completions are published (experiment knob {@code jvhost.queue.batch}). */
+    protected static final int BATCH = Integer.getInteger("jvhost.queue.batch", 64);
     /**
      * After a fault, how long a stop waits for the block layer to hand back requests before it
      * gives up on them (their callbacks then find the processor gone; nothing is unmapped
