@@ -9,8 +9,11 @@ Each round starts every tree's target in turn (order rotating by round) with a 1
 (4 KiB blocks) on core 0 (`serve --busy-poll`), warms it up (QD32, 3 s, discarded), runs
 `jvhost bench` 4K randread at each QD on core 1, and stops it. Prints one JSON record per run
 and, at the end, medians per tree and QD (IOPS, p50 latency) with the median of per-round ratios
-against the first tree."""
+against the first tree. Runs go through bench/quietgate.py (a run disturbed by other processes
+is repeated; records carry "others_cpus" and "disturbed")."""
 import json, os, signal, statistics as st, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quietgate  # repeats a run when anything else took CPU during it (QUIET_* env)
 trees = sys.argv[1:]
 if len(trees) < 2: raise SystemExit(__doc__)
 ROUNDS = int(os.environ.get("ROUNDS", "3")); T = int(os.environ.get("T", "5"))
@@ -36,11 +39,12 @@ def start(spec):
         time.sleep(0.2)
     return p, sock
 
-def bench(sock, qd, t, ramp=1):
-    r = subprocess.run([CLIENT, "bench", "--socket", sock, "--hugepages", "-w", "randread", "--bs", "4k", "--qd", str(qd),
-                        "--time", str(t), "--ramp", str(ramp), "--cpu", "1", "--json", "--quiet"], capture_output=True, text=True, timeout=120)
-    if r.returncode != 0: raise SystemExit("jvhost bench failed:\n" + r.stdout + r.stderr)
-    return json.loads(r.stdout)
+def bench(sock, qd, t, ramp=1, pid=None):
+    rc, out_, err, info = quietgate.run([CLIENT, "bench", "--socket", sock, "--hugepages", "-w", "randread", "--bs", "4k", "--qd", str(qd),
+                        "--time", str(t), "--ramp", str(ramp), "--cpu", "1", "--json", "--quiet"], target_pid=pid, timeout=120, label=f"qd{qd}")
+    if rc != 0: raise SystemExit("jvhost bench failed:\n" + out_ + err)
+    j = json.loads(out_); j["gate"] = info
+    return j
 
 recs = []
 for rnd in range(ROUNDS):
@@ -48,11 +52,11 @@ for rnd in range(ROUNDS):
     for tree in order:
         p, sock = start(tree)
         try:
-            bench(sock, 32, 3)
+            bench(sock, 32, 3, pid=p.pid)
             for qd in QDS:
-                j = bench(sock, qd, T)
+                j = bench(sock, qd, T, pid=p.pid)
                 rec = {"round": rnd + 1, "tree": tree, "qd": qd, "iops": j["iops"], "p50_us": j.get("p50Us"),
-                       "t": time.strftime("%H:%M:%S"), "load1": os.getloadavg()[0]}
+                       "t": time.strftime("%H:%M:%S"), "load1": os.getloadavg()[0], **j["gate"]}
                 recs.append(rec); print(json.dumps(rec), flush=True); out.write(json.dumps(rec) + "\n"); out.flush()
         finally:
             p.send_signal(signal.SIGTERM)

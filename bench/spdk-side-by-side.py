@@ -7,8 +7,12 @@ malloc bdev (512 MiB, 4 KiB blocks, written once before the first round) 4K rand
 Both targets run the whole time, each with a null and a malloc controller; the one not being
 measured is frozen (SIGSTOP) so that only one spins on core 0. Per round and workload: target A
 with both clients, then target B (order alternates by round). WORKLOADS=null (env) keeps only
-the null rows."""
+the null rows. Each run goes through bench/quietgate.py: a run during which other processes
+took more than QUIET_MAX_OTHERS CPUs (default 0.05) is repeated (QUIET_RETRIES, default 4), and
+every record carries its "others_cpus" and "disturbed" flag."""
 import json, os, subprocess, sys, time, signal
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quietgate  # repeats a run when anything else took CPU during it (QUIET_* env)
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 SPDK = os.environ.get("SPDK", "/work/spdk"); JV = os.path.dirname(os.path.dirname(os.path.abspath(__file__))); D = os.environ.get("OUT", "/tmp/jvhost-spdk-side-by-side"); T = int(os.environ.get("T", "3"))
 os.makedirs(D, exist_ok=True)
@@ -28,24 +32,27 @@ def wait_sock(p, proc, t=60):
         if time.time() > end: raise SystemExit(f"no socket {p}")
         time.sleep(0.2)
 
+CUR = {"pid": None}  # the target being measured (its CPU time is not "others")
+INFO = {}
+
 def bdevperf(sock, qd, t=T, rw="randread", bs=4096):
     cfg = f"{D}/bp.json"
     json.dump({"subsystems": [{"subsystem": "bdev", "config": [
         {"method": "bdev_virtio_attach_controller", "params": {"name": "V0", "trtype": "user", "traddr": sock,
          "dev_type": "blk", "vq_count": 1, "vq_size": 512}}, {"method": "bdev_wait_for_examine"}]}]}, open(cfg, "w"))
-    r = subprocess.run([f"{SPDK}/build/examples/bdevperf", "-u", "-m", "0x2", "-s", "1024", "-g", "-r", f"{D}/bp.sock",
+    rc, stdout, stderr, INFO["last"] = quietgate.run([f"{SPDK}/build/examples/bdevperf", "-u", "-m", "0x2", "-s", "1024", "-g", "-r", f"{D}/bp.sock",
                         "--json", cfg, "-q", str(qd), "-o", str(bs), "-w", rw, "-t", str(t)],
-                       env=env, capture_output=True, text=True, timeout=60)
-    for line in r.stdout.replace("\r", "\n").splitlines():
+                       target_pid=CUR["pid"], timeout=60, label=f"bdevperf qd{qd}", env=env)
+    for line in stdout.replace("\r", "\n").splitlines():
         if line.strip().startswith("Total"):
             return float(line.split(":")[1].split()[0])
-    raise SystemExit("bdevperf: no Total line:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    raise SystemExit("bdevperf: no Total line:\n" + stdout[-2000:] + stderr[-2000:])
 
 def jvbench(sock, qd, rw="randread", bs=4096):
-    r = subprocess.run([f"{JV}/jvhost", "bench", "--socket", sock, "--hugepages", "-w", rw, "--bs", str(bs), "--qd", str(qd),
-                        "--time", str(T), "--ramp", "1", "--cpu", "1", "--json", "--quiet"], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0: raise SystemExit("jvhost bench failed:\n" + r.stdout + r.stderr)
-    return json.loads(r.stdout)["iops"]
+    rc, stdout, stderr, INFO["last"] = quietgate.run([f"{JV}/jvhost", "bench", "--socket", sock, "--hugepages", "-w", rw, "--bs", str(bs), "--qd", str(qd),
+                        "--time", str(T), "--ramp", "1", "--cpu", "1", "--json", "--quiet"], target_pid=CUR["pid"], timeout=60, label=f"jvhost bench qd{qd}")
+    if rc != 0: raise SystemExit("jvhost bench failed:\n" + stdout + stderr)
+    return json.loads(stdout)["iops"]
 
 def start_jvhost():
     for f in ("jv.null", "jv.malloc"):
@@ -96,6 +103,7 @@ targets = {"jvhost": (jv, jv_sock), "spdk": (sp, sp_sock)}
 def only(name):
     for n, (p, _) in targets.items():
         p.send_signal(signal.SIGCONT if n == name else signal.SIGSTOP)
+    CUR["pid"] = targets[name][0].pid
     time.sleep(0.2)
 try:
     for name in ("jvhost", "spdk"):
@@ -112,7 +120,7 @@ try:
                     sock = targets[tname][1][bdev]
                     iops = fn(sock, qd, rw=rw, bs=bs)
                     rec = {"round": rnd + 1, "wl": wl, "target": tname, "client": cname, "qd": qd, "bs": bs, "iops": iops,
-                           "t": time.strftime("%H:%M:%S"), "load1": os.getloadavg()[0]}
+                           "t": time.strftime("%H:%M:%S"), "load1": os.getloadavg()[0], **INFO["last"]}
                     print(json.dumps(rec), flush=True); out.write(json.dumps(rec) + "\n"); out.flush()
 finally:
     for p, _ in targets.values():
