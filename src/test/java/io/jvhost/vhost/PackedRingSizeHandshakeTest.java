@@ -119,6 +119,37 @@ class PackedRingSizeHandshakeTest {
         assertThat(ctrl.stats.failedRequests.get()).isEqualTo(1);
     }
 
+    /**
+     * The size was taken for a packed ring, then SET_FEATURES drops VIRTIO_F_RING_PACKED: the
+     * ring cannot start as a split ring of 100 (the request that would start it is refused),
+     * and a power-of-two size afterwards starts it.
+     */
+    @Test
+    void aPackedSizeThatTheFeaturesLaterMakeSplitDoesNotStart() throws Exception {
+        Session s = session();
+        negotiate(true);
+        fe.setVringNum(0, 100);
+        fe.setFeatures(bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.VHOST_USER_PROTOCOL_FEATURES));
+        int kick = EventFd.create(true);
+        int call = EventFd.create(true);
+        try (SharedMemory mem = new SharedMemory(1 << 20, 0)) {
+            fe.setMemTable(mem);
+            long uva = mem.userAddr();
+            fe.setVringBase(0, 0);
+            fe.setVringAddr(0, uva, uva + 0x3000, uva + 0x2000);
+            fe.setVringCall(0, call);
+            fe.setVringEnable(0, true);
+            assertThatThrownBy(() -> fe.setVringKick(0, kick)).hasMessageContaining("rejected");
+            assertThat(s.runningQueues()).isEmpty();
+            fe.setVringNum(0, 128);
+            assertThat(s.runningQueues()).singleElement().satisfies(q -> assertThat(q.size()).isEqualTo(128));
+            assertThat(ctrl.stats.failedRequests.get()).isEqualTo(1);
+        } finally {
+            Fd.closeQuietly(kick);
+            Fd.closeQuietly(call);
+        }
+    }
+
     @Test
     void aPackedRingLargerThanTheSessionBoundIsRefused() throws Exception {
         session();
