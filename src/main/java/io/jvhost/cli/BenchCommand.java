@@ -36,7 +36,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--queues", paramLabel = "N", description = "Queues (default 1).")
     int queues = 1;
 
-    @Option(names = "--queue-size", paramLabel = "N", description = "Ring size, a power of two >= 3 x qd (default 512).")
+    @Option(names = "--queue-size", paramLabel = "N", description = "Ring size >= 3 x qd (default 512): a power of two for split rings, any size for packed ones.")
     int queueSize = 512;
 
     @Option(names = "--time", paramLabel = "SEC", description = "Measured seconds (default 10).")

@@ -97,6 +97,9 @@ public class VhostUserDriver implements AutoCloseable {
         if (ring == Ring.PACKED && (queueSize < 1 || queueSize > DriverPackedQueue.MAX_SIZE)) {
             throw new IllegalArgumentException("packed queue size " + queueSize + " (1.." + DriverPackedQueue.MAX_SIZE + ")");
         }
+        if (ring == Ring.SPLIT && !SplitRing.validSize(queueSize)) {
+            throw new IllegalArgumentException("split queue size " + queueSize + " is not a power of two (packed rings may have any size)");
+        }
         long ringBytes = (long) numQueues * (SplitRing.descTableBytes(queueSize) + SplitRing.availBytes(queueSize) + SplitRing.usedBytes(queueSize) + 3 * 4096);
         long low = (ringBytes + SCRATCH_BYTES + 0x1fffff) & ~0x1fffffL;
         long high = (dataBytes + 0x1fffff) & ~0x1fffffL;

@@ -505,13 +505,36 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         if (num == 0) {
             // DPDK's vhost library and libvhost-user take 0; it describes no ring, so ours stays stopped.
             tolerate(QUIRK_ZERO_RING_SIZE, "SET_VRING_NUM 0 for ring " + s.index() + " (the ring stays stopped)");
-        } else if (!SplitRing.validSize(Integer.toUnsignedLong(num)) || num > MAX_QUEUE_SIZE) {
-            log.warn("{}: SET_VRING_NUM {} for ring {} is not a power of two in 1..{}, rejected", name, Integer.toUnsignedString(num), s.index(), MAX_QUEUE_SIZE);
+        } else if (!ringSizeAcceptable(s.index(), num)) {
             return false;
         }
         rings.stop(r);
         r.num = num;
         return reconcile(s.index());
+    }
+
+    /**
+     * SET_VRING_NUM's size check. A packed ring may have any size (VIRTIO 1.2, 2.8), a split
+     * ring's is a power of two (2.7); both are bounded by {@link #MAX_QUEUE_SIZE}. The layout is
+     * the one the features negotiated so far say: QEMU (vhost_dev_start) and our initiator send
+     * SET_FEATURES before they set up any ring, and DPDK's vhost library (vhost_user_set_vring_num)
+     * checks the size against the features it has at this point too. A size that only a
+     * packed ring may have, sent before VIRTIO_F_RING_PACKED was acked, is refused; a later
+     * SET_FEATURES that turns a packed ring of such a size into a split one leaves the ring
+     * unable to start (the split ring refuses the size, logged, and the request that would have
+     * started it fails).
+     */
+    private boolean ringSizeAcceptable(int idx, int num) {
+        if (Integer.compareUnsigned(num, MAX_QUEUE_SIZE) > 0) {
+            log.warn("{}: SET_VRING_NUM {} for ring {} is larger than {}, rejected", name, Integer.toUnsignedString(num), idx, MAX_QUEUE_SIZE);
+            return false;
+        }
+        if (!VirtioFeatures.has(features, VirtioFeatures.RING_PACKED) && !SplitRing.validSize(num)) {
+            log.warn("{}: SET_VRING_NUM {} for split ring {} is not a power of two, rejected (only packed rings, VIRTIO_F_RING_PACKED, may have other sizes)",
+                    name, num, idx);
+            return false;
+        }
+        return true;
     }
 
     @Override

@@ -1,8 +1,11 @@
 package io.jvhost.virtio;
 
 import io.jvhost.virtio.PackedTestDevice.Chain;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
 import net.jqwik.api.constraints.IntRange;
 import net.jqwik.api.constraints.Size;
 
@@ -26,10 +29,32 @@ class DriverPackedQueueProperties {
     @Property(tries = 300)
     void bookkeepingHoldsUnderAnyInterleaving(@ForAll @IntRange(min = 1, max = 19) int size,
                                                @ForAll @Size(min = 1, max = 300) List<@IntRange(min = 0, max = 99) Integer> ops) {
+        check(size, ops);
+    }
+
+    /**
+     * The same on larger rings whose size is not a power of two (VIRTIO 1.2 2.8), with enough
+     * operations to lap the smaller of them many times and the largest a few times.
+     */
+    @Property(tries = 60)
+    void bookkeepingHoldsOnLargerRingsOfAnySize(@ForAll("largerSizes") int size,
+                                                 @ForAll @Size(min = 100, max = 3000) List<@IntRange(min = 0, max = 99) Integer> ops) {
+        check(size, ops);
+    }
+
+    @Provide
+    Arbitrary<Integer> largerSizes() {
+        return Arbitraries.of(20, 33, 100, 127, 129, 255, 257, 1000, 1023);
+    }
+
+    private static final long RING = 0x8000;
+
+    private void check(int size, List<Integer> ops) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment mem = arena.allocate(0x4000, 4096);
-            DriverPackedQueue d = new DriverPackedQueue(size, mem, mem.asSlice(0x1000), mem.asSlice(0x1040), true);
-            PackedTestDevice dev = new PackedTestDevice(size, mem.asSlice(0, DriverPackedQueue.ringBytes(size)), mem.asSlice(0x1000, 4),
+            MemorySegment mem = arena.allocate(RING + DriverPackedQueue.ringBytes(1024), 4096);
+            MemorySegment ring = mem.asSlice(RING, DriverPackedQueue.ringBytes(size));
+            DriverPackedQueue d = new DriverPackedQueue(size, ring, mem.asSlice(0x1000), mem.asSlice(0x1040), true);
+            PackedTestDevice dev = new PackedTestDevice(size, ring, mem.asSlice(0x1000, 4),
                     mem.asSlice(0x1040, 4), mem);
             DriverPackedQueue.writeTableEntry(mem.asSlice(0x2000), 0, 0x3000, 16, false);
             DriverPackedQueue.writeTableEntry(mem.asSlice(0x2000), 1, 0x3100, 1, true);
