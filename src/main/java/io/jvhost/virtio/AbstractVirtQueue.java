@@ -25,7 +25,7 @@ import java.lang.foreign.MemorySegment;
  * <p>Owned by one reactor thread like the subclasses: every method is called from it only
  * (see {@link VirtQueue}).
  */
-public abstract class AbstractVirtQueue implements VirtQueue {
+public abstract sealed class AbstractVirtQueue implements VirtQueue permits SplitVirtQueue, PackedVirtQueue {
 
     final int index;
     final int size;
