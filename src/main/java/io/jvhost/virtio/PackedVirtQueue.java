@@ -55,31 +55,22 @@ import static io.jvhost.virtio.PackedRing.*;
  * <p>Not supported: inflight I/O tracking (vhost-user.rst's packed layout), so
  * {@link SplitVirtQueue#resubmit}-style recovery does not exist here; the vhost layer attaches none.
  */
-public final class PackedVirtQueue implements VirtQueue {
+public final class PackedVirtQueue extends AbstractVirtQueue {
 
     private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
     private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
     private static final ValueLayout.OfInt LE32 = LittleEndian.U32;
     private static final ValueLayout.OfShort LE16 = LittleEndian.U16;
 
-    private final int index;
-    private final int size;
-    private GuestMemory memory;
     private final MemorySegment desc;
     /** Driver event suppression (the driver writes, we read: when to notify it). */
     private final MemorySegment driverArea;
     /** Device event suppression (we write: when the driver should kick). */
     private final MemorySegment deviceArea;
-    private final boolean eventIdx;
-    private final boolean indirect;
-    private final Interrupts interrupts;
-    private QueueHooks hooks = QueueHooks.NONE;
     /** Keep each chain's writable direct descriptors (hooks are attached: dirty logging may ask). */
     private boolean recordWritable;
-    private final DescriptorChain chain;
 
-    // Per token (see the class comment), indexed 0..size-1.
-    private final boolean[] inFlight;
+    // Per token (see the class comment), indexed 0..size-1 (and inFlight in the base class).
     private final int[] bufferId;
     private final int[] ringDescs;
     private final long[] indirectGpa;
@@ -94,10 +85,6 @@ public final class PackedVirtQueue implements VirtQueue {
     private final int[] recordNext;
     private int freeRecord;
 
-    private boolean[] beforeSwap;
-    private int beforeSwapCount;
-    private boolean anyUsed;
-
     private int availPos;           // next ring slot to read
     private boolean availWrap;      // driver's wrap counter as of availPos
     private int usedPos;            // next ring slot for a used descriptor
@@ -109,20 +96,12 @@ public final class PackedVirtQueue implements VirtQueue {
     private int signalledUsed;
     private boolean signalledValid;
     private boolean notificationsEnabled = true;
-    private int inFlightCount;
-    private int chainLimit;
-    private ChainError brokenReason = ChainError.NONE;
-    private ChainError lastError = ChainError.NONE;
-    private boolean faulted;
-    private boolean ringGone;
     // Walk results (reactor thread).
     private int walkEnd;
     private boolean walkEndWrap;
     private int walkDescs;
     private int walkId;
     private boolean walkSeenWritable;
-
-    public final QueueStats stats = new QueueStats();
 
     /**
      * @param state the ring state as SET_VRING_BASE gave it: bits 0-14 the next available
@@ -134,17 +113,10 @@ public final class PackedVirtQueue implements VirtQueue {
         if (!validSize(size)) throw new IllegalArgumentException("queue size " + size + " is not in 1.." + MAX_QUEUE_SIZE);
         int pos = state & 0x7fff;
         if (pos >= size) throw new IllegalArgumentException("queue " + index + ": packed ring state 0x" + Integer.toHexString(state) + " names slot " + pos + " of a ring of " + size);
-        this.index = index;
-        this.size = size;
-        this.memory = memory;
+        super(index, size, memory, eventIdx, indirect, notifier, maxBuffers);
         this.desc = desc;
         this.driverArea = driverArea;
         this.deviceArea = deviceArea;
-        this.eventIdx = eventIdx;
-        this.indirect = indirect;
-        this.interrupts = new Interrupts(stats, notifier);
-        this.chain = new DescriptorChain(maxBuffers);
-        this.inFlight = new boolean[size];
         this.bufferId = new int[size];
         this.ringDescs = new int[size];
         this.indirectGpa = new long[size];
@@ -160,7 +132,6 @@ public final class PackedVirtQueue implements VirtQueue {
         for (int i = 0; i < size; i++) recordNext[i] = i + 1 < size ? i + 1 : -1;
         this.freeRecord = 0;
         java.util.Arrays.fill(recordHead, -1);
-        this.chainLimit = size;
         this.availPos = pos;
         this.availWrap = (state & 0x8000) != 0;
         this.usedPos = pos;
@@ -190,31 +161,16 @@ public final class PackedVirtQueue implements VirtQueue {
         return new PackedVirtQueue(index, size, memory, d, drv, dev, eventIdx, indirect, state, notifier, maxBuffers);
     }
 
-    @Override public int index() { return index; }
-    @Override public int size() { return size; }
     /** Packed ring: bits 0-14 the next available index, bit 15 the driver's wrap counter (vhost-user.rst). */
     @Override public int state() { return PackedRing.state(availPos, availWrap); }
     /** The used position and wrap counter in the same encoding (tests, logs). */
     public int usedState() { return PackedRing.state(usedPos, usedWrap); }
-    @Override public boolean anyUsed() { return anyUsed; }
-    @Override public int inFlight() { return inFlightCount; }
-    @Override public boolean isInFlight(int head) { return head >= 0 && head < size && inFlight[head]; }
     /** The buffer id of in-flight chain {@code head} (tests, logs). */
     public int bufferId(int head) { return bufferId[head]; }
-    @Override public boolean isBroken() { return brokenReason != ChainError.NONE; }
-    @Override public ChainError brokenReason() { return brokenReason; }
-    @Override public ChainError lastError() { return lastError; }
-    @Override public boolean isFaulted() { return faulted; }
-    @Override public boolean ringUsable() { return !ringGone; }
-    @Override public DescriptorChain lastChain() { return chain; }
-    @Override public QueueStats stats() { return stats; }
-    @Override public Interrupts interrupts() { return interrupts; }
-    @Override public GuestMemory memory() { return memory; }
-    @Override public int chainLimit() { return chainLimit; }
 
     @Override
     public void hooks(QueueHooks h) {
-        hooks = h == null ? QueueHooks.NONE : h;
+        super.hooks(h);
         recordWritable = hooks != QueueHooks.NONE;
     }
 
@@ -224,31 +180,8 @@ public final class PackedVirtQueue implements VirtQueue {
     }
 
     @Override
-    public void countRefused(ChainError why) {
-        lastError = why;
-        stats.countChainError();
-    }
-
-    @Override
     public boolean ringIn(MemorySegment region) {
         return overlaps(desc, region) || overlaps(driverArea, region) || overlaps(deviceArea, region);
-    }
-
-    private static boolean overlaps(MemorySegment a, MemorySegment b) {
-        return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
-    }
-
-    @Override
-    public void swapMemory(GuestMemory next) {
-        if (beforeSwap == null) beforeSwap = new boolean[size];
-        System.arraycopy(inFlight, 0, beforeSwap, 0, size);
-        beforeSwapCount = inFlightCount;
-        memory = next;
-    }
-
-    @Override
-    public int chainsBeforeSwap() {
-        return beforeSwapCount;
     }
 
     @Override
@@ -282,12 +215,9 @@ public final class PackedVirtQueue implements VirtQueue {
             bufferId[token] = walkId;
             ringDescs[token] = walkDescs;
             ringDescsInFlight += walkDescs;
-            inFlight[token] = true;
-            inFlightCount++;
-            hooks.popped(this, token);
+            markInFlight(token);
             if (err != ChainError.NONE) {
-                stats.countChainError();
-                lastError = err;
+                chainError(err);
                 complete(token, 0);
                 continue;
             }
@@ -431,16 +361,8 @@ public final class PackedVirtQueue implements VirtQueue {
      */
     @Override
     public void complete(int head, int len) {
-        if (head < 0 || head >= size || !inFlight[head]) {
-            throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
-        }
-        inFlight[head] = false;
-        inFlightCount--;
+        retire(head);
         ringDescsInFlight -= ringDescs[head];
-        if (beforeSwapCount != 0 && beforeSwap[head]) {
-            beforeSwap[head] = false;
-            beforeSwapCount--;
-        }
         if (!ringGone) {
             long at = (long) usedPos * DESC_SIZE;
             // Before the store, as the split ring: the chain's buffers are still the device's.
@@ -547,20 +469,6 @@ public final class PackedVirtQueue implements VirtQueue {
         return isAvailable(flags, availWrap);
     }
 
-    /** As {@link SplitVirtQueue#markFaulted}. */
-    @Override
-    public void markFaulted(ChainError why, boolean ringUsable) {
-        if (!ringUsable) {
-            ringGone = true;
-            interrupts.dropDeferred();
-        }
-        if (faulted) return;
-        faulted = true;
-        brokenReason = why;
-        lastError = why;
-        stats.countFault();
-    }
-
     /**
      * Reports the device-writable buffers of in-flight chain {@code head} as guest-physical
      * ranges: the direct descriptors kept when it was walked, then its indirect table walked
@@ -596,11 +504,5 @@ public final class PackedVirtQueue implements VirtQueue {
             }
         }
         return n;
-    }
-
-    private void markBroken(ChainError why) {
-        brokenReason = why;
-        lastError = why;
-        stats.countChainError();
     }
 }

@@ -28,32 +28,17 @@ import static io.jvhost.virtio.SplitRing.*;
  * QueueHooks#published}, or a data/status byte in a device-writable buffer of the chain, which
  * {@link #writableRanges} finds again from the completion hook.
  */
-public final class SplitVirtQueue implements VirtQueue {
+public final class SplitVirtQueue extends AbstractVirtQueue {
 
     private static final VarHandle U16 = LittleEndian.ALIGNED_U16;
     private static final ValueLayout.OfLong LE64 = LittleEndian.U64;
     private static final ValueLayout.OfInt LE32 = LittleEndian.U32;
     private static final ValueLayout.OfShort LE16 = LittleEndian.U16;
 
-    private final int index;
-    private final int size;
     private final int mask;
-    /** Translation snapshot for descriptor addresses; replaced by {@link #swapMemory} (reactor thread). */
-    private GuestMemory memory;
     private final MemorySegment desc;
     private final MemorySegment avail;
     private final MemorySegment used;
-    private final boolean eventIdx;
-    private final boolean indirect;
-    private final Interrupts interrupts;
-    private QueueHooks hooks = QueueHooks.NONE;
-    private final DescriptorChain chain;
-    private final boolean[] inFlight;
-    /** Heads in flight at the last {@link #swapMemory} (allocated at the first swap; cold). */
-    private boolean[] beforeSwap;
-    private int beforeSwapCount;
-    /** A used entry was ever published (or found published at start). */
-    private boolean anyUsed;
     /** Heads to hand out again before the available ring is read (see {@link #resubmit}); null when none. */
     private int[] resubmit;
     private int resubmitNext;
@@ -64,18 +49,6 @@ public final class SplitVirtQueue implements VirtQueue {
     private int signalledUsed;
     private boolean signalledValid;
     private boolean notificationsEnabled = true;
-    private int inFlightCount;
-    /** Most buffer descriptors one chain may hold, indirect entries included (see {@link #walk}). */
-    private int chainLimit;
-    private ChainError brokenReason = ChainError.NONE;
-    private ChainError lastError = ChainError.NONE;
-    /** Processing faulted: no more chains are fetched (see {@link #markFaulted}). */
-    private boolean faulted;
-    /** The ring itself is not touched again (its memory vanished, or the cause is unknown). */
-    private boolean ringGone;
-
-    public final QueueStats stats = new QueueStats();
-
 
     /**
      * @param descAddr  ring addresses as guest memory segments already resolved by the caller,
@@ -84,19 +57,11 @@ public final class SplitVirtQueue implements VirtQueue {
     public SplitVirtQueue(int index, int size, GuestMemory memory, MemorySegment desc, MemorySegment avail, MemorySegment used,
                           boolean eventIdx, boolean indirect, int lastAvail, Notifier notifier, int maxBuffers) {
         if (!validSize(size)) throw new IllegalArgumentException("queue size " + size + " is not a power of two in 1.." + MAX_QUEUE_SIZE);
-        this.index = index;
-        this.size = size;
+        super(index, size, memory, eventIdx, indirect, notifier, maxBuffers);
         this.mask = size - 1;
-        this.memory = memory;
         this.desc = desc;
         this.avail = avail;
         this.used = used;
-        this.eventIdx = eventIdx;
-        this.indirect = indirect;
-        this.interrupts = new Interrupts(stats, notifier);
-        this.chain = new DescriptorChain(maxBuffers);
-        this.inFlight = new boolean[size];
-        this.chainLimit = size;
         this.lastAvail = lastAvail & 0xffff;
         // The used index in guest memory is authoritative on (re)start (reconnect, table change).
         this.usedIdx = Short.toUnsignedInt((short) U16.getAcquire(used, (long) USED_IDX));
@@ -124,40 +89,16 @@ public final class SplitVirtQueue implements VirtQueue {
         return new SplitVirtQueue(index, size, memory, d, a, u, eventIdx, indirect, lastAvail, notifier, maxBuffers);
     }
 
-    @Override public int index() { return index; }
-    @Override public int size() { return size; }
     public int lastAvail() { return lastAvail; }
     /** Split ring: GET_VRING_BASE reports the next available index. */
     @Override public int state() { return lastAvail; }
-    @Override public boolean anyUsed() { return anyUsed; }
     public int usedIndex() { return usedIdx; }
-    @Override public int inFlight() { return inFlightCount; }
-    @Override public boolean isBroken() { return brokenReason != ChainError.NONE; }
-    /** True after {@link #markFaulted}: the queue fetches nothing more. */
-    @Override public boolean isFaulted() { return faulted; }
-    /** False after a fault that took the ring's own memory (or of unknown cause): nothing is written to it. */
-    @Override public boolean ringUsable() { return !ringGone; }
-    /** The chain flyweight as the last {@link #poll} left it (its owner's fault handling reads it). */
-    @Override public DescriptorChain lastChain() { return chain; }
-    /** Is head {@code head} fetched and not yet completed? */
-    @Override public boolean isInFlight(int head) { return head >= 0 && head < size && inFlight[head]; }
-    @Override public QueueStats stats() { return stats; }
-    @Override public Interrupts interrupts() { return interrupts; }
-    @Override public void hooks(QueueHooks h) { hooks = h == null ? QueueHooks.NONE : h; }
 
     /** Does any part of the rings lie in {@code region} (a region's whole mapping)? */
     @Override
     public boolean ringIn(MemorySegment region) {
         return overlaps(desc, region) || overlaps(avail, region) || overlaps(used, region);
     }
-
-    private static boolean overlaps(MemorySegment a, MemorySegment b) {
-        return a.address() < b.address() + b.byteSize() && b.address() < a.address() + a.byteSize();
-    }
-    @Override public ChainError brokenReason() { return brokenReason; }
-
-    /** Most buffer descriptors one chain may hold, indirect table entries included. */
-    @Override public int chainLimit() { return chainLimit; }
 
     /**
      * Lets chains hold up to {@code descriptors} buffer descriptors when the queue is smaller:
@@ -169,40 +110,6 @@ public final class SplitVirtQueue implements VirtQueue {
     @Override
     public void acceptChainsUpTo(int descriptors) {
         chainLimit = Math.max(size, Math.min(descriptors, MAX_QUEUE_SIZE));
-    }
-
-    /**
-     * Records that the device refused a well-formed chain {@code why} (e.g. beyond its advertised
-     * seg_max): counted with the chain errors and logged (rate-limited) by the owner. The device
-     * still answers the request itself. Owning reactor thread.
-     */
-    @Override
-    public void countRefused(ChainError why) {
-        lastError = why;
-        stats.countChainError();
-    }
-    /** The most recent chain error (for logging by the owner). */
-    @Override public ChainError lastError() { return lastError; }
-    @Override public GuestMemory memory() { return memory; }
-
-    /**
-     * Walks chains through {@code next} from now on (reactor thread, between polls). The rings'
-     * own segments stay as they are: the caller never swaps out the region holding them (it
-     * stops the queue instead). Heads in flight now are remembered: {@link #chainsBeforeSwap()}
-     * reaches 0 once all of them completed, and only then may a mapping that {@code next} no
-     * longer has be unmapped.
-     */
-    @Override
-    public void swapMemory(GuestMemory next) {
-        if (beforeSwap == null) beforeSwap = new boolean[size];
-        System.arraycopy(inFlight, 0, beforeSwap, 0, size);
-        beforeSwapCount = inFlightCount;
-        memory = next;
-    }
-
-    @Override
-    public int chainsBeforeSwap() {
-        return beforeSwapCount;
     }
 
     /**
@@ -230,13 +137,10 @@ public final class SplitVirtQueue implements VirtQueue {
      * with length 0 and counts it.
      */
     private void take(ChainHandler handler, int head) {
-        inFlight[head] = true;
-        inFlightCount++;
-        hooks.popped(this, head);
+        markInFlight(head);
         ChainError err = walk(head);
         if (err != ChainError.NONE) {
-            stats.countChainError();
-            lastError = err;
+            chainError(err);
             complete(head, 0);
             return;
         }
@@ -252,8 +156,7 @@ public final class SplitVirtQueue implements VirtQueue {
             stats.countRequest();
             if (head < 0 || head >= size || inFlight[head]) {
                 // The tracking area is the front-end's to keep: a bad entry is skipped, not trusted.
-                stats.countChainError();
-                lastError = head < 0 || head >= size ? ChainError.HEAD_OUT_OF_RANGE : ChainError.DUPLICATE_HEAD;
+                chainError(head < 0 || head >= size ? ChainError.HEAD_OUT_OF_RANGE : ChainError.DUPLICATE_HEAD);
                 continue;
             }
             take(handler, head);
@@ -368,15 +271,7 @@ public final class SplitVirtQueue implements VirtQueue {
      */
     @Override
     public void complete(int head, int len) {
-        if (head < 0 || head >= size || !inFlight[head]) {
-            throw new IllegalStateException("queue " + index + ": completing head " + head + " that is not in flight");
-        }
-        inFlight[head] = false;
-        inFlightCount--;
-        if (beforeSwapCount != 0 && beforeSwap[head]) {
-            beforeSwap[head] = false;
-            beforeSwapCount--;
-        }
+        retire(head);
         if (ringGone) return;
         long at = USED_RING + (long) USED_ELEM_SIZE * (usedIdx & mask);
         // The hook runs before the element is stored: the chain's buffers are still the device's
@@ -450,28 +345,6 @@ public final class SplitVirtQueue implements VirtQueue {
     }
 
     /**
-     * Stops the queue after a fault (the front-end truncated memory behind the ring or a buffer)
-     * or an internal error: no more chains are fetched. With {@code ringUsable} (the fault was in
-     * a buffer's memory, the rings' memory is intact) completions are still written and
-     * published, so requests in flight can be answered; without it the ring is not touched
-     * again: completions only forget their head, flushes and notification control do nothing,
-     * a held-back call is dropped. Called again without {@code ringUsable}, it gives up the ring.
-     * Counted once in {@link QueueStats#faults}. Owning reactor thread.
-     */
-    @Override
-    public void markFaulted(ChainError why, boolean ringUsable) {
-        if (!ringUsable) {
-            ringGone = true;
-            interrupts.dropDeferred();
-        }
-        if (faulted) return;
-        faulted = true;
-        brokenReason = why;
-        lastError = why;
-        stats.countFault();
-    }
-
-    /**
      * Walks chain {@code head} again (cold: dirty logging from {@link QueueHooks#completed}) and
      * reports each device-writable descriptor as a guest-physical range. Bounded as {@link #walk}.
      */
@@ -512,11 +385,5 @@ public final class SplitVirtQueue implements VirtQueue {
             if ((flags & F_NEXT) == 0) return n;
             idx = next;
         }
-    }
-
-    private void markBroken(ChainError why) {
-        brokenReason = why;
-        lastError = why;
-        stats.countChainError();
     }
 }

@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * The device side of one virtqueue, whatever its ring layout (VIRTIO 1.2, 2.7 split; 2.8 packed):
  * what the vhost layer codes against. Implementations: {@link SplitVirtQueue},
- * {@link PackedVirtQueue}.
+ * {@link PackedVirtQueue}, over the state they share in {@link AbstractVirtQueue}.
  *
  * <p>A "head" is the queue's handle of a chain in flight, below {@link #size()} and unique among
  * chains in flight: a split ring's head descriptor index, a packed ring's own token (its buffer
@@ -93,7 +93,7 @@ public interface VirtQueue {
     /** False after a fault that took the ring's own memory: nothing is written to it. */
     boolean ringUsable();
 
-    /** Stops the queue after a fault; see {@link SplitVirtQueue#markFaulted}. */
+    /** Stops the queue after a fault; see {@link AbstractVirtQueue#markFaulted}. */
     void markFaulted(ChainError why, boolean ringUsable);
 
     /** Most buffer descriptors one chain may hold, indirect entries included. */
