@@ -7,7 +7,7 @@ malloc bdev (512 MiB, 4 KiB blocks, written once before the first round) 4K rand
 Both targets run the whole time, each with a null and a malloc controller; the one not being
 measured is frozen (SIGSTOP) so that only one spins on core 0. Per round and workload: target A
 with both clients, then target B (order alternates by round). WORKLOADS=null (env) keeps only
-the null rows."""
+the null rows, WORKLOADS=malloc only the malloc rows."""
 import json, os, subprocess, sys, time, signal
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 SPDK = os.environ.get("SPDK", "/work/spdk"); JV = os.path.dirname(os.path.dirname(os.path.abspath(__file__))); D = os.environ.get("OUT", "/tmp/jvhost-spdk-side-by-side"); T = int(os.environ.get("T", "3"))
@@ -18,6 +18,8 @@ WORKLOADS = [("null-4k-randread-qd1", "null", "randread", 4096, 1), ("null-4k-ra
              ("malloc-128k-read-qd32", "malloc", "read", 131072, 32)]
 if os.environ.get("WORKLOADS") == "null":
     WORKLOADS = [w for w in WORKLOADS if w[1] == "null"]
+elif os.environ.get("WORKLOADS") == "malloc":  # only the malloc rows (the guest-data copy A/B)
+    WORKLOADS = [w for w in WORKLOADS if w[1] == "malloc"]
 env = dict(os.environ, LD_LIBRARY_PATH=f"{SPDK}/build/lib")
 out = open(f"{D}/results.jsonl", "a")
 
