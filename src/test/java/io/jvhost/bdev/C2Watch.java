@@ -5,9 +5,15 @@ import jdk.jfr.consumer.RecordedMethod;
 import jdk.jfr.consumer.RecordedObject;
 import jdk.jfr.consumer.RecordingStream;
 
+import javax.management.JMException;
+import javax.management.ObjectName;
+import java.lang.management.ManagementFactory;
 import java.time.Duration;
+import java.util.Queue;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.regex.Pattern;
 
 /**
  * Watches HotSpot's compilations (JFR {@code jdk.Compilation} and {@code jdk.CompilerInlining})
@@ -24,7 +30,7 @@ public final class C2Watch implements AutoCloseable {
     private final Set<Long> inlinedInto = ConcurrentHashMap.newKeySet();
     private volatile boolean compiled;
     /** What was seen of the method (for a failure message). */
-    private final java.util.Queue<String> seen = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final Queue<String> seen = new ConcurrentLinkedQueue<>();
 
     /** Watches {@code type.method} ({@code type} as {@link Class#getName()}: nested classes with '$'). */
     public C2Watch(String type, String method) {
@@ -76,14 +82,13 @@ public final class C2Watch implements AutoCloseable {
 
     private boolean inCodeCache() {
         try {
-            String list = (String) java.lang.management.ManagementFactory.getPlatformMBeanServer().invoke(
-                    new javax.management.ObjectName("com.sun.management:type=DiagnosticCommand"), "compilerCodelist",
+            String list = (String) ManagementFactory.getPlatformMBeanServer().invoke(
+                    new ObjectName("com.sun.management:type=DiagnosticCommand"), "compilerCodelist",
                     new Object[] {new String[0]}, new String[] {String[].class.getName()});
             // lines: "compile_id comp_level state holder.name(signature) [addresses]"; state 0 = in use
-            java.util.regex.Pattern tier4InUse = java.util.regex.Pattern.compile(
-                    "(?m)^\\d+\\s+4\\s+0\\s+" + java.util.regex.Pattern.quote(type + "." + method + "("));
+            Pattern tier4InUse = Pattern.compile("(?m)^\\d+\\s+4\\s+0\\s+" + Pattern.quote(type + "." + method + "("));
             return tier4InUse.matcher(list).find();
-        } catch (javax.management.JMException e) {
+        } catch (JMException e) {
             return false;
         }
     }

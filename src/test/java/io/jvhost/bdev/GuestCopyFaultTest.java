@@ -3,6 +3,7 @@ package io.jvhost.bdev;
 import io.jvhost.sys.Fd;
 import io.jvhost.sys.MemFd;
 import io.jvhost.sys.Mmap;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -32,6 +33,9 @@ class GuestCopyFaultTest {
     static final int REQUEST = 128 << 10;
     static final String CONTAINED = "fault contained: ";
 
+    @TempDir
+    Path dir;
+
     @ParameterizedTest
     @ValueSource(strings = {"", "-XX:MaxVectorSize=32"})
     void faultInsideTheCompiledCopyIsAnInternalErrorNotACrash(String flags) throws Exception {
@@ -39,7 +43,8 @@ class GuestCopyFaultTest {
                 "--enable-native-access=ALL-UNNAMED", "-Xmx256m"));
         if (!flags.isEmpty()) cmd.addAll(List.of(flags.split(" ")));
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), GuestCopyFaultTest.class.getName()));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        // in a temporary directory: a crashing child leaves its hs_err file there
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor(180, TimeUnit.SECONDS)).isTrue();
         assertThat(p.exitValue()).as("child JVM exit status (134 = SIGABRT after a fatal signal); output:%n%s", out).isZero();
