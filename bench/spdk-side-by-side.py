@@ -7,9 +7,9 @@ malloc bdev (512 MiB, 4 KiB blocks, written once before the first round) 4K rand
 Both targets run the whole time, each with a null and a malloc controller; the one not being
 measured is frozen (SIGSTOP) so that only one spins on core 0. Per round and workload: target A
 with both clients, then target B (order alternates by round). WORKLOADS=null (env) keeps only
-the null rows. Each run goes through bench/quietgate.py: a run during which other processes
-took more than QUIET_MAX_OTHERS CPUs (default 0.05) is repeated (QUIET_RETRIES, default 4), and
-every record carries its "others_cpus" and "disturbed" flag."""
+the null rows, WORKLOADS=malloc only the malloc rows. Each run goes through bench/quietgate.py: a
+run during which other processes took more than QUIET_MAX_OTHERS CPUs (default 0.05) is repeated
+(QUIET_RETRIES, default 4), and every record carries its "others_cpus" and "disturbed" flag."""
 import json, os, subprocess, sys, time, signal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import quietgate  # repeats a run when anything else took CPU during it (QUIET_* env)
@@ -22,6 +22,8 @@ WORKLOADS = [("null-4k-randread-qd1", "null", "randread", 4096, 1), ("null-4k-ra
              ("malloc-128k-read-qd32", "malloc", "read", 131072, 32)]
 if os.environ.get("WORKLOADS") == "null":
     WORKLOADS = [w for w in WORKLOADS if w[1] == "null"]
+elif os.environ.get("WORKLOADS") == "malloc":  # only the malloc rows (the guest-data copy A/B)
+    WORKLOADS = [w for w in WORKLOADS if w[1] == "malloc"]
 env = dict(os.environ, LD_LIBRARY_PATH=f"{SPDK}/build/lib")
 out = open(f"{D}/results.jsonl", "a")
 

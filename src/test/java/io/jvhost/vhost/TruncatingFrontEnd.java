@@ -153,8 +153,13 @@ final class TruncatingFrontEnd implements AutoCloseable {
      * byte), so the target's data path gets compiled; throws if one is not answered S_OK.
      */
     void warmUp(int n, int type, boolean headerInData) throws IOException {
+        warmUp(n, type, headerInData, 4096);
+    }
+
+    /** As above with requests of {@code bytes} (all into or from the same data buffer). */
+    void warmUp(int n, int type, boolean headerInData, int bytes) throws IOException {
         for (int done = 0; done < n; done += 16) {
-            for (int i = 0; i < 16; i++) prepare(type, 0, 4096, headerInData);
+            for (int i = 0; i < 16; i++) prepare(type, 0, bytes, headerInData);
             publishAndKick();
             reaped = 0;
             long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
