@@ -6,6 +6,10 @@
 #   uring-sleep  the same, the reactor sleeping on its eventfds as soon as a loop finds nothing to
 #                do (-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0) instead of spinning
 #                100 us and yielding 1 ms first
+#   uring-nohybrid  the same without the hybrid wait (-Djvhost.idle.hybridSleepNanos=0: the
+#                reactor spins 100 us and yields 1 ms even while only io_uring I/O is in flight,
+#                the default before it); A/B of section "Reactor policy while only bdev I/O is
+#                in flight" in BENCHMARKS.md
 #   uring-nofixed, uring-sleep-nofixed   the same without fixed buffers (-Djvhost.uring.fixedBuffers=false)
 #   threads      the same with the thread-pool engine (-Djvhost.fileEngine=threads)
 #   qsd          qemu-storage-daemon, aio=io_uring cache.direct=on (driver file, or host_device
@@ -125,6 +129,7 @@ for r in $(seq 1 "$ROUNDS"); do
       fio) run_fio ;;
       uring) run_jvhost uring "" ;;
       uring-sleep) run_jvhost uring-sleep "-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
+      uring-nohybrid) run_jvhost uring-nohybrid "-Djvhost.idle.hybridSleepNanos=0" ;;
       uring-nofixed) run_jvhost uring-nofixed "-Djvhost.uring.fixedBuffers=false" ;;
       uring-sleep-nofixed) run_jvhost uring-sleep-nofixed "-Djvhost.uring.fixedBuffers=false -Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
       threads) run_jvhost threads "-Djvhost.fileEngine=threads" ;;
@@ -154,7 +159,7 @@ def cell(t, row):
     if not runs.get(k): return "-"
     if row.startswith("128k"): return f"{med(k, 1):,.0f} MiB/s ({med(k, 2):,.0f})"
     return f"{med(k, 0):,.0f} ({med(k, 2):,.0f})"
-ratios = [(a, b) for a in ("uring", "uring-sleep") for b in ("fio", "qsd") if a in targets and b in targets]
+ratios = [(a, b) for a in ("uring", "uring-nohybrid", "uring-sleep") for b in ("fio", "qsd") if a in targets and b in targets]
 print()
 print("Medians over the rounds: IOPS (or MiB/s) and, in brackets, median latency in us.")
 print("| workload | " + " | ".join(targets + [f"{a} / {b}" for a, b in ratios]) + " |")

@@ -3,20 +3,29 @@ package io.jvhost.runtime;
 /**
  * How a reactor behaves when a loop iteration found no work.
  *
- * @param spinNanos  busy-spin this long after the last work
- * @param yieldNanos then yield the CPU this long
- * @param sleep      then sleep on the kick eventfds (epoll) until a kick or command arrives;
- *                   false = never sleep (pure poll mode, one core at 100%)
+ * @param spinNanos        busy-spin this long after the last work
+ * @param yieldNanos       then yield the CPU this long
+ * @param sleep            then sleep on the kick eventfds (epoll) until a kick or command arrives;
+ *                         false = never sleep (pure poll mode, one core at 100%)
+ * @param hybridSleepNanos hybrid wait: when the only work left is block I/O whose channels wake
+ *                         the reactor (io_uring, librbd) and every such channel expects its next
+ *                         completion at least this far off ({@link IoWaitEstimate}), sleep at
+ *                         once instead of spinning and yielding first; 0 = off. Needs {@code sleep}.
  */
-public record IdleStrategy(long spinNanos, long yieldNanos, boolean sleep) {
+public record IdleStrategy(long spinNanos, long yieldNanos, boolean sleep, long hybridSleepNanos) {
+    public IdleStrategy(long spinNanos, long yieldNanos, boolean sleep) {
+        this(spinNanos, yieldNanos, sleep, 0);
+    }
+
     /** Poll forever: lowest latency, a full core per reactor (SPDK's default behaviour). */
-    public static final IdleStrategy BUSY = new IdleStrategy(Long.MAX_VALUE, 0, false);
+    public static final IdleStrategy BUSY = new IdleStrategy(Long.MAX_VALUE, 0, false, 0);
     /**
-     * Spin 100 µs, yield 1 ms, then sleep: an idle target costs ~0 CPU. The system properties
-     * {@code jvhost.idle.spinNanos} and {@code jvhost.idle.yieldNanos} change the two phases
-     * (measurements: 0 and 0 sleep as soon as a loop finds nothing to do, see BENCHMARKS.md
-     * "io_uring: where QD1 and 128 KiB lose").
+     * Spin 100 µs, yield 1 ms, then sleep: an idle target costs ~0 CPU; with block I/O in flight
+     * whose next completion is expected 50 µs or more away, sleep on the channels' wake fds at
+     * once. The system properties {@code jvhost.idle.spinNanos}, {@code jvhost.idle.yieldNanos}
+     * and {@code jvhost.idle.hybridSleepNanos} (0 turns the hybrid wait off) change them; see
+     * BENCHMARKS.md "Reactor policy while only bdev I/O is in flight".
      */
     public static final IdleStrategy BACKOFF = new IdleStrategy(Long.getLong("jvhost.idle.spinNanos", 100_000),
-            Long.getLong("jvhost.idle.yieldNanos", 1_000_000), true);
+            Long.getLong("jvhost.idle.yieldNanos", 1_000_000), true, Long.getLong("jvhost.idle.hybridSleepNanos", 50_000));
 }
