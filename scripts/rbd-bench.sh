@@ -11,10 +11,11 @@
 #   rbd     rbd bench (--io-threads = QD; no time limit, so it runs under `timeout` and the rate
 #           is taken from its per-second lines after the ramp)
 #   fio     fio --ioengine=rbd (skipped when Debian's fio lacks the engine)
-#   jvhost-nohybrid  a second jvhost serve without the reactor's hybrid wait
-#           (-Djvhost.idle.hybridSleepNanos=0: spin 100 us and yield 1 ms while only librbd I/O
-#           is in flight, the default before it), the same client; for the A/B of BENCHMARKS.md
-#           "Reactor policy while only bdev I/O is in flight" (CLIENTS="jvhost jvhost-nohybrid rbd")
+#   jvhost-hybrid  a second jvhost serve with the reactor's hybrid wait on
+#           (-Djvhost.idle.hybridSleepNanos=$HYBRID_NANOS, default 50000: sleep at once while only
+#           librbd I/O is in flight and its running wait estimate is at least that long), the
+#           same client; for the A/B of BENCHMARKS.md "Reactor policy while only bdev I/O is in
+#           flight" (CLIENTS="jvhost jvhost-hybrid qsd rbd")
 # The two vhost-user targets are driven by `jvhost bench --interrupts` (one queue, sleeping on
 # the call eventfd like a guest: a polling initiator takes a whole core that librbd and the OSD
 # need on a small machine, and rbd bench and fio do not poll either).
@@ -63,7 +64,7 @@ fi
 work="$(mktemp -d)"
 cleanup() {
   for p in ${serve_pid:-} ${serve2_pid:-} ${qsd_pid:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  for i in jv jvn qsd rbd fio; do rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true; done
+  for i in jv jvh qsd rbd fio; do rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true; done
   [ $started = 1 ] && bash "$here/scripts/ceph-cluster.sh" stop "$dir"
   rm -rf "$work"
 }
@@ -71,7 +72,7 @@ trap cleanup EXIT
 # One client conf for everybody: the cluster's plus the cache mode (and any ablation lines).
 { cat "$dir/ceph.conf"; printf '\n[client]\nrbd_cache_writethrough_until_flush = false\n%s\n' "${CLIENT_CONF:-}"; } > "$work/client.conf"
 export CEPH_CONF="$work/client.conf"
-declare -A image_of=([jvhost]=jv [jvhost-nohybrid]=jvn [qsd]=qsd [rbd]=rbd [fio]=fio)
+declare -A image_of=([jvhost]=jv [jvhost-hybrid]=jvh [qsd]=qsd [rbd]=rbd [fio]=fio)
 for c in $clients; do
   i="${image_of[$c]}"
   rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true
@@ -96,14 +97,14 @@ if has jvhost; then
   wait_socket "$work/rbd.0" "$work/serve.log"
   echo "$serve_pid" > "${RBD_BENCH_PIDFILE:-/dev/null}"
 fi
-if has jvhost-nohybrid; then
-  mkdir -p "$work/nohybrid"
-  jv_config bench-jvn > "$work/nohybrid/cfg.json"
+if has jvhost-hybrid; then
+  mkdir -p "$work/hybrid"
+  jv_config bench-jvh > "$work/hybrid/cfg.json"
   # shellcheck disable=SC2086
-  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=0" "$here/jvhost" serve --json "$work/nohybrid/cfg.json" \
-      -S "$work/nohybrid" -r "$work/nohybrid/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/nohybrid/serve.log" 2>&1 &
+  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
+      -S "$work/hybrid" -r "$work/hybrid/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/hybrid/serve.log" 2>&1 &
   serve2_pid=$!
-  wait_socket "$work/nohybrid/rbd.0" "$work/nohybrid/serve.log"
+  wait_socket "$work/hybrid/rbd.0" "$work/hybrid/serve.log"
 fi
 if has qsd; then
   qemu-storage-daemon --blockdev "driver=rbd,node-name=r,pool=rbd,image=bench-qsd,conf=$CEPH_CONF" \
@@ -156,7 +157,7 @@ for r in $(seq 1 "$rounds"); do
     for c in $clients; do
       case $c in
         jvhost) v="$(vhost_rate "$work/rbd.0" "$2" "$3" "$4")" ;;
-        jvhost-nohybrid) v="$(vhost_rate "$work/nohybrid/rbd.0" "$2" "$3" "$4")" ;;
+        jvhost-hybrid) v="$(vhost_rate "$work/hybrid/rbd.0" "$2" "$3" "$4")" ;;
         qsd) v="$(vhost_rate "$work/qsd.sock" "$2" "$3" "$4")" ;;
         rbd) v="$(rbd_rate "$5" "$6" "$3" "$4")" ;;
         fio) v="$(fio_rate "$7" "$3" "$4")" ;;
@@ -169,7 +170,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[n++] = $1 } END { if (n == 0) print 0; else if (n % 2) print v[int(n/2)]; else print (v[n/2-1] + v[n/2]) / 2 }'; }
-declare -A names=([jvhost]="jvhost" [jvhost-nohybrid]="jvhost no hybrid" [qsd]="qsd rbd" [rbd]="rbd bench" [fio]="fio rbd")
+declare -A names=([jvhost]="jvhost" [jvhost-hybrid]="jvhost hybrid" [qsd]="qsd rbd" [rbd]="rbd bench" [fio]="fio rbd")
 hdr="| workload |"; sep="|---|"
 for c in $clients; do hdr="$hdr ${names[$c]} IOPS |"; sep="$sep---:|"; done
 has jvhost && for c in $clients; do [ "$c" = jvhost ] || { hdr="$hdr jvhost / ${names[$c]} |"; sep="$sep---:|"; }; done

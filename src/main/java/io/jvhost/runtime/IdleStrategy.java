@@ -20,12 +20,13 @@ public record IdleStrategy(long spinNanos, long yieldNanos, boolean sleep, long 
     /** Poll forever: lowest latency, a full core per reactor (SPDK's default behaviour). */
     public static final IdleStrategy BUSY = new IdleStrategy(Long.MAX_VALUE, 0, false, 0);
     /**
-     * Spin 100 µs, yield 1 ms, then sleep: an idle target costs ~0 CPU; with block I/O in flight
-     * whose next completion is expected 50 µs or more away, sleep on the channels' wake fds at
-     * once. The system properties {@code jvhost.idle.spinNanos}, {@code jvhost.idle.yieldNanos}
-     * and {@code jvhost.idle.hybridSleepNanos} (0 turns the hybrid wait off) change them; see
+     * Spin 100 µs, yield 1 ms, then sleep: an idle target costs ~0 CPU. The system properties
+     * {@code jvhost.idle.spinNanos} and {@code jvhost.idle.yieldNanos} change the two phases;
+     * {@code jvhost.idle.hybridSleepNanos} (default 0: off) turns on the hybrid wait with that
+     * threshold. It is off because it did not win the interleaved A/B on these 2-vCPU machines
+     * (QD1 on RBD and io_uring lost to the spin-and-yield phases, 128 KiB writes gained): see
      * BENCHMARKS.md "Reactor policy while only bdev I/O is in flight".
      */
     public static final IdleStrategy BACKOFF = new IdleStrategy(Long.getLong("jvhost.idle.spinNanos", 100_000),
-            Long.getLong("jvhost.idle.yieldNanos", 1_000_000), true, Long.getLong("jvhost.idle.hybridSleepNanos", 50_000));
+            Long.getLong("jvhost.idle.yieldNanos", 1_000_000), true, Long.getLong("jvhost.idle.hybridSleepNanos", 0));
 }
