@@ -356,9 +356,14 @@ public final class Reactor implements AutoCloseable {
             if (lastWork == 0) lastWork = now;
             long idleFor = now - lastWork;
             try {
-                if (hybridAllowed && hybridWaitSaysSleep()) {
-                    hybridAllowed = trySleep();
-                    if (hybridAllowed) counters.incrementOwned(HYBRID_SLEEPS);
+                long expected;
+                if (hybridAllowed && (expected = hybridWait()) > 0) {
+                    int pct = idle.hybridNapPercent();
+                    long nap = pct > 0 ? Math.max(1_000, expected / 100 * pct) : -1;
+                    boolean slept = trySleep(nap);
+                    if (slept) counters.incrementOwned(HYBRID_SLEEPS);
+                    // After a timed nap the loop polls (spin, yield) for the completion: one nap per wait.
+                    hybridAllowed = slept && nap < 0;
                     lastWork = 0;
                     now = System.nanoTime();
                 } else if (idleFor < idle.spinNanos()) {
@@ -367,7 +372,7 @@ public final class Reactor implements AutoCloseable {
                     Thread.yield();
                     now = System.nanoTime();
                 } else {
-                    trySleep();
+                    trySleep(-1);
                     lastWork = 0;
                     now = System.nanoTime();
                 }
@@ -436,26 +441,26 @@ public final class Reactor implements AutoCloseable {
     }
 
     /**
-     * Hybrid wait, asked on idle loops while {@link #hybridAllowed}: true when some pollable waits
-     * for block I/O that will wake the reactor, none needs polling, and the shortest expected
-     * wait among them is at least the strategy's threshold. Spinning through such a wait only
+     * Hybrid wait, asked on idle loops while {@link #hybridAllowed}: the shortest expected wait
+     * (ns) when some pollable waits for block I/O that will wake the reactor, none needs
+     * polling, and that wait is at least the strategy's threshold; 0 otherwise. Spinning through such a wait only
      * takes the CPU that the completion's producers (the kernel's completion work, librbd's and
      * Ceph's threads) need on a small machine; a short one is cheaper to spin through than to
      * pay a wake-up for. Reactor thread; no side effects.
      */
-    private boolean hybridWaitSaysSleep() {
+    private long hybridWait() {
         long shortest = Long.MAX_VALUE;
         for (Pollable p : active) {
             long w;
             try {
                 w = p.ioWaitNanos();
             } catch (Throwable t) {
-                return false; // its poll or prepareSleep will meet the same error and attribute it
+                return 0; // its poll or prepareSleep will meet the same error and attribute it
             }
-            if (w < 0) return false;
+            if (w < 0) return 0;
             if (w > 0 && w < shortest) shortest = w;
         }
-        return shortest != Long.MAX_VALUE && shortest >= idle.hybridSleepNanos();
+        return shortest != Long.MAX_VALUE && shortest >= idle.hybridSleepNanos() ? shortest : 0;
     }
 
     /**
@@ -465,8 +470,11 @@ public final class Reactor implements AutoCloseable {
      */
     private boolean hybridAllowed;
 
-    /** Sleeps if every pollable agrees; returns whether it slept (reactor thread). */
-    private boolean trySleep() {
+    /**
+     * Sleeps if every pollable agrees, until a wake fd fires (at most 1 s) or, with
+     * {@code napNanos} &gt; 0, at most that long; returns whether it slept (reactor thread).
+     */
+    private boolean trySleep(long napNanos) {
         Pollable[] ps = active;
         boolean canSleep = true;
         for (Pollable p : ps) {
@@ -482,7 +490,7 @@ public final class Reactor implements AutoCloseable {
             sleeping.set(true);
             if (commands.isEmpty()) {
                 counters.incrementOwned(SLEEPS);
-                int n = epoll.await(1000);
+                int n = napNanos > 0 ? epoll.awaitNanos(napNanos) : epoll.await(1000);
                 for (int i = 0; i < n; i++) {
                     long tag = epoll.data(i);
                     int fd = (int) tag;

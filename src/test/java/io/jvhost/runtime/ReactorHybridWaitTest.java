@@ -185,6 +185,45 @@ class ReactorHybridWaitTest {
         io.close();
     }
 
+    /** The nap mode (Linux's hybrid polling): a timed sleep of half the expected wait, then poll. */
+    @Test
+    void aTimedNapIsTakenOncePerWaitThenTheReactorPolls() throws Exception {
+        try (Reactor napper = new Reactor(42, new IdleStrategy(Long.MAX_VALUE / 4, 0, true, 50_000, 50))) {
+            FakeIo io = new FakeIo();
+            io.waitNanos = 2_000_000; // nap 1 ms; no completion comes, so the nap ends by its timer
+            napper.runAndWait(() -> {
+                napper.add(io);
+                napper.addWakeFd(io.wakeFd, io.drainedByWake::addAndGet);
+            }, 5);
+            await().until(() -> napper.hybridSleeps() == 1);
+            long from = napper.stats().idleLoops();
+            await().until(() -> napper.stats().idleLoops() >= from + 200_000);
+            // Still waiting for the same completion: polled, not napped again.
+            assertThat(napper.hybridSleeps()).isEqualTo(1);
+            assertThat(napper.stats().sleeps()).isEqualTo(1);
+            io.completionReady = true; // the completion: work, so the next wait may nap again
+            await().until(() -> napper.hybridSleeps() == 2);
+            assertThat(io.completionsDelivered.get()).isEqualTo(1);
+            io.close();
+        }
+    }
+
+    @Test
+    void aCompletionLandingWhileGoingToNapEndsTheNap() throws Exception {
+        try (Reactor napper = new Reactor(43, new IdleStrategy(Long.MAX_VALUE / 4, 0, true, 50_000, 50))) {
+            FakeIo io = new FakeIo();
+            io.waitNanos = 60_000_000_000L; // a nap of 30 s: only the eventfd can end it within the test
+            io.completeWhileGoingToSleep = true;
+            napper.runAndWait(() -> {
+                napper.add(io);
+                napper.addWakeFd(io.wakeFd, io.drainedByWake::addAndGet);
+            }, 5);
+            await().until(() -> io.completionsDelivered.get() == 1);
+            assertThat(io.drainedByWake.get()).isEqualTo(1);
+            io.close();
+        }
+    }
+
     @Test
     void aCompletionLandingWhileGoingToSleepWakesTheReactor() throws Exception {
         FakeIo io = new FakeIo();
