@@ -9,7 +9,8 @@
 #   uring-hybrid the same with the reactor's hybrid wait on (-Djvhost.idle.hybridSleepNanos=
 #                $HYBRID_NANOS, default 50000: sleep at once while only io_uring I/O is in flight
 #                and the ring's running wait estimate is at least that long; HYBRID_NAP=50: a
-#                timed nap of half the expected wait instead); the A/B of section
+#                timed nap of half the expected wait instead; HYBRID_MIN_INFLIGHT=2: only with 2
+#                or more requests in flight); the A/B of section
 #                "Reactor policy while only bdev I/O is in flight" in BENCHMARKS.md
 #   uring-nofixed, uring-sleep-nofixed   the same without fixed buffers (-Djvhost.uring.fixedBuffers=false)
 #   threads      the same with the thread-pool engine (-Djvhost.fileEngine=threads)
@@ -132,7 +133,7 @@ for r in $(seq 1 "$ROUNDS"); do
       fio) run_fio ;;
       uring) run_jvhost uring "" ;;
       uring-sleep) run_jvhost uring-sleep "-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
-      uring-hybrid) run_jvhost uring-hybrid "-Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0}" ;;
+      uring-hybrid) run_jvhost uring-hybrid "-Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}" ;;
       uring-nofixed) run_jvhost uring-nofixed "-Djvhost.uring.fixedBuffers=false" ;;
       uring-sleep-nofixed) run_jvhost uring-sleep-nofixed "-Djvhost.uring.fixedBuffers=false -Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
       threads) run_jvhost threads "-Djvhost.fileEngine=threads" ;;

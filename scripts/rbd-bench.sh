@@ -14,7 +14,8 @@
 #   jvhost-hybrid  a second jvhost serve with the reactor's hybrid wait on
 #           (-Djvhost.idle.hybridSleepNanos=$HYBRID_NANOS, default 50000: sleep at once while only
 #           librbd I/O is in flight and its running wait estimate is at least that long), the
-#           same client (HYBRID_NAP=50: a timed nap of half the expected wait instead); for the A/B of BENCHMARKS.md "Reactor policy while only bdev I/O is in
+#           same client (HYBRID_NAP=50: a timed nap of half the expected wait instead; HYBRID_MIN_INFLIGHT=2: only
+#           with 2 or more requests in flight); for the A/B of BENCHMARKS.md "Reactor policy while only bdev I/O is in
 #           flight" (CLIENTS="jvhost jvhost-hybrid qsd rbd")
 # The two vhost-user targets are driven by `jvhost bench --interrupts` (one queue, sleeping on
 # the call eventfd like a guest: a polling initiator takes a whole core that librbd and the OSD
@@ -101,7 +102,7 @@ if has jvhost-hybrid; then
   mkdir -p "$work/hybrid"
   jv_config bench-jvh > "$work/hybrid/cfg.json"
   # shellcheck disable=SC2086
-  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
+  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
       -S "$work/hybrid" -r "$work/hybrid/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/hybrid/serve.log" 2>&1 &
   serve2_pid=$!
   wait_socket "$work/hybrid/rbd.0" "$work/hybrid/serve.log"

@@ -93,7 +93,7 @@ public abstract class AsyncBlockChannel implements BlockChannel {
 
     @Override
     public final long expectedWaitNanos() {
-        return waits.expectedNanos();
+        return waits.expectedNanos(inFlight);
     }
 
     /** The wait estimate (tests, diagnostics; owner thread). */

@@ -459,7 +459,7 @@ public final class UringFileIoEngine implements FileIoEngine {
 
         @Override
         public long expectedWaitNanos() {
-            return waits.expectedNanos();
+            return waits.expectedNanos(inFlight);
         }
 
         /** The fixed buffers, or null (tests). */

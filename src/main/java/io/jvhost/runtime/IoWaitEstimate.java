@@ -18,6 +18,13 @@ package io.jvhost.runtime;
  * <p>Thread confinement: the channel's owner (its reactor thread) only.
  */
 public final class IoWaitEstimate {
+    /**
+     * Fewest requests in flight for which a channel offers its estimate to the hybrid wait
+     * ({@code -Djvhost.idle.hybridMinInFlight}, default 1): with 2, a lone request (QD1, where
+     * every measured variant of the hybrid wait lost) is left to the spin and yield phases.
+     */
+    public static final int MIN_IN_FLIGHT = Integer.getInteger("jvhost.idle.hybridMinInFlight", 1);
+
     /** Weight of a new sample: 1 / 2^SHIFT. */
     private static final int SHIFT = 3;
 
@@ -62,6 +69,14 @@ public final class IoWaitEstimate {
     /** The expected wait for the next completion in ns, or 0 when nothing has been observed yet. */
     public long expectedNanos() {
         return scaledMean >> SHIFT;
+    }
+
+    /**
+     * The estimate offered to the hybrid wait by a channel with {@code inFlight} requests out:
+     * {@link #expectedNanos()}, or 0 (no opinion) below {@link #MIN_IN_FLIGHT}.
+     */
+    public long expectedNanos(int inFlight) {
+        return inFlight < MIN_IN_FLIGHT ? 0 : expectedNanos();
     }
 
     /** Waits observed so far (diagnostics). */

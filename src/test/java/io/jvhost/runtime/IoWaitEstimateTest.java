@@ -45,6 +45,13 @@ class IoWaitEstimateTest {
     }
 
     @Test
+    void theEstimateIsOfferedOnlyWithEnoughRequestsInFlight() {
+        waitFor(1_000_000, 1_300_000);
+        assertThat(est.expectedNanos(IoWaitEstimate.MIN_IN_FLIGHT)).isEqualTo(300_000);
+        assertThat(est.expectedNanos(IoWaitEstimate.MIN_IN_FLIGHT - 1)).as("below the minimum: no opinion").isZero();
+    }
+
+    @Test
     void idleTimeWithNothingInFlightIsNotAWait() {
         clock.tick(1_000);
         est.polled(0, 0); // nothing in flight: the reactor waits for the guest, not the device
