@@ -67,8 +67,12 @@ class ChannelWaitEstimateTest {
             clock.tick(1_500_000);
             AsyncBlockChannel.deliver(ch.started.poll(), 0, scratch);
             assertThat(wrapped.poll()).isEqualTo(1);
-            assertThat(wrapped.expectedWaitNanos()).isEqualTo(500_000);
+            assertThat(ch.waitEstimate().expectedNanos()).isEqualTo(500_000);
             assertThat(ch.waitEstimate().samples()).isEqualTo(1);
+            // Offered to the reactor only while requests are out: nothing in flight, no opinion.
+            assertThat(wrapped.expectedWaitNanos()).isZero();
+            assertThat(wrapped.submit(request())).isZero();
+            assertThat(wrapped.expectedWaitNanos()).isEqualTo(500_000);
         } finally {
             wrapped.close();
         }
