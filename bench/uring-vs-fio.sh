@@ -6,6 +6,12 @@
 #   uring-sleep  the same, the reactor sleeping on its eventfds as soon as a loop finds nothing to
 #                do (-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0) instead of spinning
 #                100 us and yielding 1 ms first
+#   uring-hybrid the same with the reactor's hybrid wait on (-Djvhost.idle.hybridSleepNanos=
+#                $HYBRID_NANOS, default 50000: sleep at once while only io_uring I/O is in flight
+#                and the ring's running wait estimate is at least that long; HYBRID_NAP=50: a
+#                timed nap of half the expected wait instead; HYBRID_MIN_INFLIGHT=2: only with 2
+#                or more requests in flight); the A/B of section
+#                "Reactor policy while only bdev I/O is in flight" in BENCHMARKS.md
 #   uring-nofixed, uring-sleep-nofixed   the same without fixed buffers (-Djvhost.uring.fixedBuffers=false)
 #   threads      the same with the thread-pool engine (-Djvhost.fileEngine=threads)
 #   qsd          qemu-storage-daemon, aio=io_uring cache.direct=on (driver file, or host_device
@@ -19,7 +25,9 @@
 # (losetup --direct-io=on, as root) and measures everything on /dev/loopN, detaching it at the
 # end. A /dev/... path is used as it is (its data is overwritten!).
 # Env: TARGETS (default "fio uring uring-sleep qsd threads"), RAMP (s, default 2), CLIENT_OPTS
-# (extra jvhost bench options, e.g. --interrupts).
+# (jvhost bench options; default --interrupts: the client sleeps on the call eventfd as a
+# guest's vCPU halts and as fio sleeps in io_uring_enter, so what is measured is the target and
+# not two spinners fighting over 2 vCPUs; CLIENT_OPTS= gives the polling client of earlier runs).
 # Needs fio (apt-get install fio) and qemu-storage-daemon (qemu-system-common / qemu-utils).
 # Prints one line per run (target workload bs qd IOPS MiB/s p50us), then a table of medians over
 # the rounds with jvhost (uring) / fio and / qsd.
@@ -32,7 +40,7 @@ ROUNDS=${2:-2}
 SECS=${3:-10}
 RAMP=${RAMP:-2}
 TARGETS=${TARGETS:-fio uring uring-sleep qsd threads}
-CLIENT_OPTS=${CLIENT_OPTS:-}
+CLIENT_OPTS=${CLIENT_OPTS---interrupts}
 work=$(mktemp -d /tmp/jvhost-uring-bench.XXXXXX)
 pids=()
 loopdev=""
@@ -54,7 +62,7 @@ if [ "$LOOP" = 1 ]; then
 fi
 qsd_driver=file
 [ -b "$DEV" ] && qsd_driver=host_device
-echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); disk $DEV; $ROUNDS round(s) of ${SECS}s (+${RAMP}s ramp); targets: $TARGETS"
+echo "# $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); disk $DEV; $ROUNDS round(s) of ${SECS}s (+${RAMP}s ramp); targets: $TARGETS; client options: ${CLIENT_OPTS:-(none: polling)}"
 
 rows=("randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 32" "write 128k 32")
 
@@ -125,6 +133,7 @@ for r in $(seq 1 "$ROUNDS"); do
       fio) run_fio ;;
       uring) run_jvhost uring "" ;;
       uring-sleep) run_jvhost uring-sleep "-Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
+      uring-hybrid) run_jvhost uring-hybrid "-Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}" ;;
       uring-nofixed) run_jvhost uring-nofixed "-Djvhost.uring.fixedBuffers=false" ;;
       uring-sleep-nofixed) run_jvhost uring-sleep-nofixed "-Djvhost.uring.fixedBuffers=false -Djvhost.idle.spinNanos=0 -Djvhost.idle.yieldNanos=0" ;;
       threads) run_jvhost threads "-Djvhost.fileEngine=threads" ;;
@@ -154,7 +163,7 @@ def cell(t, row):
     if not runs.get(k): return "-"
     if row.startswith("128k"): return f"{med(k, 1):,.0f} MiB/s ({med(k, 2):,.0f})"
     return f"{med(k, 0):,.0f} ({med(k, 2):,.0f})"
-ratios = [(a, b) for a in ("uring", "uring-sleep") for b in ("fio", "qsd") if a in targets and b in targets]
+ratios = [(a, b) for a in ("uring", "uring-hybrid", "uring-sleep") for b in ("fio", "qsd") if a in targets and b in targets]
 print()
 print("Medians over the rounds: IOPS (or MiB/s) and, in brackets, median latency in us.")
 print("| workload | " + " | ".join(targets + [f"{a} / {b}" for a, b in ratios]) + " |")

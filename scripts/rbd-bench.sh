@@ -11,6 +11,12 @@
 #   rbd     rbd bench (--io-threads = QD; no time limit, so it runs under `timeout` and the rate
 #           is taken from its per-second lines after the ramp)
 #   fio     fio --ioengine=rbd (skipped when Debian's fio lacks the engine)
+#   jvhost-hybrid  a second jvhost serve with the reactor's hybrid wait on
+#           (-Djvhost.idle.hybridSleepNanos=$HYBRID_NANOS, default 50000: sleep at once while only
+#           librbd I/O is in flight and its running wait estimate is at least that long), the
+#           same client (HYBRID_NAP=50: a timed nap of half the expected wait instead; HYBRID_MIN_INFLIGHT=2: only
+#           with 2 or more requests in flight); for the A/B of BENCHMARKS.md "Reactor policy while only bdev I/O is in
+#           flight" (CLIENTS="jvhost jvhost-hybrid qsd rbd")
 # The two vhost-user targets are driven by `jvhost bench --interrupts` (one queue, sleeping on
 # the call eventfd like a guest: a polling initiator takes a whole core that librbd and the OSD
 # need on a small machine, and rbd bench and fio do not poll either).
@@ -58,8 +64,8 @@ fi
 
 work="$(mktemp -d)"
 cleanup() {
-  for p in ${serve_pid:-} ${qsd_pid:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  for i in jv qsd rbd fio; do rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true; done
+  for p in ${serve_pid:-} ${serve2_pid:-} ${qsd_pid:-}; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  for i in jv jvh qsd rbd fio; do rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true; done
   [ $started = 1 ] && bash "$here/scripts/ceph-cluster.sh" stop "$dir"
   rm -rf "$work"
 }
@@ -67,7 +73,7 @@ trap cleanup EXIT
 # One client conf for everybody: the cluster's plus the cache mode (and any ablation lines).
 { cat "$dir/ceph.conf"; printf '\n[client]\nrbd_cache_writethrough_until_flush = false\n%s\n' "${CLIENT_CONF:-}"; } > "$work/client.conf"
 export CEPH_CONF="$work/client.conf"
-declare -A image_of=([jvhost]=jv [qsd]=qsd [rbd]=rbd [fio]=fio)
+declare -A image_of=([jvhost]=jv [jvhost-hybrid]=jvh [qsd]=qsd [rbd]=rbd [fio]=fio)
 for c in $clients; do
   i="${image_of[$c]}"
   rbd rm --no-progress "rbd/bench-$i" >/dev/null 2>&1 || true
@@ -76,18 +82,30 @@ for c in $clients; do
 done
 
 wait_socket() { for _ in $(seq 1 300); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1:"; cat "$2"; exit 1; }
-if has jvhost; then
-  cat > "$work/cfg.json" <<EOF
+jv_config() { # image -> JSON config
+  cat <<EOF
 {"subsystems":[{"subsystem":"bdev","config":[
  {"method":"bdev_rbd_register_cluster","params":{"name":"ceph","config_file":"$CEPH_CONF"}},
- {"method":"bdev_rbd_create","params":{"name":"Ceph0","pool_name":"rbd","rbd_name":"bench-jv","block_size":512,"cluster_name":"ceph"}}]},
+ {"method":"bdev_rbd_create","params":{"name":"Ceph0","pool_name":"rbd","rbd_name":"$1","block_size":512,"cluster_name":"ceph"}}]},
  {"subsystem":"vhost_blk","config":[{"method":"vhost_create_blk_controller","params":{"ctrlr":"rbd.0","dev_name":"Ceph0"}}]}]}
 EOF
+}
+if has jvhost; then
+  jv_config bench-jv > "$work/cfg.json"
   # shellcheck disable=SC2086
   JVHOST_JAVA_OPTS="$bench_java_opts" "$here/jvhost" serve --json "$work/cfg.json" -S "$work" -r "$work/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/serve.log" 2>&1 &
   serve_pid=$!
   wait_socket "$work/rbd.0" "$work/serve.log"
   echo "$serve_pid" > "${RBD_BENCH_PIDFILE:-/dev/null}"
+fi
+if has jvhost-hybrid; then
+  mkdir -p "$work/hybrid"
+  jv_config bench-jvh > "$work/hybrid/cfg.json"
+  # shellcheck disable=SC2086
+  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
+      -S "$work/hybrid" -r "$work/hybrid/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/hybrid/serve.log" 2>&1 &
+  serve2_pid=$!
+  wait_socket "$work/hybrid/rbd.0" "$work/hybrid/serve.log"
 fi
 if has qsd; then
   qemu-storage-daemon --blockdev "driver=rbd,node-name=r,pool=rbd,image=bench-qsd,conf=$CEPH_CONF" \
@@ -140,6 +158,7 @@ for r in $(seq 1 "$rounds"); do
     for c in $clients; do
       case $c in
         jvhost) v="$(vhost_rate "$work/rbd.0" "$2" "$3" "$4")" ;;
+        jvhost-hybrid) v="$(vhost_rate "$work/hybrid/rbd.0" "$2" "$3" "$4")" ;;
         qsd) v="$(vhost_rate "$work/qsd.sock" "$2" "$3" "$4")" ;;
         rbd) v="$(rbd_rate "$5" "$6" "$3" "$4")" ;;
         fio) v="$(fio_rate "$7" "$3" "$4")" ;;
@@ -152,7 +171,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[n++] = $1 } END { if (n == 0) print 0; else if (n % 2) print v[int(n/2)]; else print (v[n/2-1] + v[n/2]) / 2 }'; }
-declare -A names=([jvhost]="jvhost" [qsd]="qsd rbd" [rbd]="rbd bench" [fio]="fio rbd")
+declare -A names=([jvhost]="jvhost" [jvhost-hybrid]="jvhost hybrid" [qsd]="qsd rbd" [rbd]="rbd bench" [fio]="fio rbd")
 hdr="| workload |"; sep="|---|"
 for c in $clients; do hdr="$hdr ${names[$c]} IOPS |"; sep="$sep---:|"; done
 has jvhost && for c in $clients; do [ "$c" = jvhost ] || { hdr="$hdr jvhost / ${names[$c]} |"; sep="$sep---:|"; }; done

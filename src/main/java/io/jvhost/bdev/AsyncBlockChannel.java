@@ -1,6 +1,8 @@
 package io.jvhost.bdev;
 
 import io.jvhost.runtime.BoundedQueue;
+import io.jvhost.runtime.IoWaitEstimate;
+import io.jvhost.runtime.LoopClock;
 import io.jvhost.sys.Errno;
 import io.jvhost.sys.EventFd;
 import io.jvhost.sys.Fd;
@@ -33,6 +35,8 @@ public abstract class AsyncBlockChannel implements BlockChannel {
     private final AtomicInteger outstanding = new AtomicInteger();
     /** Accepted and not yet completed by {@link #poll()} (owner thread). */
     private int inFlight;
+    /** How long a poll finding nothing waits for the next completion (owner thread; the owner's loop clock). */
+    private final IoWaitEstimate waits = new IoWaitEstimate(LoopClock.current());
 
     protected AsyncBlockChannel(long sizeBytes, int maxInFlight) {
         this.sizeBytes = sizeBytes;
@@ -83,7 +87,18 @@ public abstract class AsyncBlockChannel implements BlockChannel {
             r.asyncChannel = null;
             r.complete(r.asyncStatus);
         }
+        waits.polled(n, inFlight);
         return n;
+    }
+
+    @Override
+    public final long expectedWaitNanos() {
+        return waits.expectedNanos(inFlight);
+    }
+
+    /** The wait estimate (tests, diagnostics; owner thread). */
+    public final IoWaitEstimate waitEstimate() {
+        return waits;
     }
 
     @Override

@@ -277,6 +277,11 @@ public final class BdevIoStats {
         }
 
         @Override
+        public long expectedWaitNanos() {
+            return inner.expectedWaitNanos();
+        }
+
+        @Override
         public void close() {
             inner.close();
         }

@@ -35,6 +35,15 @@ public interface BlockChannel extends AutoCloseable {
     }
 
     /**
+     * The reactor's hybrid wait: how long this channel expects the next completion to keep its
+     * owner waiting (ns, an {@link io.jvhost.runtime.IoWaitEstimate}), or 0 when it has no
+     * estimate (inline channels, nothing observed yet).
+     */
+    default long expectedWaitNanos() {
+        return 0;
+    }
+
+    /**
      * Closes the channel. Requests still in flight are abandoned: their completions are never
      * delivered (callers close only after draining, except when giving up after a fault).
      */

@@ -4,6 +4,8 @@ import io.jvhost.sys.Errno;
 import io.jvhost.sys.EventFd;
 import io.jvhost.sys.Fd;
 import io.jvhost.sys.IoUring;
+import io.jvhost.runtime.IoWaitEstimate;
+import io.jvhost.runtime.LoopClock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -147,6 +149,8 @@ public final class UringFileIoEngine implements FileIoEngine {
         private int inFlight;
         private boolean closed;
         private long enterErrors;
+        /** How long a poll finding nothing waits for the next completion (the opening reactor's loop clock). */
+        private final IoWaitEstimate waits = new IoWaitEstimate(LoopClock.current());
         /** Reads/writes started on the O_DIRECT fd, on the buffered fd, and short transfers resubmitted (owner thread; tests and diagnostics). */
         long directIos, bufferedIos, resubmits;
         /** Reads/writes started as READ_FIXED/WRITE_FIXED, and fixed ones redone unregistered after EFAULT (owner thread). */
@@ -326,6 +330,7 @@ public final class UringFileIoEngine implements FileIoEngine {
                 }
             }
             int n = ring.reap(this, 2 * entries);
+            waits.polled(n, inFlight);
             // Entries prepared by completions above go in on the next poll: say there is work so
             // the reactor comes back instead of sleeping on them.
             if (n == 0 && ring.unsubmitted() > 0) n = 1;
@@ -452,6 +457,11 @@ public final class UringFileIoEngine implements FileIoEngine {
             return eventFd;
         }
 
+        @Override
+        public long expectedWaitNanos() {
+            return waits.expectedNanos(inFlight);
+        }
+
         /** The fixed buffers, or null (tests). */
         UringFixedBuffers fixedBuffers() {
             return fixed;
@@ -467,9 +477,9 @@ public final class UringFileIoEngine implements FileIoEngine {
             if (closed) return;
             closed = true;
             if (log.isInfoEnabled()) { // once per (bdev, reactor) when its last queue stops
-                log.info("bdev {}: channel closes after {} direct and {} buffered reads/writes, {} of them on fixed buffers ({} chunks registered, {} refused, {} redone unregistered), {} short transfers resubmitted, io_uring setup flags 0x{}",
+                log.info("bdev {}: channel closes after {} direct and {} buffered reads/writes, {} of them on fixed buffers ({} chunks registered, {} refused, {} redone unregistered), {} short transfers resubmitted, io_uring setup flags 0x{}, expected wait for a completion {} us ({} waits)",
                         bdevName, directIos, bufferedIos, fixedIos, fixed == null ? 0 : fixed.registrations, fixed == null ? 0 : fixed.refusals,
-                        fixedFallbacks, resubmits, Integer.toHexString(ring.setupFlags()));
+                        fixedFallbacks, resubmits, Integer.toHexString(ring.setupFlags()), waits.expectedNanos() / 1000, waits.samples());
             }
             // In-flight requests are abandoned (the contract); the kernel cancels or finishes
             // them while tearing the ring down, and pins the guest pages it still uses.

@@ -196,6 +196,7 @@ public final class FrameworkRpc {
             o.put("idle_loops", s.idleLoops());
             o.put("sleeps", s.sleeps());
             o.put("wakeups", s.wakeups());
+            o.put("hybrid_sleeps", re.hybridSleeps()); // section "hybrid wait" of README
             o.put("pollables", s.pollables());
             // Health: errors caught in the loop (a queue failed, the reactor went on); a dead
             // reactor serves nothing and says why.

@@ -20,6 +20,23 @@ public interface Pollable {
      */
     boolean prepareSleep();
 
+    /** {@link #ioWaitNanos()}: nothing of this pollable's is in flight in a block layer (no opinion). */
+    long NO_IO_WAIT = 0;
+    /** {@link #ioWaitNanos()}: this pollable has work that needs polling (the reactor must not sleep early). */
+    long MUST_POLL = -1;
+
+    /**
+     * For the reactor's hybrid wait, asked on idle loops (must be cheap, no side effects): when
+     * all this pollable waits for is block I/O whose channels will signal a registered wake fd,
+     * the time its channels expect until their next completion (ns, &gt; 0); {@link #NO_IO_WAIT}
+     * when it has nothing in flight (or no estimate yet); {@link #MUST_POLL} when anything it has
+     * in flight needs polling to progress. Only a hint: {@link #prepareSleep()} stays the check
+     * that makes sleeping safe.
+     */
+    default long ioWaitNanos() {
+        return NO_IO_WAIT;
+    }
+
     /** Called after the reactor wakes: suppress notifications again while polling. */
     void afterWake();
 

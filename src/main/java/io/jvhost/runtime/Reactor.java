@@ -69,7 +69,7 @@ public final class Reactor implements AutoCloseable {
      * thread only (opaque stores), read by anyone through {@link #stats()} or the registry.
      */
     public static final CounterLayout LAYOUT;
-    private static final int BUSY_LOOPS, IDLE_LOOPS, SLEEPS, WAKEUPS, BUSY_NANOS, IDLE_NANOS, ERRORS, POLLABLES;
+    private static final int BUSY_LOOPS, IDLE_LOOPS, SLEEPS, WAKEUPS, BUSY_NANOS, IDLE_NANOS, ERRORS, POLLABLES, HYBRID_SLEEPS;
 
     static {
         CounterLayout.Builder b = CounterLayout.builder("reactor");
@@ -83,6 +83,8 @@ public final class Reactor implements AutoCloseable {
         IDLE_NANOS = b.scaledCounter("idle_nanos", "jvhost_reactor_idle_seconds", "Time in loop iterations that found none, spinning, yielding or asleep (SPDK's idle ticks)", 1e-9);
         ERRORS = b.counter("errors", "jvhost_reactor_errors", "Throwables caught from pollables and commands (the reactor went on)");
         POLLABLES = b.gauge("pollables", "jvhost_reactor_pollables", "Pollables (queues) the reactor runs");
+        HYBRID_SLEEPS = b.counter("hybrid_sleeps", "jvhost_reactor_hybrid_sleeps",
+                "Sleeps taken at once because only block I/O expected to take long was in flight (hybrid wait)");
         LAYOUT = b.build();
     }
 
@@ -346,6 +348,7 @@ public final class Reactor implements AutoCloseable {
                 counters.addOwned(BUSY_NANOS, now - mark);
                 mark = now;
                 lastWork = 0;
+                hybridAllowed = idle.sleep() && idle.hybridSleepNanos() > 0;
                 clock.tick(now);
                 continue;
             }
@@ -353,13 +356,23 @@ public final class Reactor implements AutoCloseable {
             if (lastWork == 0) lastWork = now;
             long idleFor = now - lastWork;
             try {
-                if (idleFor < idle.spinNanos()) {
+                long expected;
+                if (hybridAllowed && (expected = hybridWait()) > 0) {
+                    int pct = idle.hybridNapPercent();
+                    long nap = pct > 0 ? Math.max(1_000, expected / 100 * pct) : -1;
+                    boolean slept = trySleep(nap);
+                    if (slept) counters.incrementOwned(HYBRID_SLEEPS);
+                    // After a timed nap the loop polls (spin, yield) for the completion: one nap per wait.
+                    hybridAllowed = slept && nap < 0;
+                    lastWork = 0;
+                    now = System.nanoTime();
+                } else if (idleFor < idle.spinNanos()) {
                     Thread.onSpinWait();
                 } else if (idleFor < idle.spinNanos() + idle.yieldNanos() || !idle.sleep()) {
                     Thread.yield();
                     now = System.nanoTime();
                 } else {
-                    trySleep();
+                    trySleep(-1);
                     lastWork = 0;
                     now = System.nanoTime();
                 }
@@ -427,7 +440,41 @@ public final class Reactor implements AutoCloseable {
         }
     }
 
-    private void trySleep() {
+    /**
+     * Hybrid wait, asked on idle loops while {@link #hybridAllowed}: the shortest expected wait
+     * (ns) when some pollable waits for block I/O that will wake the reactor, none needs
+     * polling, and that wait is at least the strategy's threshold; 0 otherwise. Spinning through such a wait only
+     * takes the CPU that the completion's producers (the kernel's completion work, librbd's and
+     * Ceph's threads) need on a small machine; a short one is cheaper to spin through than to
+     * pay a wake-up for. Reactor thread; no side effects.
+     */
+    private long hybridWait() {
+        long shortest = Long.MAX_VALUE;
+        for (Pollable p : active) {
+            long w;
+            try {
+                w = p.ioWaitNanos();
+            } catch (Throwable t) {
+                return 0; // its poll or prepareSleep will meet the same error and attribute it
+            }
+            if (w < 0) return 0;
+            if (w > 0 && w < shortest) shortest = w;
+        }
+        return shortest != Long.MAX_VALUE && shortest >= idle.hybridSleepNanos() ? shortest : 0;
+    }
+
+    /**
+     * Whether the hybrid wait may try to sleep before the next work: cleared when a pollable
+     * refused the sleep it proposed, so a refusal is not retried (each try re-enables and
+     * suppresses notifications) on every idle loop until something happens.
+     */
+    private boolean hybridAllowed;
+
+    /**
+     * Sleeps if every pollable agrees, until a wake fd fires (at most 1 s) or, with
+     * {@code napNanos} &gt; 0, at most that long; returns whether it slept (reactor thread).
+     */
+    private boolean trySleep(long napNanos) {
         Pollable[] ps = active;
         boolean canSleep = true;
         for (Pollable p : ps) {
@@ -443,7 +490,7 @@ public final class Reactor implements AutoCloseable {
             sleeping.set(true);
             if (commands.isEmpty()) {
                 counters.incrementOwned(SLEEPS);
-                int n = epoll.await(1000);
+                int n = napNanos > 0 ? epoll.awaitNanos(napNanos) : epoll.await(1000);
                 for (int i = 0; i < n; i++) {
                     long tag = epoll.data(i);
                     int fd = (int) tag;
@@ -462,6 +509,7 @@ public final class Reactor implements AutoCloseable {
             }
             sleeping.set(false);
         }
+        boolean slept = canSleep;
         for (Pollable p : ps) {
             current = p;
             try {
@@ -470,6 +518,7 @@ public final class Reactor implements AutoCloseable {
                 pollableFailed(p, t);
             }
         }
+        return slept;
     }
 
     /**
@@ -482,6 +531,11 @@ public final class Reactor implements AutoCloseable {
      */
     public record Stats(int id, long busyLoops, long idleLoops, long sleeps, long wakeups, int pollables, long busyNanos, long idleNanos,
                         long errors, boolean dead, String deathReason) {}
+
+    /** Sleeps taken at once by the hybrid wait (also counted in {@code sleeps}); any thread. */
+    public long hybridSleeps() {
+        return counters.get(HYBRID_SLEEPS);
+    }
 
     public Stats stats() {
         Throwable d = death;

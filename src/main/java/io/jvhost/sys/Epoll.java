@@ -20,6 +20,10 @@ public final class Epoll implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment events;
     private final MemorySegment ctlEvent;
+    /** struct timespec for {@link #awaitNanos}. */
+    private final MemorySegment timespec;
+    /** epoll_pwait2 failed with ENOSYS (a kernel before 5.11): round up to milliseconds instead. */
+    private boolean noPwait2 = Native.EPOLL_PWAIT2 == null;
     private final int maxEvents;
 
     public Epoll(int maxEvents) {
@@ -33,6 +37,7 @@ public final class Epoll implements AutoCloseable {
         }
         events = arena.allocate((long) EVENT_SIZE * maxEvents, 8);
         ctlEvent = arena.allocate(16, 8);
+        timespec = arena.allocate(16, 8);
     }
 
     /** Registers {@code fd} for {@code events}; {@code data} is returned by {@link #data(int)}. */
@@ -62,6 +67,32 @@ public final class Epoll implements AutoCloseable {
             if (r < 0) {
                 if (Native.errno() == Errno.EINTR) return 0;
                 throw Native.fail("epoll_wait");
+            }
+            return r;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeoutNanos} (&gt; 0) with epoll_pwait2's nanosecond timeout (where the
+     * kernel or libc lacks it, the timeout is rounded up to whole milliseconds); returns the
+     * number of ready events (0 on timeout or EINTR).
+     */
+    public int awaitNanos(long timeoutNanos) {
+        if (noPwait2) return await((int) Math.min(Integer.MAX_VALUE, (timeoutNanos + 999_999) / 1_000_000));
+        timespec.set(ValueLayout.JAVA_LONG, 0, timeoutNanos / 1_000_000_000L);
+        timespec.set(ValueLayout.JAVA_LONG, 8, timeoutNanos % 1_000_000_000L);
+        try {
+            int r = (int) Native.EPOLL_PWAIT2.invokeExact(Native.capture(), epfd, events, maxEvents, timespec, MemorySegment.NULL);
+            if (r < 0) {
+                int e = Native.errno();
+                if (e == Errno.EINTR) return 0;
+                if (e == Errno.ENOSYS) {
+                    noPwait2 = true;
+                    return awaitNanos(timeoutNanos);
+                }
+                throw Native.fail("epoll_pwait2");
             }
             return r;
         } catch (Throwable t) {

@@ -20,6 +20,7 @@ public final class Errno {
     public static final int EROFS = 30;
     public static final int EPIPE = 32;
     public static final int ERANGE = 34;
+    public static final int ENOSYS = 38;
     public static final int ENOTSUP = 95;
     public static final int ECONNRESET = 104;
 }

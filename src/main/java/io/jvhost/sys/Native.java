@@ -44,6 +44,11 @@ public final class Native {
         return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, opts);
     }
 
+    /** As {@link #errnoHandle}, or null when this libc lacks {@code name} (newer calls such as epoll_pwait2). */
+    private static MethodHandle optionalErrnoHandle(String name, FunctionDescriptor fd) {
+        return LIBC.find(name).map(addr -> LINKER.downcallHandle(addr, fd, ERRNO)).orElse(null);
+    }
+
     private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
         return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd);
     }
@@ -69,6 +74,8 @@ public final class Native {
     static final MethodHandle EPOLL_CREATE1 = errnoHandle("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     static final MethodHandle EPOLL_CTL = errnoHandle("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
     static final MethodHandle EPOLL_WAIT = errnoHandle("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    /** epoll_pwait2(epfd, events, maxevents, const struct timespec *timeout, const sigset_t *sigmask): glibc 2.35+, Linux 5.11+; null when missing. */
+    static final MethodHandle EPOLL_PWAIT2 = optionalErrnoHandle("epoll_pwait2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
     static final MethodHandle MEMFD_CREATE = errnoHandle("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     static final MethodHandle FTRUNCATE = errnoHandle("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
     static final MethodHandle OPEN = errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),

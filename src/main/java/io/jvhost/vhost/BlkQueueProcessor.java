@@ -124,6 +124,11 @@ final class BlkQueueProcessor extends QueueProcessor implements BlockRequest.Com
     }
 
     @Override
+    protected long ioWaitEstimateNanos() {
+        return channel.expectedWaitNanos();
+    }
+
+    @Override
     protected int pollIo() {
         if (channel == null) openChannel(); // only when driven without start() (tests)
         int n = channel.poll();

@@ -283,6 +283,15 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
         return false;
     }
 
+    /**
+     * The expected wait of the channels holding this queue's {@link #pendingIo()} requests for
+     * their next completion (ns; {@link io.jvhost.bdev.BlockChannel#expectedWaitNanos()}), 0 when
+     * unknown. Only asked while every pending request is in a channel that wakes the reactor.
+     */
+    protected long ioWaitEstimateNanos() {
+        return 0;
+    }
+
     /** Polls the block channel(s) for completions; nothing by default. */
     protected int pollIo() {
         return 0;
@@ -346,6 +355,20 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
         // Chains in flight that are not in the block layer (being answered) keep us awake.
         if (queue.inFlight() - parkedChains() - io > 0) return false;
         return !queue.enableNotifications();
+    }
+
+    /**
+     * The reactor's hybrid wait (idle loops; no side effects): the same conditions as
+     * {@link #prepareSleep()} without touching the ring, then the channels' estimate.
+     */
+    @Override
+    public long ioWaitNanos() {
+        if (queue.isFaulted()) return NO_IO_WAIT; // prepareSleep decides; a faulted queue fetches nothing
+        if (kickFd < 0 || stopFuture != null || queue.interrupts().deferred()) return MUST_POLL;
+        int io = pendingIo();
+        if (io == 0) return queue.inFlight() - parkedChains() > 0 ? MUST_POLL : NO_IO_WAIT;
+        if (!ioWakesReactor() || queue.inFlight() - parkedChains() - io > 0) return MUST_POLL;
+        return ioWaitEstimateNanos();
     }
 
     @Override

@@ -160,6 +160,11 @@ final class ScsiRequestProcessor extends QueueProcessor {
     }
 
     @Override
+    protected long ioWaitEstimateNanos() {
+        return device.ioWaitNanos(lane);
+    }
+
+    @Override
     protected int pollIo() {
         return device.pollChannels(lane);
     }

@@ -202,6 +202,21 @@ public final class VirtioScsiDevice implements VhostUserDevice {
         return true;
     }
 
+    /**
+     * The reactor's hybrid wait: the shortest expected wait among this lane's channels with
+     * requests in flight (ns), 0 when none has an estimate.
+     */
+    long ioWaitNanos(int lane) {
+        BlockChannel[] channels = this.channels[lane];
+        long shortest = 0;
+        for (BlockChannel c : channels) {
+            if (c == null || c.inFlight() == 0) continue;
+            long w = c.expectedWaitNanos();
+            if (w > 0 && (shortest == 0 || w < shortest)) shortest = w;
+        }
+        return shortest;
+    }
+
     /** Lane {@code lane}'s reactor thread: closes its channel to {@code t}. */
     private void closeChannel(int lane, ScsiTarget t) {
         int id = t.id();
