@@ -252,6 +252,63 @@ class SplitVirtQueueTest {
         assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
     }
 
+    /** The used index as the driver sees it in guest memory. */
+    int usedIdxInMemory() {
+        return Short.toUnsignedInt(r0.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0x2000 + USED_IDX));
+    }
+
+    @Test
+    void publishesHalfABatchEarlyAndDecidesTheInterruptOncePerFlush() {
+        callFd = EventFd.create(true);
+        SplitVirtQueue q = device(false, false);
+        driver.wantInterrupts(true);
+        for (int i = 0; i < 8; i++) {
+            driver.writeDescriptor(i, 0x20000, 16, 0, 0);
+            driver.pushRawHead(i);
+        }
+        List<Integer> visible = new ArrayList<>();
+        q.poll((qq, c) -> {
+            visible.add(usedIdxInMemory());
+            qq.complete(c.head(), 0);
+        }, 64);
+        assertThat(visible).as("the first half is released once it has completed, not before")
+                .containsExactly(0, 0, 0, 0, 4, 4, 4, 4);
+        assertThat(usedIdxInMemory()).as("the second half waits for the flush").isEqualTo(4);
+        assertThat(q.flush()).isEqualTo(1);
+        assertThat(usedIdxInMemory()).isEqualTo(8);
+        assertThat(EventFd.drain(callFd, scratch)).as("one interrupt for the whole batch").isEqualTo(1);
+        // A batch of one is published by the flush alone.
+        driver.pushRawHead(0);
+        visible.clear();
+        q.poll((qq, c) -> { qq.complete(c.head(), 0); visible.add(usedIdxInMemory()); }, 64);
+        assertThat(visible).containsExactly(8);
+        assertThat(q.flush()).isEqualTo(1);
+        assertThat(usedIdxInMemory()).isEqualTo(9);
+    }
+
+    @Test
+    void eventIdxDecisionCoversTheEarlyPublishedHalf() {
+        callFd = EventFd.create(true);
+        DriverSplitQueue d = new DriverSplitQueue(SIZE, r0.asSlice(0), r0.asSlice(0x1000), r0.asSlice(0x2000), true);
+        SplitVirtQueue q = device(true, false);
+        for (int i = 0; i < 8; i++) d.writeDescriptor(i, 0x20000, 16, 0, 0);
+        d.pushRawHead(0);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("first publication always signals").isEqualTo(1);
+        // used_event = 2: the driver wants an interrupt once the used index passes 2, which
+        // happens in the half published early (1 -> 5 of a batch of 8 ending at 9).
+        r0.set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x1000 + usedEventOffset(SIZE), (short) 2);
+        for (int i = 0; i < 8; i++) d.pushRawHead(i);
+        q.poll(record, 64);
+        assertThat(q.flush()).as("the crossing in the early half still signals at the flush").isEqualTo(1);
+        // used_event = 3 lies behind: no interrupt for the next batch.
+        r0.set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x1000 + usedEventOffset(SIZE), (short) 3);
+        for (int i = 0; i < 4; i++) d.pushRawHead(i);
+        q.poll(record, 64);
+        assertThat(q.flush()).isZero();
+        assertThat(EventFd.drain(callFd, scratch)).isEqualTo(2);
+    }
+
     @Test
     void eventIdxSignalsWhenUsedEventIsCrossed() {
         callFd = EventFd.create(true);
