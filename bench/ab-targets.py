@@ -3,7 +3,8 @@
 
 Usage: bench/ab-targets.py TREE_A TREE_B [TREE_C ...]     (each TREE has target/jvhost.jar: mvn package)
        a TREE may be TREE@-Dprop=value[,-Dprop2=value]: that tree's target with those JVM options
-Env:   ROUNDS (3), T (5 s per run), QDS ("1,32,128"), OUT (/tmp/jvhost-ab), CLIENT (this tree's ./jvhost)
+Env:   ROUNDS (3), T (5 s per run), QDS ("1,32,128"), OUT (/tmp/jvhost-ab), CLIENT (this tree's ./jvhost),
+       BDEV (null | malloc), RW (randread), BS (4k)
 
 Each round starts every tree's target in turn (order rotating by round) with a 1 GiB null bdev
 (4 KiB blocks) on core 0 (`serve --busy-poll`), warms it up (QD32, 3 s, discarded), runs
@@ -18,6 +19,8 @@ trees = sys.argv[1:]
 if len(trees) < 2: raise SystemExit(__doc__)
 ROUNDS = int(os.environ.get("ROUNDS", "3")); T = int(os.environ.get("T", "5"))
 QDS = [int(q) for q in os.environ.get("QDS", "1,32,128").split(",")]
+BDEV = os.environ.get("BDEV", "null")        # null, or malloc (512 MiB, written once before the first run)
+RW = os.environ.get("RW", "randread"); BS = os.environ.get("BS", "4k")
 D = os.environ.get("OUT", "/tmp/jvhost-ab"); os.makedirs(D, exist_ok=True)
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT = os.environ.get("CLIENT", f"{HERE}/jvhost")
@@ -30,7 +33,7 @@ def start(spec):
     sock = f"{D}/jv.null"
     if os.path.exists(sock): os.unlink(sock)
     p = subprocess.Popen([JAVA, "--enable-native-access=ALL-UNNAMED", *[o for o in opts.split(",") if o], "-jar", f"{tree}/target/jvhost.jar", "serve", "-S", D,
-                          "--null", "1G", "--block-size", "4096", "--ctrlr", "jv.null", "--num-queues", "1", "--cpumask", "0x1",
+                          *(["--null", "1G"] if BDEV == "null" else ["--malloc", "512M"]), "--block-size", "4096", "--ctrlr", "jv.null", "--num-queues", "1", "--cpumask", "0x1",
                           "--busy-poll", "--no-rpc", "-L", "warn"], stdout=open(f"{D}/target.log", "a"), stderr=subprocess.STDOUT)
     end = time.time() + 60
     while not os.path.exists(sock):
@@ -39,8 +42,8 @@ def start(spec):
         time.sleep(0.2)
     return p, sock
 
-def bench(sock, qd, t, ramp=1, pid=None):
-    rc, out_, err, info = quietgate.run([CLIENT, "bench", "--socket", sock, "--hugepages", "-w", "randread", "--bs", "4k", "--qd", str(qd),
+def bench(sock, qd, t, ramp=1, pid=None, rw=None, bs=None):
+    rc, out_, err, info = quietgate.run([CLIENT, "bench", "--socket", sock, "--hugepages", "-w", rw or RW, "--bs", bs or BS, "--qd", str(qd),
                         "--time", str(t), "--ramp", str(ramp), "--cpu", "1", "--json", "--quiet"], target_pid=pid, timeout=120, label=f"qd{qd}")
     if rc != 0: raise SystemExit("jvhost bench failed:\n" + out_ + err)
     j = json.loads(out_); j["gate"] = info
@@ -52,6 +55,7 @@ for rnd in range(ROUNDS):
     for tree in order:
         p, sock = start(tree)
         try:
+            if BDEV == "malloc": bench(sock, 32, 3, pid=p.pid, rw="write", bs="128k")  # every block written once
             bench(sock, 32, 3, pid=p.pid)
             for qd in QDS:
                 j = bench(sock, qd, T, pid=p.pid)

@@ -48,16 +48,16 @@ public final class SplitVirtQueue extends AbstractVirtQueue {
     private int publishedUsed;  // value last stored to used->idx
     private int flushedUsed;    // value of used->idx at the last flush (the notification decision)
     /**
-     * Publish the used index once more in the middle of a batch: when half of the chains a poll
-     * took have completed during that poll (inline devices), their entries are released to the
-     * driver at once, so a polling
-     * driver resubmits them while the second half is still being served and the two sides
-     * overlap (one release store; the fence and the notification decision stay once per
-     * {@link #flush}). Measured with bench/ab-targets.py: 1.22x / 1.11x IOPS at QD8 / QD32,
-     * 0.97x at QD128 (BENCHMARKS.md, "Used index published at half a batch").
-     * {@code -Djvhost.queue.earlyPublish=false} turns it off for A/B runs.
+     * Opt-in: publish the used index once more in the middle of a batch. When half of the
+     * chains a poll took have completed during that poll (inline devices), their entries are
+     * released to the driver at once, so a polling driver may resubmit them while the second
+     * half is still being served (one release store; the fence and the notification decision
+     * stay once per {@link #flush}). One interleaved A/B sitting measured 1.22x / 1.11x IOPS at
+     * QD8 / QD32, two later ones 1.00: not proven, so off unless
+     * {@code -Djvhost.queue.earlyPublish=true} (BENCHMARKS.md, "Used index published at half a batch").
      */
-    private static final boolean EARLY_PUBLISH = !"false".equals(System.getProperty("jvhost.queue.earlyPublish"));
+    static final boolean EARLY_PUBLISH_DEFAULT = Boolean.getBoolean("jvhost.queue.earlyPublish");
+    private boolean earlyPublish = EARLY_PUBLISH_DEFAULT;
     /** Completions left before this batch's early publish (0: none due). */
     private int publishAfter;
     private int signalledUsed;
@@ -193,7 +193,7 @@ public final class SplitVirtQueue extends AbstractVirtQueue {
             return 0;
         }
         int n = Math.min(pending, budget);
-        if (EARLY_PUBLISH) publishAfter = n >> 1;
+        if (earlyPublish) publishAfter = n >> 1;
         for (int k = 0; k < n; k++) {
             int head = Short.toUnsignedInt(avail.get(LE16, AVAIL_RING + 2L * (lastAvail & mask)));
             lastAvail = (lastAvail + 1) & 0xffff;
@@ -300,6 +300,11 @@ public final class SplitVirtQueue extends AbstractVirtQueue {
         used.set(LE32, at + 4, len);
         usedIdx = (usedIdx + 1) & 0xffff;
         if (publishAfter > 0 && --publishAfter == 0) publishEarly();
+    }
+
+    /** Turns the early publish of half a batch on or off for this queue (see {@link #EARLY_PUBLISH_DEFAULT}). */
+    public void earlyPublish(boolean on) {
+        earlyPublish = on;
     }
 
     /** Releases the entries completed so far to the driver, inside a batch (no fence, no notification). */

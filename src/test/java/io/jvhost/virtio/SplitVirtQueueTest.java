@@ -252,6 +252,20 @@ class SplitVirtQueueTest {
         assertThat(EventFd.drain(callFd, scratch)).isEqualTo(1);
     }
 
+    @Test
+    void publishesOncePerBatchByDefault() {
+        SplitVirtQueue q = device(false, false);
+        for (int i = 0; i < 8; i++) {
+            driver.writeDescriptor(i, 0x20000, 16, 0, 0);
+            driver.pushRawHead(i);
+        }
+        List<Integer> visible = new ArrayList<>();
+        q.poll((qq, c) -> { qq.complete(c.head(), 0); visible.add(usedIdxInMemory()); }, 64);
+        assertThat(visible).containsOnly(0);
+        q.flush();
+        assertThat(usedIdxInMemory()).isEqualTo(8);
+    }
+
     /** The used index as the driver sees it in guest memory. */
     int usedIdxInMemory() {
         return Short.toUnsignedInt(r0.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0x2000 + USED_IDX));
@@ -261,6 +275,7 @@ class SplitVirtQueueTest {
     void publishesHalfABatchEarlyAndDecidesTheInterruptOncePerFlush() {
         callFd = EventFd.create(true);
         SplitVirtQueue q = device(false, false);
+        q.earlyPublish(true);
         driver.wantInterrupts(true);
         for (int i = 0; i < 8; i++) {
             driver.writeDescriptor(i, 0x20000, 16, 0, 0);
@@ -291,6 +306,7 @@ class SplitVirtQueueTest {
         callFd = EventFd.create(true);
         DriverSplitQueue d = new DriverSplitQueue(SIZE, r0.asSlice(0), r0.asSlice(0x1000), r0.asSlice(0x2000), true);
         SplitVirtQueue q = device(true, false);
+        q.earlyPublish(true);
         for (int i = 0; i < 8; i++) d.writeDescriptor(i, 0x20000, 16, 0, 0);
         d.pushRawHead(0);
         q.poll(record, 64);
