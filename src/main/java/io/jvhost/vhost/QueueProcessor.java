@@ -349,12 +349,21 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
         if (queue.isFaulted()) {
             return stopFuture == null && (pendingIo() == 0 || ioWakesReactor() || System.nanoTime() - faultedAt > FAULT_DRAIN_GRACE_NANOS);
         }
-        if (kickFd < 0 || stopFuture != null || queue.interrupts().deferred()) return false;
-        int io = pendingIo();
-        if (io > 0 && !ioWakesReactor()) return false;
-        // Chains in flight that are not in the block layer (being answered) keep us awake.
-        if (queue.inFlight() - parkedChains() - io > 0) return false;
+        if (mustPoll(pendingIo())) return false;
         return !queue.enableNotifications();
+    }
+
+    /**
+     * Whether this (unfaulted) queue needs polling however long the reactor would wait, with
+     * {@code io} requests in the block layer: no kick fd to wake us, a stop or a held-back call
+     * in progress, requests in a channel that does not wake the reactor, or chains in flight
+     * that are not in the block layer (being answered). Shared by {@link #prepareSleep()} and
+     * {@link #ioWaitNanos()}.
+     */
+    private boolean mustPoll(int io) {
+        if (kickFd < 0 || stopFuture != null || queue.interrupts().deferred()) return true;
+        if (io > 0 && !ioWakesReactor()) return true;
+        return queue.inFlight() - parkedChains() - io > 0;
     }
 
     /**
@@ -364,11 +373,9 @@ public abstract class QueueProcessor implements Pollable, VirtQueue.ChainHandler
     @Override
     public long ioWaitNanos() {
         if (queue.isFaulted()) return NO_IO_WAIT; // prepareSleep decides; a faulted queue fetches nothing
-        if (kickFd < 0 || stopFuture != null || queue.interrupts().deferred()) return MUST_POLL;
         int io = pendingIo();
-        if (io == 0) return queue.inFlight() - parkedChains() > 0 ? MUST_POLL : NO_IO_WAIT;
-        if (!ioWakesReactor() || queue.inFlight() - parkedChains() - io > 0) return MUST_POLL;
-        return ioWaitEstimateNanos();
+        if (mustPoll(io)) return MUST_POLL;
+        return io == 0 ? NO_IO_WAIT : ioWaitEstimateNanos();
     }
 
     @Override
