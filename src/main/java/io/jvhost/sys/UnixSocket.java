@@ -182,6 +182,37 @@ public final class UnixSocket implements AutoCloseable {
         send(buf, len, NO_FDS);
     }
 
+    /**
+     * Has the peer ended the connection? Looks without waiting or consuming (MSG_PEEK |
+     * MSG_DONTWAIT): true at end of stream (or a reset), false while the connection is open,
+     * even when bytes are waiting. Diagnostics and tests.
+     */
+    public boolean peerClosed() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment one = a.allocate(1);
+            long n = (long) Native.RECV.invokeExact(Native.capture(), fd, one, 1L, 0x2 /* MSG_PEEK */ | 0x40 /* MSG_DONTWAIT */);
+            if (n > 0) return false;
+            if (n == 0) return true;
+            int e = Native.errno();
+            return e != Errno.EAGAIN && e != Errno.EINTR;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /**
+     * Shuts the receiving side down: a blocked {@link #recv} returns end of stream, while the
+     * peer sees no end of stream until {@link #close} (it sees its own sends fail). Any thread.
+     */
+    public void shutdownInput() {
+        closed = true;
+        try {
+            int r = (int) Native.SHUTDOWN.invokeExact(Native.capture(), fd, 0 /* SHUT_RD */);
+        } catch (Throwable t) {
+            // ignore
+        }
+    }
+
     /** Shuts both directions down: a blocked {@link #recv} returns end of stream. Any thread. */
     public void shutdown() {
         closed = true;

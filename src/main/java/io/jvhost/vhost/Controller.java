@@ -284,6 +284,13 @@ public final class Controller implements AutoCloseable {
                 long left = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
                 if (left > 0) t.join(left);
             }
+            for (var e : live.entrySet()) {
+                if (!e.getValue().isAlive()) continue;
+                // Stuck sending to a front-end that does not read (or a ring that would not stop).
+                log.warn("{}: a session did not end within 35 s; shutting its connection down", name);
+                e.getKey().abort();
+                e.getValue().join(5_000);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -201,8 +201,20 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         return closing;
     }
 
-    /** Asks the session to end: unblocks the reader; {@link #run()} then tears down. Any thread. */
+    /**
+     * Asks the session to end: unblocks the reader; {@link #run()} then tears down. Only the
+     * receiving side is shut here: the front-end sees the connection end after the teardown
+     * drained the rings. QEMU takes the guest's used index as the ring's base the moment it
+     * sees the end (its GET_VRING_BASE fails); completions published after that moment would
+     * be taken again by the next back-end. Any thread.
+     */
     void close() {
+        closing = true;
+        conn.shutdownInput();
+    }
+
+    /** Shuts both directions down: unblocks a session stuck sending to a front-end that does not read. Any thread. */
+    void abort() {
         closing = true;
         conn.shutdown();
     }

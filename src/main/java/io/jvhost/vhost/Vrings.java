@@ -402,16 +402,25 @@ final class Vrings {
         if (tracking != null) {
             SplitVirtQueue split = (SplitVirtQueue) q;
             int[] heads;
+            boolean written;
             try {
+                written = tracking.written();
                 heads = tracking.recover(split.usedIndex());
             } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
                 log.warn("{}: cannot start ring {}: inflight area: {}", name, idx, e.getMessage());
                 return false;
             }
-            split.resubmit(heads);
-            if (heads.length > 0) {
-                log.info("{}: ring {}: resubmitting {} request(s) a previous back-end left in flight (heads {}); next avail index {}, front-end said {}",
-                        name, idx, heads.length, java.util.Arrays.toString(heads), split.lastAvail(), r.base);
+            if (written) {
+                // The area knows what was popped: the next avail index is the used index plus what
+                // is still in flight, whatever SET_VRING_BASE said (see SplitVirtQueue.resubmit).
+                split.resubmit(heads);
+                if (heads.length > 0) {
+                    log.info("{}: ring {}: resubmitting {} request(s) a previous back-end left in flight (heads {}); next avail index {}, front-end said {}",
+                            name, idx, heads.length, java.util.Arrays.toString(heads), split.lastAvail(), r.base);
+                } else if (split.lastAvail() != (r.base & 0xffff)) {
+                    log.info("{}: ring {}: nothing left in flight; next avail index {} (the used index), front-end said {}",
+                            name, idx, split.lastAvail(), r.base);
+                }
             }
             hooks = tracking;
         } else if (inflight != null && !packed) {

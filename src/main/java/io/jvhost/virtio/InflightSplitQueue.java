@@ -124,6 +124,15 @@ public final class InflightSplitQueue implements QueueHooks {
         return heads;
     }
 
+    /**
+     * Has a back-end written this region (its version set)? Only then does it know what was
+     * popped, and {@link #recover}'s heads decide where the ring goes on; a fresh region knows
+     * nothing and the front-end's base stands.
+     */
+    public boolean written() {
+        return Short.toUnsignedInt(region.get(U16, VERSION_OFF)) != 0;
+    }
+
     /** Is {@code head} recorded as in flight? (tests) */
     public boolean isInFlight(int head) {
         return region.get(ValueLayout.JAVA_BYTE, DESC + (long) DESC_STATE_SIZE * head + D_INFLIGHT) != 0;

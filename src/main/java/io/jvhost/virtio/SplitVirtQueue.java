@@ -136,12 +136,15 @@ public final class SplitVirtQueue extends AbstractVirtQueue {
      * Inflight I/O tracking (vhost-user.rst): {@code heads} were popped by a previous back-end
      * and never completed; they are handed to the handler again, in this order, before the
      * available ring is read, and the next available index becomes the used index plus their
-     * number (what was popped is exactly what was completed plus what is in flight). Call
-     * before the first {@link #poll}.
+     * number (what was popped is exactly what was completed plus what is in flight), whatever
+     * the front-end's SET_VRING_BASE said: with no heads that is the used index itself, as in
+     * libvhost-user. A front-end that lost the back-end (QEMU: GET_VRING_BASE failed) takes the
+     * used index it read at that moment as the base; a back-end that published more completions
+     * after that moment would otherwise take those chains again, and the driver would see a head
+     * completed twice. Call before the first {@link #poll}.
      */
     public void resubmit(int[] heads) {
-        if (heads.length == 0) return;
-        resubmit = heads;
+        resubmit = heads.length == 0 ? null : heads;
         resubmitNext = 0;
         lastAvail = (usedIdx + heads.length) & 0xffff;
     }

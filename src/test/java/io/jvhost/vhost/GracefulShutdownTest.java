@@ -138,6 +138,9 @@ class GracefulShutdownTest {
             await().atMost(Duration.ofSeconds(10)).until(() -> s.stopsRequested() > 0);
             target.reactors()[0].runAndWait(() -> { }, 10);
             assertThat(shutdown).as("shutdown waits for the requests in flight").isNotDone();
+            // The front-end must not see the connection end while completions are still to be
+            // published: QEMU takes the used index it reads at that moment as the ring's base.
+            assertThat(ini.frontend().connection().socket().peerClosed()).as("connection still open while draining").isFalse();
             bdev.open();
             shutdown.get(30, TimeUnit.SECONDS);
 
@@ -155,6 +158,7 @@ class GracefulShutdownTest {
                         .isEqualTo((byte) (0x40 + i));
             }
             assertThat(s.runningQueues()).isEmpty();
+            assertThat(ini.frontend().connection().socket().peerClosed()).as("closed once drained").isTrue();
         } finally {
             target.close();
             bdev.inner.close();

@@ -93,6 +93,43 @@ class RestartHooksTest {
     }
 
     @Test
+    void aFrontEndBaseBehindTheUsedIndexDoesNotRetakeCompletedChains() {
+        // CI, JvhostReconnectQemuTest: QEMU saw the connection end while the back-end was still
+        // draining. It took the used index of that moment (0) as the base; the drain then
+        // published a and b. The next back-end must start at the used index (2): taking a and b
+        // again completes them twice ("id 0 is not a head", and the guest's disk is dead).
+        InflightSplitQueue iq = new InflightSplitQueue(inflightRegion, SIZE);
+        SplitVirtQueue q = device(0);
+        iq.recover(q.usedIndex());
+        q.hooks(iq);
+        int a = push(0), b = push(1);
+        int staleBase = driver.usedIndex();
+        assertThat(q.poll(hold, 64)).isEqualTo(2);
+        q.complete(a, 1);
+        q.complete(b, 1);
+        q.flush();
+        int c = push(2);
+
+        SplitVirtQueue q2 = device(staleBase);
+        InflightSplitQueue iq2 = new InflightSplitQueue(inflightRegion, SIZE);
+        assertThat(iq2.written()).isTrue();
+        int[] heads = iq2.recover(q2.usedIndex());
+        assertThat(heads).isEmpty();
+        q2.resubmit(heads);
+        q2.hooks(iq2);
+        assertThat(q2.lastAvail()).as("the used index, not the front-end's stale base").isEqualTo(2);
+        seen.clear();
+        q2.poll(hold, 64);
+        assertThat(seen).containsExactly(c);
+    }
+
+    @Test
+    void aFreshAreaLeavesTheFrontEndsBase() {
+        InflightSplitQueue.format(inflightRegion, SIZE);
+        assertThat(new InflightSplitQueue(inflightRegion, SIZE).written()).as("a fresh area knows nothing").isFalse();
+    }
+
+    @Test
     void aCrashBetweenPublishingAndClearingDoesNotResubmitACompletedRequest() {
         InflightSplitQueue iq = new InflightSplitQueue(inflightRegion, SIZE);
         SplitVirtQueue q = device(0);
