@@ -16,7 +16,9 @@
 #           librbd I/O is in flight and its running wait estimate is at least that long), the
 #           same client (HYBRID_NAP=50: a timed nap of half the expected wait instead; HYBRID_MIN_INFLIGHT=2: only
 #           with 2 or more requests in flight); for the A/B of BENCHMARKS.md "Reactor policy while only bdev I/O is in
-#           flight" (CLIENTS="jvhost jvhost-hybrid qsd rbd")
+#           flight" (CLIENTS="jvhost jvhost-hybrid qsd rbd"). HYBRID_OPTS="-D..." replaces those
+#           properties (any second reactor policy: e.g. "-Djvhost.idle.spinNanos=0
+#           -Djvhost.idle.yieldNanos=0", a reactor that sleeps whenever a loop finds nothing)
 # The two vhost-user targets are driven by `jvhost bench --interrupts` (one queue, sleeping on
 # the call eventfd like a guest: a polling initiator takes a whole core that librbd and the OSD
 # need on a small machine, and rbd bench and fio do not poll either).
@@ -102,7 +104,8 @@ if has jvhost-hybrid; then
   mkdir -p "$work/hybrid"
   jv_config bench-jvh > "$work/hybrid/cfg.json"
   # shellcheck disable=SC2086
-  JVHOST_JAVA_OPTS="$bench_java_opts -Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
+  hybrid_opts="-Djvhost.idle.hybridSleepNanos=${HYBRID_NANOS:-50000} -Djvhost.idle.hybridNapPercent=${HYBRID_NAP:-0} -Djvhost.idle.hybridMinInFlight=${HYBRID_MIN_INFLIGHT:-1}"
+  JVHOST_JAVA_OPTS="$bench_java_opts ${HYBRID_OPTS:-$hybrid_opts}" "$here/jvhost" serve --json "$work/hybrid/cfg.json" \
       -S "$work/hybrid" -r "$work/hybrid/rpc.sock" ${JVHOST_SERVE_ARGS:-} > "$work/hybrid/serve.log" 2>&1 &
   serve2_pid=$!
   wait_socket "$work/hybrid/rbd.0" "$work/hybrid/serve.log"

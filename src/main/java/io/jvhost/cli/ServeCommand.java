@@ -92,8 +92,18 @@ final class ServeCommand implements Callable<Integer> {
             description = "Accept RPC clients only from root, the socket's owner or the --socket-group (SO_PEERCRED), whatever the file permissions (default on; --no-rpc-peer-check: permissions alone decide).")
     boolean rpcPeerCheck = true;
 
-    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor). Default: back off and sleep on kicks.")
+    @Option(names = "--busy-poll", description = "Never sleep when idle (lowest latency, one core at 100%% per reactor); the same as --idle poll.")
     boolean busyPoll;
+
+    @Option(names = "--idle", paramLabel = "POLICY",
+            description = "What a reactor does when a loop finds no work: poll (never sleep: lowest latency, a core at 100%% each), "
+                    + "backoff (default: spin 100 us, yield 1 ms, then sleep on kicks: an idle target costs ~0 CPU), "
+                    + "sleep (sleep at once, event-driven as qemu-storage-daemon: best when the reactors share cores with the threads "
+                    + "their I/O needs, e.g. librbd's and a local Ceph's; each idle gap then costs a wake-up).")
+    String idlePolicy;
+
+    @Option(names = "--interrupt-mode", description = "SPDK's name for --idle sleep.")
+    boolean interruptMode;
 
     // ---- metrics (Prometheus endpoint)
     @Option(names = "--metrics", paramLabel = "[ADDR:]PORT",
@@ -143,7 +153,13 @@ final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         Path dir = socketDir.toAbsolutePath().normalize();
-        IdleStrategy idle = busyPoll ? IdleStrategy.BUSY : IdleStrategy.BACKOFF;
+        IdleStrategy idle;
+        try {
+            idle = idleStrategy();
+        } catch (IllegalArgumentException e) {
+            System.err.println("jvhost: " + e.getMessage());
+            return 2;
+        }
         VhostTarget target;
         try {
             target = cpumask != null ? new VhostTarget(dir, io.jvhost.vhost.Cpumask.parse(cpumask), idle) : new VhostTarget(dir, reactors, idle);
@@ -221,6 +237,15 @@ final class ServeCommand implements Callable<Integer> {
         keepRunning = true;
         stopped.await();
         return 0;
+    }
+
+    /** --idle, --busy-poll and --interrupt-mode: at most one policy. */
+    IdleStrategy idleStrategy() {
+        int given = (idlePolicy != null ? 1 : 0) + (busyPoll ? 1 : 0) + (interruptMode ? 1 : 0);
+        if (given > 1) throw new IllegalArgumentException("choose one of --idle, --busy-poll and --interrupt-mode");
+        if (busyPoll) return IdleStrategy.BUSY;
+        if (interruptMode) return IdleStrategy.SLEEP;
+        return idlePolicy == null ? IdleStrategy.BACKOFF : IdleStrategy.named(idlePolicy);
     }
 
     private void defaultSetup(Methods methods) {
