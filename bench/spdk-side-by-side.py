@@ -56,6 +56,21 @@ def jvbench(sock, qd, rw="randread", bs=4096):
     if rc != 0: raise SystemExit("jvhost bench failed:\n" + stdout + stderr)
     return json.loads(stdout)["iops"]
 
+def jvbench_b(sock, qd, rw="randread", bs=4096):
+    # A second jvhost bench variant (JVBENCH_B_OPTS: JVM properties, e.g. a client knob), run
+    # right after the first on the same target, for client A/Bs.
+    prev = os.environ.get("JVHOST_JAVA_OPTS")
+    os.environ["JVHOST_JAVA_OPTS"] = os.environ["JVBENCH_B_OPTS"]
+    try:
+        return jvbench(sock, qd, rw=rw, bs=bs)
+    finally:
+        if prev is None: del os.environ["JVHOST_JAVA_OPTS"]
+        else: os.environ["JVHOST_JAVA_OPTS"] = prev
+
+CLIENTS = (("jvbench", jvbench), ("bdevperf", bdevperf))
+if os.environ.get("JVBENCH_B_OPTS"):
+    CLIENTS = (("jvbench", jvbench), ("jvbench-b", jvbench_b), ("bdevperf", bdevperf))
+
 def start_jvhost():
     for f in ("jv.null", "jv.malloc"):
         try: os.unlink(f"{D}/{f}")
@@ -118,7 +133,7 @@ try:
             order = ("jvhost", "spdk") if rnd % 2 == 0 else ("spdk", "jvhost")
             for tname in order:
                 only(tname)
-                for cname, fn in (("jvbench", jvbench), ("bdevperf", bdevperf)):
+                for cname, fn in CLIENTS:
                     sock = targets[tname][1][bdev]
                     iops = fn(sock, qd, rw=rw, bs=bs)
                     rec = {"round": rnd + 1, "wl": wl, "target": tname, "client": cname, "qd": qd, "bs": bs, "iops": iops,

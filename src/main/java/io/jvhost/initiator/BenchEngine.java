@@ -111,6 +111,12 @@ public final class BenchEngine {
     private boolean recording;
     private int currentQueue;
     private final DriverQueue.UsedHandler onUsed = this::completed;
+    /**
+     * Experiment knob ({@code -Djvhost.bench.publishEach=true}): publish the avail index after
+     * every resubmission instead of once per poll, as SPDK's virtio driver does per request; a
+     * target busy with a batch then sees the next requests while it works.
+     */
+    private static final boolean PUBLISH_EACH = Boolean.getBoolean("jvhost.bench.publishEach");
     private long pollNs;              // clock of the current poll, read at its first completion (0: not yet)
     private final Slot[] submitted;   // slots submitted since the last publish, stamped after it
     private int submittedCount;
@@ -330,6 +336,7 @@ public final class BenchEngine {
             hist.recordValue(Math.min(now - s.startNs, hist.getHighestTrackableValue()));
         }
         submit(s);
+        if (PUBLISH_EACH) driver.queues[firstQueue + currentQueue].publish();
     }
 
     private boolean checkStamp(MemorySegment m, long off, long unit, int gen) {

@@ -167,7 +167,10 @@ public class VhostUserDriver implements AutoCloseable {
     /** Features the driver asks for by default: all but packed rings. */
     public static long defaultFeatures() {
         // Not VHOST_F_LOG_ALL either: a front-end sets it only while it migrates.
-        return ~0L & ~VirtioFeatures.bit(VirtioFeatures.RING_PACKED) & ~VirtioFeatures.bit(VirtioFeatures.LOG_ALL);
+        // -Djvhost.initiator.maskFeatures=0x...: feature bits not to ask for (experiments, e.g.
+        // 0x20000000 drives a target without VIRTIO_RING_F_EVENT_IDX as SPDK's virtio driver does).
+        return ~0L & ~VirtioFeatures.bit(VirtioFeatures.RING_PACKED) & ~VirtioFeatures.bit(VirtioFeatures.LOG_ALL)
+                & ~Long.getLong("jvhost.initiator.maskFeatures", 0L);
     }
 
     public long negotiatedFeatures() { return negotiated; }
