@@ -200,19 +200,6 @@ public final class UnixSocket implements AutoCloseable {
         }
     }
 
-    /**
-     * Shuts the receiving side down: a blocked {@link #recv} returns end of stream, while the
-     * peer sees no end of stream until {@link #close} (it sees its own sends fail). Any thread.
-     */
-    public void shutdownInput() {
-        closed = true;
-        try {
-            int r = (int) Native.SHUTDOWN.invokeExact(Native.capture(), fd, 0 /* SHUT_RD */);
-        } catch (Throwable t) {
-            // ignore
-        }
-    }
-
     /** Shuts both directions down: a blocked {@link #recv} returns end of stream. Any thread. */
     public void shutdown() {
         closed = true;

@@ -97,6 +97,25 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         rings = new Vrings(log, name, controller, this, device);
         tolerance = new ToleranceLog(log, name, controller.stats.toleratedDeviations);
         dispatcher = new VhostUserBackendDispatcher(name, this, conn, out, tolerance, controller.stats.failedRequests, controller.stats.unsupportedRequests);
+        // The reader waits for the socket or this wake fd: close() ends the session without the
+        // front-end seeing the connection end before the rings are drained.
+        wakeFd = io.jvhost.sys.EventFd.create(true);
+        waiter = new io.jvhost.sys.Epoll(2);
+        waiter.add(conn.socket().fd(), io.jvhost.sys.Epoll.EPOLLIN, 0);
+        waiter.add(wakeFd, io.jvhost.sys.Epoll.EPOLLIN, 1);
+    }
+
+    private final int wakeFd;
+    private final io.jvhost.sys.Epoll waiter;
+
+    /** Waits until a message (or the end) can be read; false once {@link #close} asked the session to end. */
+    private boolean awaitMessage() {
+        while (!closing) {
+            int n = waiter.await(-1);
+            for (int i = 0; i < n; i++) if (waiter.data(i) == 1) return false;
+            if (n > 0) return !closing;
+        }
+        return false;
     }
 
     public String name() {
@@ -159,7 +178,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         log.info("{}: front-end connected", name);
         String why = "front-end disconnected";
         try {
-            while (!closing) {
+            while (awaitMessage()) {
                 conn.receive(in);
                 if (log.isDebugEnabled()) log.debug("{}: <- {}", name, in);
                 dispatcher.dispatch(in);
@@ -182,6 +201,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         } catch (Throwable t) {
             unexpected(t);
             why = "internal error: " + t;
+            if (closing) why = "controller shutting down";
         } finally {
             teardown();
             log.info("{}: session ended ({})", name, why);
@@ -202,16 +222,25 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     }
 
     /**
-     * Asks the session to end: unblocks the reader; {@link #run()} then tears down. Only the
-     * receiving side is shut here: the front-end sees the connection end after the teardown
-     * drained the rings. QEMU takes the guest's used index as the ring's base the moment it
-     * sees the end (its GET_VRING_BASE fails); completions published after that moment would
-     * be taken again by the next back-end. Any thread.
+     * Asks the session to end: wakes the reader; {@link #run()} then tears down. The socket is
+     * left alone here: the front-end sees the connection end only after the teardown drained the
+     * rings. QEMU takes the guest's used index as the ring's base the moment it sees the end
+     * (its GET_VRING_BASE fails); completions published after that moment would be taken again
+     * by the next back-end. Any thread.
      */
     void close() {
         closing = true;
-        conn.shutdownInput();
+        synchronized (wakeLock) {
+            if (!wakeClosed) io.jvhost.sys.EventFd.signal(wakeFd, WAKE_SCRATCH.get());
+        }
     }
+
+    /** Guards {@link #wakeFd} against a {@link #close} racing the teardown (the fd number could be reused). */
+    private final Object wakeLock = new Object();
+    private boolean wakeClosed;
+
+    private static final ThreadLocal<java.lang.foreign.MemorySegment> WAKE_SCRATCH =
+            ThreadLocal.withInitial(() -> java.lang.foreign.Arena.ofAuto().allocate(8));
 
     /** Shuts both directions down: unblocks a session stuck sending to a front-end that does not read. Any thread. */
     void abort() {
@@ -731,6 +760,11 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         in.close();
         out.close();
         conn.close();
+        waiter.close();
+        synchronized (wakeLock) {
+            wakeClosed = true;
+            io.jvhost.sys.Fd.closeQuietly(wakeFd);
+        }
         // The device forgets guest-facing state (SCSI pending events) only when no other
         // front-end is connected: after a migration the destination's session goes on.
         if (controller.sessionEnded(this)) device.sessionEnded();

@@ -176,11 +176,6 @@ public final class VhostUserConnection implements AutoCloseable {
         socket.shutdown();
     }
 
-    /** Unblocks the reader (end of stream) without the front-end seeing the connection end yet. Any thread. */
-    public void shutdownInput() {
-        socket.shutdownInput();
-    }
-
     @Override
     public void close() {
         socket.close();
