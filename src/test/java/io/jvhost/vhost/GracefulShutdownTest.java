@@ -141,6 +141,12 @@ class GracefulShutdownTest {
             // The front-end must not see the connection end while completions are still to be
             // published: QEMU takes the used index it reads at that moment as the ring's base.
             assertThat(ini.frontend().connection().socket().peerClosed()).as("connection still open while draining").isFalse();
+            // A message the front-end sends meanwhile (QEMU: a SET_VRING_CALL on an interrupt
+            // mask change) must not fail: a failed send is how QEMU would notice the end early.
+            MemorySegment getFeatures = Arena.ofAuto().allocate(12);
+            getFeatures.set(ValueLayout.JAVA_INT, 0, 1);   // VHOST_USER_GET_FEATURES
+            getFeatures.set(ValueLayout.JAVA_INT, 4, 0x1); // version 1
+            ini.frontend().connection().socket().send(getFeatures, 12);
             bdev.open();
             shutdown.get(30, TimeUnit.SECONDS);
 
