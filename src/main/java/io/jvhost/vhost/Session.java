@@ -184,6 +184,7 @@ public final class Session implements Runnable, VhostUserBackendHandler {
                 dispatcher.dispatch(in);
                 in.closeFds();
             }
+            why = "controller shutting down"; // awaitMessage returns false only once close() was called
         } catch (EOFException e) {
             why = closing ? "controller shutting down" : "front-end disconnected";
         } catch (VhostUserProtocolException e) {
@@ -201,7 +202,6 @@ public final class Session implements Runnable, VhostUserBackendHandler {
         } catch (Throwable t) {
             unexpected(t);
             why = "internal error: " + t;
-            if (closing) why = "controller shutting down";
         } finally {
             teardown();
             log.info("{}: session ended ({})", name, why);
