@@ -122,6 +122,7 @@ public final class Reactor implements AutoCloseable {
     public Reactor(int id, IdleStrategy idle, int cpu) {
         this.id = id;
         this.idle = idle;
+        this.hybridOn = idle.sleep() && idle.hybridSleepNanos() > 0;
         this.cpu = cpu;
         published = CounterRegistry.global().publish(counters, "reactor", Integer.toString(id));
         epoll.add(commandFd, Epoll.EPOLLIN, COMMAND_TAG);
@@ -348,7 +349,7 @@ public final class Reactor implements AutoCloseable {
                 counters.addOwned(BUSY_NANOS, now - mark);
                 mark = now;
                 lastWork = 0;
-                hybridAllowed = idle.sleep() && idle.hybridSleepNanos() > 0;
+                hybridAllowed = hybridOn;
                 clock.tick(now);
                 continue;
             }
@@ -469,6 +470,8 @@ public final class Reactor implements AutoCloseable {
      * suppresses notifications) on every idle loop until something happens.
      */
     private boolean hybridAllowed;
+    /** The strategy has the hybrid wait on (it needs sleeping); fixed for the reactor's life. */
+    private final boolean hybridOn;
 
     /**
      * Sleeps if every pollable agrees, until a wake fd fires (at most 1 s) or, with

@@ -231,16 +231,14 @@ public final class Session implements Runnable, VhostUserBackendHandler {
     void close() {
         closing = true;
         synchronized (wakeLock) {
-            if (!wakeClosed) io.jvhost.sys.EventFd.signal(wakeFd, WAKE_SCRATCH.get());
+            if (!wakeClosed) io.jvhost.sys.EventFd.signal(wakeFd, wakeScratch);
         }
     }
 
-    /** Guards {@link #wakeFd} against a {@link #close} racing the teardown (the fd number could be reused). */
+    /** Guards {@link #wakeFd} (and its scratch) against a {@link #close} racing the teardown (the fd number could be reused). */
     private final Object wakeLock = new Object();
     private boolean wakeClosed;
-
-    private static final ThreadLocal<java.lang.foreign.MemorySegment> WAKE_SCRATCH =
-            ThreadLocal.withInitial(() -> java.lang.foreign.Arena.ofAuto().allocate(8));
+    private final java.lang.foreign.MemorySegment wakeScratch = java.lang.foreign.Arena.ofAuto().allocate(8);
 
     /** Shuts both directions down: unblocks a session stuck sending to a front-end that does not read. Any thread. */
     void abort() {

@@ -77,7 +77,7 @@ public final class InflightSplitQueue implements QueueHooks {
      * written (a hostile or confused front-end).
      */
     public int[] recover(int ringUsedIdx) {
-        int version = Short.toUnsignedInt(region.get(U16, VERSION_OFF));
+        int version = version();
         if (version == 0) {
             // Never used: nothing was in flight, whatever the ring's indices say.
             format(region, size);
@@ -130,7 +130,11 @@ public final class InflightSplitQueue implements QueueHooks {
      * nothing and the front-end's base stands.
      */
     public boolean written() {
-        return Short.toUnsignedInt(region.get(U16, VERSION_OFF)) != 0;
+        return version() != 0;
+    }
+
+    private int version() {
+        return Short.toUnsignedInt(region.get(U16, VERSION_OFF));
     }
 
     /** Is {@code head} recorded as in flight? (tests) */

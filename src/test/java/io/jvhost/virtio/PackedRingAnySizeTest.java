@@ -32,6 +32,15 @@ class PackedRingAnySizeTest {
     private static final long DATA = RING + 32768L * 16;
     private static final int DATA_SLOTS = 4096;    // 64-byte buffers, reused round-robin
 
+    /** One guest region holding the event areas, a packed ring of {@code size} and the data slots. */
+    record Rig(MemorySegment region, GuestMemory mem, MemorySegment ring, MemorySegment driverArea, MemorySegment deviceArea) {
+        static Rig of(Arena arena, int size) {
+            MemorySegment region = arena.allocate(DATA + DATA_SLOTS * 64L, 4096);
+            return new Rig(region, new GuestMemory(List.of(MemoryRegion.ofSegment(GPA, region.address(), region))),
+                    region.asSlice(RING, PackedRing.ringBytes(size)), region.asSlice(EVENTS, 4), region.asSlice(EVENTS + 64, 4));
+        }
+    }
+
     /** What the driver put in one chain, to compare with what the device saw. */
     record Offered(int id, long[] gpa, int[] len, int slots) {}
 
@@ -39,11 +48,9 @@ class PackedRingAnySizeTest {
     @ValueSource(ints = {1, 2, 3, 7, 100, 255, 257, 1000, 32767, 32768})
     void driverAndDeviceAgreeOverManyLapsAtAnySize(int size) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment region = arena.allocate(DATA + DATA_SLOTS * 64L, 4096);
-            GuestMemory mem = new GuestMemory(List.of(MemoryRegion.ofSegment(GPA, region.address(), region)));
-            MemorySegment ring = region.asSlice(RING, PackedRing.ringBytes(size));
-            MemorySegment driverArea = region.asSlice(EVENTS, 4);
-            MemorySegment deviceArea = region.asSlice(EVENTS + 64, 4);
+            Rig rig = Rig.of(arena, size);
+            MemorySegment region = rig.region(), ring = rig.ring(), driverArea = rig.driverArea(), deviceArea = rig.deviceArea();
+            GuestMemory mem = rig.mem();
             DriverPackedQueue drv = new DriverPackedQueue(size, ring, driverArea, deviceArea, false);
             int[] calls = {0};
             Notifier notifier = () -> {
@@ -165,11 +172,9 @@ class PackedRingAnySizeTest {
     @ValueSource(ints = {1, 3, 5, 100, 255, 1000})
     void descEventSuppressionNotifiesExactlyWhenTheEventSlotIsPassed(int size) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment region = arena.allocate(DATA + DATA_SLOTS * 64L, 4096);
-            GuestMemory mem = new GuestMemory(List.of(MemoryRegion.ofSegment(GPA, region.address(), region)));
-            MemorySegment ring = region.asSlice(RING, PackedRing.ringBytes(size));
-            MemorySegment driverArea = region.asSlice(EVENTS, 4);
-            MemorySegment deviceArea = region.asSlice(EVENTS + 64, 4);
+            Rig rig = Rig.of(arena, size);
+            MemorySegment ring = rig.ring(), driverArea = rig.driverArea(), deviceArea = rig.deviceArea();
+            GuestMemory mem = rig.mem();
             DriverPackedQueue drv = new DriverPackedQueue(size, ring, driverArea, deviceArea, true);
             int[] calls = {0};
             PackedVirtQueue dev = new PackedVirtQueue(0, size, mem, ring, driverArea, deviceArea, true, false, 0x8000, () -> {
